@@ -1,0 +1,31 @@
+# Two commands on a fresh machine (Python 3.11, node, npm):
+#   make lab    install everything, open JupyterLab on the quickstart notebook (offline model)
+#   make test   install everything, run lint, types, JS tests and the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install lab test lint clean
+
+$(STAMP): pyproject.toml $(wildcard js/package-lock.json) $(wildcard js/src/*)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: install
+	$(BIN)/jupyter lab notebooks/01_quickstart.ipynb
+
+lint: install
+	$(BIN)/ruff check threadwidget tests bench
+	$(BIN)/ruff format --check threadwidget
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q tests notebooks --nbval-lax -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) threadwidget/static js/node_modules

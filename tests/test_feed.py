@@ -1,0 +1,287 @@
+"""The change feed, within one process and across real processes sharing one SQLite file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import threadwidget as tw
+
+from .conftest import PYTHON, python_env, wait_until
+
+WORKERS = str(Path(__file__).with_name("store_workers.py"))
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PYTHON, WORKERS, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=python_env(),
+    )
+
+
+def expect_line(proc: subprocess.Popen[str], want: str) -> str:
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith(want):
+        err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+        pytest.fail(f"expected {want!r} from worker, got {line!r}\n{err}")
+    return line
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait(10)
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.events: list[tw.Event] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: tw.Event) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def kinds(self) -> list[tuple[str, str]]:
+        with self.lock:
+            return [(e.kind, e.op) for e in self.events]
+
+
+def test_events_arrive_in_commit_order_with_rows(store: tw.Store) -> None:
+    got = Collector()
+    with store.subscribe(got):
+        t = store.create_thread(title="x")
+        m = store.start_run(t.id)
+        store.append_delta(m.id, "a")
+        store.update_message(m.id, status="success", text="a", end_run=True)
+        wait_until(lambda: len(got.events) == 6)
+    assert got.kinds() == [("thread", "insert"), ("message", "insert"), ("run", "insert"),
+                           ("delta", "insert"), ("message", "update"), ("run", "delete")]  # fmt: skip
+    seqs = [e.seq for e in got.events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    delta = got.events[3].row
+    assert isinstance(delta, tw.Delta) and (delta.text, delta.seq, delta.message_id) == ("a", 1, m.id)
+    assert all(e.thread_id == t.id for e in got.events)
+
+
+def test_thread_filter_and_close(store: tw.Store) -> None:
+    a, b = store.create_thread(), store.create_thread()
+    only_a, everything = Collector(), Collector()
+    sub_a = store.subscribe(only_a, thread_id=a.id)
+    store.subscribe(everything)
+    store.add_message(a.id, role="user", text="to a")
+    store.add_message(b.id, role="user", text="to b")
+    wait_until(lambda: len(everything.events) == 2)
+    assert [e.row.text for e in only_a.events] == ["to a"]  # type: ignore[union-attr]
+    sub_a.close()
+    store.add_message(a.id, role="user", text="after close")
+    wait_until(lambda: len(everything.events) == 3)
+    assert len(only_a.events) == 1
+
+
+def test_since_replays_what_a_subscriber_missed(store: tw.Store) -> None:
+    t = store.create_thread()
+    mark = store.last_seq()
+    for i in range(5):
+        store.add_message(t.id, role="user", text=str(i))
+    late = Collector()
+    store.subscribe(late, since=mark)
+    store.add_message(t.id, role="user", text="live")
+    wait_until(lambda: len(late.events) == 6)
+    assert [e.row.text for e in late.events] == ["0", "1", "2", "3", "4", "live"]  # type: ignore[union-attr]
+
+
+def test_pruned_subscriber_gets_resync_then_live_events(store: tw.Store) -> None:
+    t = store.create_thread()
+    for i in range(50):
+        store.add_message(t.id, role="user", text=str(i))
+    assert store.prune_changes(keep=10) > 0
+    late = Collector()
+    store.subscribe(late, since=1)
+    store.add_message(t.id, role="user", text="live")
+    wait_until(lambda: late.kinds()[-1:] == [("message", "insert")])
+    assert late.events[0].kind == "resync"
+    assert late.events[-1].row.text == "live"  # type: ignore[union-attr]
+    assert len(late.events) == 2
+
+
+def test_a_raising_callback_is_logged_and_the_feed_goes_on(store: tw.Store, caplog: pytest.LogCaptureFixture) -> None:
+    good = Collector()
+
+    def bad(event: tw.Event) -> None:
+        raise RuntimeError("boom in subscriber")
+
+    store.subscribe(bad)
+    store.subscribe(good)
+    t = store.create_thread()
+    with caplog.at_level(logging.ERROR, logger="threadwidget.store"):
+        store.add_message(t.id, role="user", text="one")
+        store.add_message(t.id, role="user", text="two")
+        wait_until(lambda: len(good.events) == 3)
+    assert "boom in subscriber" in caplog.text
+    assert "the feed goes on" in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["inotify", "poll"])
+def test_both_wake_modes_deliver(db_path: Path, mode: str) -> None:
+    with tw.Store(db_path, watch=mode) as s:
+        got = Collector()
+        s.subscribe(got)
+        assert s.feed_mode == mode
+        t = s.create_thread()
+        s.add_message(t.id, role="user", text="x")
+        wait_until(lambda: len(got.events) == 2)
+
+
+def test_writers_that_do_not_ring_the_bell_are_seen(store: tw.Store) -> None:
+    """The sqlite3 shell or Datasette write without ringing: the data_version check catches them."""
+    t = store.create_thread()
+    got = Collector()
+    store.subscribe(got)
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    conn.execute("UPDATE threads SET title = 'from the shell' WHERE id = ?", (t.id,))
+    conn.execute("INSERT INTO changes (thread_id, kind, op, row_id, created_at) VALUES (?, 'thread', 'update', ?, 0)",
+                 (t.id, t.id))  # fmt: skip
+    conn.close()
+    wait_until(lambda: got.events, timeout=5)
+    assert got.events[0].row.title == "from the shell"  # type: ignore[union-attr]
+
+
+def test_bell_file_recreated_is_rearmed(store: tw.Store) -> None:
+    got = Collector()
+    store.subscribe(got)
+    t = store.create_thread()
+    wait_until(lambda: len(got.events) == 1)
+    bell = Path(f"{store.path}-bell")
+    bell.unlink()
+    other = tw.Store(store.path)  # a new process-like opener re-creates the bell
+    try:
+        wait_until(bell.exists)
+        other.add_message(t.id, role="user", text="after re-creation")
+        wait_until(lambda: len(got.events) == 2, timeout=5)
+    finally:
+        other.close()
+
+
+def test_three_writer_processes_and_a_watcher_lose_nothing(db_path: Path, tmp_path: Path, procs: list) -> None:
+    n, writers = 1000, 3
+    with tw.Store(db_path) as s:
+        t = s.create_thread(title="load")
+    out = tmp_path / "watched.json"
+    watcher = spawn("watcher", str(db_path), str(n * writers), str(out))
+    procs.append(watcher)
+    expect_line(watcher, "ready")
+    ws = [spawn("writer", str(db_path), t.id, str(n), f"w{k}", "1") for k in range(writers)]
+    procs.extend(ws)
+    for w in ws:
+        expect_line(w, "ready")
+    for w in ws:
+        assert w.stdin is not None
+        w.stdin.write("go\n")
+        w.stdin.flush()
+    for w in ws:
+        assert json.loads(expect_line(w, "{"))["errors"] == 0
+    assert watcher.wait(60) == 0
+    events = json.loads(out.read_text())
+    texts = [e["text"] for e in events]
+    assert len(texts) == n * writers, "lost events"
+    assert len(set(texts)) == len(texts), "duplicated events"
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs), "events out of commit order"
+    for k in range(writers):
+        mine = [int(x.split(":")[1]) for x in texts if x.startswith(f"w{k}:")]
+        assert mine == list(range(n)), f"writer w{k}'s order not kept"
+    with tw.Store(db_path) as s:
+        positions = [m.position for m in s.list_messages(t.id, limit=n * writers)]
+        assert positions == list(range(n * writers))
+
+
+def test_eight_writer_processes_never_see_busy(db_path: Path, procs: list) -> None:
+    with tw.Store(db_path) as s:
+        t = s.create_thread()
+    ws = [spawn("writer", str(db_path), t.id, "300", f"w{k}", "1") for k in range(8)]
+    procs.extend(ws)
+    for w in ws:
+        expect_line(w, "ready")
+    for w in ws:
+        w.stdin.write("go\n")  # type: ignore[union-attr]
+        w.stdin.flush()  # type: ignore[union-attr]
+    results = [json.loads(expect_line(w, "{")) for w in ws]
+    stderr = "".join(w.communicate(timeout=60)[1] for w in ws)
+    assert all(r["errors"] == 0 for r in results), stderr
+    assert "locked" not in stderr and "busy" not in stderr.lower()
+    with tw.Store(db_path) as s:
+        assert s.count_messages(t.id) == 8 * 300
+
+
+def test_sigkill_mid_transaction_leaves_nothing_partial(db_path: Path, procs: list) -> None:
+    with tw.Store(db_path) as s:
+        t = s.create_thread()
+        seq_before = s.last_seq()
+    holder = spawn("hold-transaction", str(db_path), t.id)
+    procs.append(holder)
+    expect_line(holder, "in-transaction")
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(10)
+    with tw.Store(db_path) as s:
+        assert s.list_messages(t.id) == []
+        assert s.list_deltas("msg_partial") == []
+        assert s.last_seq() == seq_before
+        assert s.add_message(t.id, role="user", text="after").position == 0  # the lock is gone
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_eight_processes_opening_a_new_file_at_once(db_path: Path, procs: list) -> None:
+    openers = [spawn("opener", str(db_path)) for _ in range(8)]
+    procs.extend(openers)
+    for p in openers:
+        expect_line(p, "ready")
+    for p in openers:
+        p.stdin.write("go\n")  # type: ignore[union-attr]
+        p.stdin.flush()  # type: ignore[union-attr]
+    for p in openers:
+        line = expect_line(p, "{")
+        assert json.loads(line) == {"ok": True}
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM threads").fetchone()[0] == 8
+
+
+def test_dead_writer_is_failed_with_its_partial_text(db_path: Path, procs: list) -> None:
+    with tw.Store(db_path) as s:
+        t = s.create_thread()
+    writer = spawn("streamer", str(db_path), t.id)
+    procs.append(writer)
+    message_id = json.loads(expect_line(writer, "{"))["message_id"]
+    with tw.Store(db_path) as view:
+        got = Collector()
+        view.subscribe(got, thread_id=t.id)  # a watching view is enough to reap
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(10)
+        killed_at = time.monotonic()
+        wait_until(lambda: view.get_message(message_id).status == "failed", timeout=8)
+        assert time.monotonic() - killed_at <= 5.0
+        msg = view.get_message(message_id)
+        assert msg.text == "partial answer"
+        assert msg.error is not None and "writer stopped" in msg.error
+        assert view.active_runs(t.id) == []

@@ -1,0 +1,42 @@
+"""The public surface: what `import threadwidget` exports, and that importing it stays cheap."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+import threadwidget as tw
+
+from .conftest import PYTHON, python_env
+
+EXPECTED = {
+    "Delta", "Event", "InvalidArgumentError", "Message", "MissingAPIKeyError", "ModelError",
+    "NotADatabaseError", "NotFoundError", "SchemaVersionError", "Store", "StoreClosedError", "StoreError",
+    "StoreWarning", "Subscription", "Thread", "ThreadwidgetError", "ToolArgumentsError", "ToolCall", "ToolError",
+    "Usage", "__version__",
+}  # fmt: skip
+
+
+def test_all_is_pinned() -> None:
+    assert set(tw.__all__) | set(tw._LAZY) == EXPECTED
+    for name in tw.__all__:
+        assert getattr(tw, name) is not None
+
+
+def test_import_does_not_load_heavy_dependencies() -> None:
+    code = (
+        "import sys, json, threadwidget as tw, tempfile, os\n"
+        "s = tw.Store(os.path.join(tempfile.mkdtemp(), 'x.db')); t = s.create_thread()\n"
+        "s.subscribe(print); s.close()\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('openai', 'anywidget', 'ipywidgets', 'jupyterlab', 'pydantic', 'httpx'))))"
+    )
+    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=python_env(), check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_unknown_attribute_is_a_clear_error() -> None:
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        tw.NoSuchThing  # type: ignore[attr-defined]  # noqa: B018

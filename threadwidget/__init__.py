@@ -1,0 +1,68 @@
+"""threadwidget: reactive, persistent agent threads for Jupyter.
+
+``import threadwidget`` is cheap: the store loads at once; the agent runtime (which needs ``openai``)
+and the widgets (which need ``anywidget``) load on first use of their names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._errors import (
+    InvalidArgumentError,
+    MissingAPIKeyError,
+    ModelError,
+    NotADatabaseError,
+    NotFoundError,
+    SchemaVersionError,
+    StoreClosedError,
+    StoreError,
+    ThreadwidgetError,
+    ToolArgumentsError,
+    ToolError,
+)
+from ._usage import Usage
+from .store import Delta, Event, Message, Store, StoreWarning, Subscription, Thread, ToolCall
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it, imported on first access
+_LAZY: dict[str, str] = {}
+
+__all__ = [
+    "Delta",
+    "Event",
+    "InvalidArgumentError",
+    "Message",
+    "MissingAPIKeyError",
+    "ModelError",
+    "NotADatabaseError",
+    "NotFoundError",
+    "SchemaVersionError",
+    "Store",
+    "StoreClosedError",
+    "StoreError",
+    "StoreWarning",
+    "Subscription",
+    "Thread",
+    "ThreadwidgetError",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolError",
+    "Usage",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'threadwidget' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(_LAZY))

@@ -1,0 +1,86 @@
+"""Every error threadwidget raises on purpose.
+
+The tree::
+
+    ThreadwidgetError
+    ├── StoreError                    the SQLite thread store
+    │   ├── NotADatabaseError         the path is not a SQLite file
+    │   ├── SchemaVersionError        the file was written by a newer threadwidget
+    │   ├── StoreClosedError          the Store was used after close()
+    │   └── NotFoundError             no thread / message / tool call with that id (also a KeyError)
+    ├── InvalidArgumentError          a bad value passed by the caller (also a ValueError)
+    ├── ModelError                    the model provider failed (status code and the provider's message)
+    │   └── MissingAPIKeyError        no API key: names the variable to set
+    └── ToolError                     a tool definition or call is wrong
+        └── ToolArgumentsError        the model's arguments do not match the tool's schema
+
+Messages name the value, what was expected, and the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidArgumentError",
+    "MissingAPIKeyError",
+    "ModelError",
+    "NotADatabaseError",
+    "NotFoundError",
+    "SchemaVersionError",
+    "StoreClosedError",
+    "StoreError",
+    "ThreadwidgetError",
+    "ToolArgumentsError",
+    "ToolError",
+]
+
+
+class ThreadwidgetError(Exception):
+    """Base class of every error raised by threadwidget on purpose."""
+
+
+class StoreError(ThreadwidgetError):
+    """Something is wrong with the thread store file or its use."""
+
+
+class NotADatabaseError(StoreError):
+    """The path given to Store is not a SQLite database."""
+
+
+class SchemaVersionError(StoreError):
+    """The store file was written by a newer version of threadwidget."""
+
+
+class StoreClosedError(StoreError):
+    """The Store was used after close()."""
+
+
+class NotFoundError(StoreError, KeyError):
+    """No row with that id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidArgumentError(ThreadwidgetError, ValueError):
+    """A value passed by the caller is not acceptable."""
+
+
+class ModelError(ThreadwidgetError):
+    """The model provider failed; carries its status code and message when it sent one."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, retryable: bool = False):
+        super().__init__(message)
+        self.status_code = status_code
+        self.retryable = retryable
+
+
+class MissingAPIKeyError(ModelError):
+    """No API key was given or found in the environment."""
+
+
+class ToolError(ThreadwidgetError):
+    """A tool is defined or called wrongly."""
+
+
+class ToolArgumentsError(ToolError):
+    """The arguments the model sent do not match the tool's schema."""

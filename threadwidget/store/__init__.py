@@ -1,0 +1,17 @@
+"""The SQLite thread store and its cross-process change feed."""
+
+from ._feed import Subscription
+from ._rows import Delta, Event, Message, Thread, ToolCall
+from ._store import Store, StoreWarning, default_path
+
+__all__ = [
+    "Delta",
+    "Event",
+    "Message",
+    "Store",
+    "StoreWarning",
+    "Subscription",
+    "Thread",
+    "ToolCall",
+    "default_path",
+]

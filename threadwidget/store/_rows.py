@@ -1,0 +1,145 @@
+"""Typed rows returned by the store. Plain frozen dataclasses: cheap to build on the feed's hot path."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from .._usage import Usage
+
+__all__ = [
+    "MESSAGE_STATUSES",
+    "ROLES",
+    "TOOL_CALL_STATUSES",
+    "Delta",
+    "Event",
+    "Message",
+    "Thread",
+    "ToolCall",
+]
+
+MessageStatus = Literal["pending", "streaming", "success", "failed", "aborted"]
+ToolCallStatus = Literal["streaming_args", "running", "success", "error"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+MESSAGE_STATUSES: tuple[str, ...] = ("pending", "streaming", "success", "failed", "aborted")
+#: statuses after which a message never changes again
+FINAL_STATUSES: frozenset[str] = frozenset({"success", "failed", "aborted"})
+TOOL_CALL_STATUSES: tuple[str, ...] = ("streaming_args", "running", "success", "error")
+ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+
+
+def _json(value: str | None) -> Any:
+    return json.loads(value) if value else None
+
+
+class _Row:
+    def to_dict(self) -> dict[str, Any]:
+        """The row as JSON-ready data (what the widgets and the CLI use)."""
+        data = asdict(self)  # type: ignore[call-overload]
+        for key, value in data.items():
+            if isinstance(value, Usage):
+                data[key] = value.to_dict()
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(_Row):
+    id: str
+    title: str | None
+    user_id: str | None
+    agent: str | None
+    metadata: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_sql(cls, r: tuple[Any, ...]) -> Thread:
+        return cls(r[0], r[1], r[2], r[3], _json(r[4]) or {}, r[5], r[6])
+
+
+@dataclass(frozen=True, slots=True)
+class Message(_Row):
+    id: str
+    thread_id: str
+    position: int
+    step: int
+    role: str
+    text: str
+    status: str
+    error: str | None
+    agent: str | None
+    model: str | None
+    usage: Usage | None
+    finish_reason: str | None
+    metadata: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @classmethod
+    def from_sql(cls, r: tuple[Any, ...]) -> Message:
+        return cls(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+            Usage.from_dict(_json(r[10])), r[11], _json(r[12]) or {}, r[13], r[14],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Delta(_Row):
+    id: int
+    message_id: str
+    thread_id: str
+    seq: int
+    text: str
+    created_at: float
+
+    @classmethod
+    def from_sql(cls, r: tuple[Any, ...]) -> Delta:
+        return cls(r[0], r[1], r[2], r[3], r[4], r[5])
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall(_Row):
+    id: str
+    thread_id: str
+    message_id: str
+    call_id: str
+    name: str
+    arguments: str
+    status: str
+    progress: float | None
+    progress_note: str | None
+    result: str | None
+    error: str | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    updated_at: float
+
+    @classmethod
+    def from_sql(cls, r: tuple[Any, ...]) -> ToolCall:
+        return cls(*r)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One committed change, delivered to subscribers in commit order.
+
+    ``kind`` is ``thread``, ``message``, ``delta``, ``tool_call``, ``run`` (an abort request or a
+    lease change) or ``resync`` (the subscriber fell further behind than the kept change log: reload
+    what you show from the store). ``op`` is ``insert``, ``update`` or ``delete``. ``row`` is the
+    row as it is when the event is read (``None`` once deleted): rows are the truth, events say
+    what to look at.
+    """
+
+    seq: int
+    thread_id: str | None
+    kind: str
+    op: str
+    row_id: str | None
+    row: Thread | Message | Delta | ToolCall | dict[str, Any] | None

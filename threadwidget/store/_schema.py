@@ -1,0 +1,158 @@
+"""The store's schema, created and upgraded by named migrations (sqlite-utils).
+
+Never edit a migration that has shipped: add a new one at the end. ``SCHEMA_VERSION`` is the number
+of migrations this version knows; it is written to ``PRAGMA user_version`` after migrating, so a
+file written by a newer threadwidget is refused before anything touches it.
+
+Migrations run inside one ``BEGIN IMMEDIATE`` transaction, so many processes opening a brand-new file
+at the same instant do not race: the first creates the schema, the others wait on the write lock and
+then find nothing pending.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+from .._errors import SchemaVersionError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+__all__ = ["SCHEMA_VERSION", "migrate"]
+
+MIGRATION_SET = "threadwidget"
+
+
+def _m001_initial(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE threads (
+            id TEXT PRIMARY KEY,
+            title TEXT,
+            user_id TEXT,
+            agent TEXT,
+            metadata TEXT,               -- JSON object
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX threads_user_updated ON threads (user_id, updated_at DESC, id)")
+    db.execute("CREATE INDEX threads_updated ON threads (updated_at DESC, id)")
+    db.execute(
+        """CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            thread_id TEXT NOT NULL REFERENCES threads(id),
+            position INTEGER NOT NULL,   -- order within the thread, from 0
+            step INTEGER NOT NULL DEFAULT 0,
+            role TEXT NOT NULL,          -- system | user | assistant | tool
+            text TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL,        -- pending | streaming | success | failed | aborted
+            error TEXT,
+            agent TEXT,
+            model TEXT,
+            usage TEXT,                  -- JSON {"input_tokens": int, "output_tokens": int}
+            finish_reason TEXT,
+            metadata TEXT,               -- JSON object
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (thread_id, position)
+        )"""
+    )
+    db.execute("CREATE INDEX messages_pending ON messages (status, role, agent)")
+    db.execute(
+        """CREATE TABLE deltas (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL,
+            thread_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,        -- 1, 2, 3 ... per message, no gaps
+            text TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (message_id, seq)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE tool_calls (
+            id TEXT PRIMARY KEY,
+            thread_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,    -- the assistant message that made the call
+            call_id TEXT NOT NULL,       -- the model's id for the call (tool results refer to it)
+            name TEXT NOT NULL,
+            arguments TEXT NOT NULL DEFAULT '',  -- JSON text, partial while status = streaming_args
+            status TEXT NOT NULL,        -- streaming_args | running | success | error
+            progress REAL,
+            progress_note TEXT,
+            result TEXT,                 -- JSON text
+            error TEXT,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            ended_at REAL,
+            updated_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX tool_calls_thread ON tool_calls (thread_id, created_at)")
+    db.execute("CREATE INDEX tool_calls_message ON tool_calls (message_id)")
+    db.execute(
+        """CREATE TABLE changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- commit order; never reused after pruning
+            thread_id TEXT,
+            kind TEXT NOT NULL,          -- thread | message | delta | tool_call | run
+            op TEXT NOT NULL,            -- insert | update | delete
+            row_id TEXT,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE runs (
+            message_id TEXT PRIMARY KEY, -- the assistant message being written
+            thread_id TEXT NOT NULL,
+            agent TEXT,
+            owner TEXT NOT NULL,         -- "host:pid:random" of the writing process
+            lease_expires_at REAL NOT NULL,
+            abort_requested INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX runs_lease ON runs (lease_expires_at)")
+    db.execute("CREATE INDEX runs_thread ON runs (thread_id)")
+
+
+MIGRATIONS = [_m001_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def check_version(conn: sqlite3.Connection, path: str) -> int:
+    """Refuse a file written by a newer threadwidget. Returns the file's schema version."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        from .. import __version__
+
+        raise SchemaVersionError(
+            f"{path} has thread-store schema version {version}, but threadwidget {__version__} "
+            f"supports up to version {SCHEMA_VERSION}. Upgrade threadwidget "
+            f"(pip install -U threadwidget) or open a different file."
+        )
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the file up to ``SCHEMA_VERSION``; cheap when it already is."""
+    if check_version(conn, path) == SCHEMA_VERSION:
+        return
+    from sqlite_utils import Database
+    from sqlite_utils.migrations import Migrations
+
+    migrations = Migrations(MIGRATION_SET)
+    for fn in MIGRATIONS:
+        migrations(name=fn.__name__.lstrip("_"))(fn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # re-check under the write lock: another process may have migrated meanwhile
+        if check_version(conn, path) < SCHEMA_VERSION:
+            migrations.apply(Database(conn))  # nested in our transaction: savepoints
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

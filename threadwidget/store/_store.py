@@ -1,0 +1,810 @@
+"""``tw.Store``: the SQLite thread store shared by every process that opens the same file.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction that also appends to the ``changes`` log, so a
+change and its feed event commit together or not at all. Each thread of a process gets its own
+connection. After each commit the store rings the bell that wakes the feed watchers (``_wake.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import socket
+import sqlite3
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .._errors import InvalidArgumentError, NotADatabaseError, NotFoundError, StoreClosedError, StoreError
+from .._usage import Usage
+from ._feed import Callback, Feed, Subscription
+from ._rows import (
+    FINAL_STATUSES,
+    MESSAGE_STATUSES,
+    ROLES,
+    TOOL_CALL_STATUSES,
+    Delta,
+    Message,
+    Thread,
+    ToolCall,
+)
+from ._schema import migrate
+from ._wake import Bell, make_waiter, network_filesystem
+
+__all__ = ["Store", "StoreWarning", "default_path"]
+
+log = logging.getLogger("threadwidget.store")
+T = TypeVar("T")
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_UNSET: Any = object()
+LEASE_SECONDS = 3.0
+WRITER_STOPPED = "writer stopped: the process writing this answer died or hung (its lease expired)"
+
+
+class StoreWarning(UserWarning):
+    """Something works, but not as well as it should (e.g. a store on a network file system)."""
+
+
+def default_path() -> Path:
+    """``$THREADWIDGET_DB``, else ``threads.db`` in the per-user data directory."""
+    env = os.environ.get("THREADWIDGET_DB")
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "threadwidget" / "threads.db"
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+def _check_choice(name: str, value: str, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise InvalidArgumentError(f"{name}={value!r} is not valid; expected one of {', '.join(choices)}.")
+
+
+def _check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidArgumentError(f"limit={limit!r} is not valid; expected a positive int, e.g. limit=50.")
+
+
+def _dump_metadata(metadata: Any) -> str | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise InvalidArgumentError(f"metadata={metadata!r} is not valid; expected a dict of JSON-serialisable values.")
+    try:
+        return json.dumps(metadata)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(
+            f"metadata={metadata!r} cannot be stored: {exc}. Pass only JSON-serialisable values."
+        ) from None
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+class Store:
+    """A thread store in one SQLite file, shared by every process that opens it.
+
+    ``Store()`` opens ``$THREADWIDGET_DB`` or the per-user default; ``Store("threads.db")`` opens or
+    creates that file. ``watch`` picks how the change feed wakes up: ``"auto"`` (inotify on Linux,
+    polling on network file systems and elsewhere), ``"inotify"`` or ``"poll"``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        watch: str = "auto",
+        poll_interval: float = 0.002,
+        busy_timeout: float = 5.0,
+        keep_changes: int = 50_000,
+    ):
+        _check_choice("watch", watch, ("auto", "inotify", "poll"))
+        self.path = Path(path).expanduser() if path is not None else default_path()
+        if path is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._check_file()
+        self._busy_timeout = busy_timeout
+        self._watch = watch
+        self._poll_interval = poll_interval
+        self._keep_changes = keep_changes
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        self._feed: Feed | None = None
+        self._feed_lock = threading.Lock()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._fs = network_filesystem(self.path.parent)
+        if self._fs:
+            warnings.warn(
+                f"{self.path} is on a {self._fs} network file system. SQLite's WAL mode needs every "
+                "process on the same machine, and file notifications do not cross machines, so the "
+                "feed polls. For users on several machines use a store on a local disk of one "
+                "machine, or a server database.",
+                StoreWarning,
+                stacklevel=2,
+            )
+        conn = self._conn()
+        migrate(conn, str(self.path))
+        self._bell = Bell(Path(f"{self.path}-bell"), mode=self._file_mode())
+
+    # -- connections --------------------------------------------------------------------------
+
+    def _check_file(self) -> None:
+        p = self.path
+        if p.is_dir():
+            raise NotADatabaseError(f"{p} is a directory; expected a SQLite file path such as {p / 'threads.db'}.")
+        if not p.parent.is_dir():
+            raise StoreError(f"cannot create a store at {p}: the directory {p.parent} does not exist. Create it first.")
+        if p.exists() and p.stat().st_size > 0:
+            with p.open("rb") as f:
+                head = f.read(16)
+            if head != _SQLITE_HEADER:
+                raise NotADatabaseError(
+                    f"{p} is not a SQLite database (its first bytes are {head[:16]!r}). Pass the path of a "
+                    "threadwidget store, or a new path to create one."
+                )
+
+    def _file_mode(self) -> int:
+        try:
+            return self.path.stat().st_mode & 0o666
+        except OSError:
+            return 0o644
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise NotADatabaseError(f"{self.path} is not a usable SQLite database: {exc}") from exc
+            raise
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        deadline = time.monotonic() + max(30.0, self._busy_timeout * 4)
+        delay = 0.001
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise StoreError(
+                        f"{self.path} stayed locked by another process for too long ({exc}). "
+                        "Is a process holding a long write transaction (a sqlite3 shell with BEGIN)?"
+                    ) from exc
+                time.sleep(delay + random.random() * delay)  # back off before retrying the lock
+                delay = min(delay * 2, 0.1)
+
+    def _write(self, fn: Callable[[sqlite3.Connection, float], T]) -> T:
+        """Run ``fn(conn, now)`` in one ``BEGIN IMMEDIATE`` transaction, retrying if locked."""
+        conn = self._conn()
+
+        def attempt() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn, time.time())
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        result = self._retry(attempt)
+        self._bell.ring()
+        return result
+
+    @staticmethod
+    def _log(conn: sqlite3.Connection, thread_id: str | None, kind: str, op: str, row_id: object, now: float) -> None:
+        conn.execute(
+            "INSERT INTO changes (thread_id, kind, op, row_id, created_at) VALUES (?, ?, ?, ?, ?)",
+            (thread_id, kind, op, None if row_id is None else str(row_id), now),
+        )
+
+    def close(self) -> None:
+        """Stop the feed and close every connection. Safe to call twice."""
+        if self._closed:
+            return
+        with self._feed_lock:
+            if self._feed is not None:
+                self._feed.stop()
+                self._feed = None
+        self._closed = True
+        self._bell.close()
+        with self._conns_lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<tw.Store {str(self.path)!r}{' closed' if self._closed else ''}>"
+
+    # -- threads ------------------------------------------------------------------------------
+
+    def create_thread(
+        self,
+        *,
+        title: str | None = None,
+        user_id: str | None = None,
+        agent: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Thread:
+        meta = _dump_metadata(metadata)
+        tid = _new_id("th")
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            conn.execute(
+                "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (tid, title, user_id, agent, meta, now, now),
+            )
+            self._log(conn, tid, "thread", "insert", tid, now)
+
+        self._write(write)
+        return self.get_thread(tid)
+
+    def get_thread(self, thread_id: str) -> Thread:
+        row = self._conn().execute("SELECT * FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
+        return Thread.from_sql(row)
+
+    def list_threads(
+        self,
+        *,
+        user_id: str | None = None,
+        agent: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[Thread]:
+        """Threads, most recently active first. Page with ``before=<id of the last thread seen>``."""
+        _check_limit(limit)
+        where: list[str] = []
+        args: list[Any] = []
+        if user_id is not None:
+            where.append("user_id = ?")
+            args.append(user_id)
+        if agent is not None:
+            where.append("agent = ?")
+            args.append(agent)
+        if before is not None:
+            cursor = self.get_thread(before)
+            where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
+            args += [cursor.updated_at, cursor.updated_at, cursor.id]
+        sql = "SELECT * FROM threads"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
+        return [Thread.from_sql(r) for r in self._conn().execute(sql, [*args, limit])]
+
+    def update_thread(
+        self,
+        thread_id: str,
+        *,
+        title: str | None = _UNSET,
+        user_id: str | None = _UNSET,
+        agent: str | None = _UNSET,
+        metadata: dict[str, Any] | None = _UNSET,
+    ) -> Thread:
+        fields: dict[str, Any] = {}
+        if title is not _UNSET:
+            fields["title"] = title
+        if user_id is not _UNSET:
+            fields["user_id"] = user_id
+        if agent is not _UNSET:
+            fields["agent"] = agent
+        if metadata is not _UNSET:
+            fields["metadata"] = _dump_metadata(metadata)
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            cur = conn.execute(
+                f"UPDATE threads SET {sets}{', ' if sets else ''}updated_at = ? WHERE id = ?",
+                (*fields.values(), now, thread_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
+            self._log(conn, thread_id, "thread", "update", thread_id, now)
+
+        self._write(write)
+        return self.get_thread(thread_id)
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete a thread with its messages, deltas, tool calls and runs."""
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            for table in ("deltas", "tool_calls", "runs", "messages"):
+                conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
+            if conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount == 0:
+                raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
+            self._log(conn, thread_id, "thread", "delete", thread_id, now)
+
+        self._write(write)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        thread_id: str,
+        *,
+        role: str,
+        text: str = "",
+        status: str = "success",
+        agent: str | None = None,
+        model: str | None = None,
+        step: int = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        """Append a message. A user message with ``status="pending"`` waits for ``agent.serve()``."""
+        _check_choice("role", role, ROLES)
+        _check_choice("status", status, MESSAGE_STATUSES)
+        if not isinstance(text, str):
+            raise InvalidArgumentError(f"text={text!r} is not valid; expected a str.")
+        meta = _dump_metadata(metadata)
+        mid = _new_id("msg")
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            self._insert_message(conn, now, mid, thread_id, role, text, status, agent, model, step, meta)
+
+        self._write(write)
+        return self.get_message(mid)
+
+    def _insert_message(
+        self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, role: str, text: str,
+        status: str, agent: str | None, model: str | None, step: int, meta: str | None,
+    ) -> None:  # fmt: skip
+        if conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id)).rowcount == 0:
+            raise NotFoundError(
+                f"no thread with id {thread_id!r} in {self.path}; create it with store.create_thread()."
+            )
+        (position,) = conn.execute(
+            "SELECT COALESCE(MAX(position) + 1, 0) FROM messages WHERE thread_id = ?", (thread_id,)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, ?, ?, ?)",
+            (mid, thread_id, position, step, role, text, status, agent, model, meta, now, now),
+        )
+        self._log(conn, thread_id, "message", "insert", mid, now)
+
+    def get_message(self, message_id: str) -> Message:
+        row = self._conn().execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
+        return Message.from_sql(row)
+
+    def list_messages(
+        self, thread_id: str, *, limit: int = 50, before: str | None = None, after: str | None = None
+    ) -> list[Message]:
+        """Messages oldest → newest: the last ``limit`` of them, or the ones ``before``/``after``
+        a message id (page backwards with ``before=messages[0].id``)."""
+        _check_limit(limit)
+        conn = self._conn()
+        if after is not None:
+            pos = self.get_message(after).position
+            rows = conn.execute(
+                "SELECT * FROM messages WHERE thread_id = ? AND position > ? ORDER BY position LIMIT ?",
+                (thread_id, pos, limit),
+            ).fetchall()
+            return [Message.from_sql(r) for r in rows]
+        bound = self.get_message(before).position if before is not None else None
+        rows = conn.execute(
+            "SELECT * FROM messages WHERE thread_id = ? AND position < ? ORDER BY position DESC LIMIT ?",
+            (thread_id, bound if bound is not None else 2**62, limit),
+        ).fetchall()
+        if not rows and bound is None:
+            self.get_thread(thread_id)  # a clear error for an unknown thread
+        return [Message.from_sql(r) for r in reversed(rows)]
+
+    def count_messages(self, thread_id: str) -> int:
+        return int(
+            self._conn().execute("SELECT COUNT(*) FROM messages WHERE thread_id = ?", (thread_id,)).fetchone()[0]
+        )
+
+    def update_message(
+        self,
+        message_id: str,
+        *,
+        text: str = _UNSET,
+        status: str = _UNSET,
+        error: str | None = _UNSET,
+        usage: Usage | None = _UNSET,
+        finish_reason: str | None = _UNSET,
+        model: str | None = _UNSET,
+        metadata: dict[str, Any] | None = _UNSET,
+        end_run: bool = False,
+    ) -> Message:
+        """Change a message. ``end_run=True`` also releases its writer's lease in the same transaction.
+        A message in a final status (success/failed/aborted) does not change status again."""
+        fields: dict[str, Any] = {}
+        if text is not _UNSET:
+            fields["text"] = text
+        if status is not _UNSET:
+            _check_choice("status", status, MESSAGE_STATUSES)
+            fields["status"] = status
+        if error is not _UNSET:
+            fields["error"] = error
+        if usage is not _UNSET:
+            fields["usage"] = json.dumps(usage.to_dict()) if usage is not None else None
+        if finish_reason is not _UNSET:
+            fields["finish_reason"] = finish_reason
+        if model is not _UNSET:
+            fields["model"] = model
+        if metadata is not _UNSET:
+            fields["metadata"] = _dump_metadata(metadata)
+
+        def write(conn: sqlite3.Connection, now: float) -> bool:
+            row = conn.execute("SELECT thread_id, status FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
+            thread_id, current = row
+            changed = False
+            if not (current in FINAL_STATUSES and "status" in fields):
+                sets = "".join(f"{k} = ?, " for k in fields)
+                conn.execute(
+                    f"UPDATE messages SET {sets}updated_at = ? WHERE id = ?",
+                    (*fields.values(), now, message_id),
+                )
+                conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id))
+                self._log(conn, thread_id, "message", "update", message_id, now)
+                changed = True
+            if end_run and conn.execute("DELETE FROM runs WHERE message_id = ?", (message_id,)).rowcount:
+                self._log(conn, thread_id, "run", "delete", message_id, now)
+            return changed
+
+        self._write(write)
+        return self.get_message(message_id)
+
+    # -- deltas -------------------------------------------------------------------------------
+
+    def append_delta(self, message_id: str, text: str) -> Delta:
+        """Append streamed text to a message (seq 1, 2, 3 ... per message)."""
+        if not isinstance(text, str) or not text:
+            raise InvalidArgumentError(f"text={text!r} is not valid; expected a non-empty str.")
+
+        def write(conn: sqlite3.Connection, now: float) -> Delta:
+            row = conn.execute("SELECT thread_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
+            (seq,) = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM deltas WHERE message_id = ?", (message_id,)
+            ).fetchone()
+            cur = conn.execute(
+                "INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES (?, ?, ?, ?, ?)",
+                (message_id, row[0], seq, text, now),
+            )
+            self._log(conn, row[0], "delta", "insert", cur.lastrowid, now)
+            return Delta(int(cur.lastrowid or 0), message_id, row[0], seq, text, now)
+
+        return self._write(write)
+
+    def list_deltas(self, message_id: str, *, after_seq: int = 0) -> list[Delta]:
+        rows = self._conn().execute(
+            "SELECT * FROM deltas WHERE message_id = ? AND seq > ? ORDER BY seq", (message_id, after_seq)
+        )
+        return [Delta.from_sql(r) for r in rows]
+
+    def streamed_text(self, message_id: str) -> tuple[str, int]:
+        """The text streamed so far for a message and the seq of its last delta."""
+        rows = (
+            self._conn()
+            .execute("SELECT seq, text FROM deltas WHERE message_id = ? ORDER BY seq", (message_id,))
+            .fetchall()
+        )
+        return "".join(t for _, t in rows), (rows[-1][0] if rows else 0)
+
+    # -- tool calls ---------------------------------------------------------------------------
+
+    def add_tool_call(
+        self, message_id: str, *, call_id: str, name: str, arguments: str = "", status: str = "streaming_args"
+    ) -> ToolCall:
+        _check_choice("status", status, TOOL_CALL_STATUSES)
+        tcid = _new_id("tc")
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            row = conn.execute("SELECT thread_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
+            conn.execute(
+                "INSERT INTO tool_calls VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, NULL, ?)",
+                (tcid, row[0], message_id, call_id, name, arguments, status, now, now),
+            )
+            self._log(conn, row[0], "tool_call", "insert", tcid, now)
+
+        self._write(write)
+        return self.get_tool_call(tcid)
+
+    def update_tool_call(
+        self,
+        tool_call_id: str,
+        *,
+        arguments: str = _UNSET,
+        status: str = _UNSET,
+        progress: float | None = _UNSET,
+        progress_note: str | None = _UNSET,
+        result: str | None = _UNSET,
+        error: str | None = _UNSET,
+    ) -> ToolCall:
+        fields: dict[str, Any] = {}
+        for key, value in (("arguments", arguments), ("progress", progress), ("progress_note", progress_note),
+                           ("result", result), ("error", error)):  # fmt: skip
+            if value is not _UNSET:
+                fields[key] = value
+        if status is not _UNSET:
+            _check_choice("status", status, TOOL_CALL_STATUSES)
+            fields["status"] = status
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            row = conn.execute("SELECT thread_id, started_at FROM tool_calls WHERE id = ?", (tool_call_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no tool call with id {tool_call_id!r} in {self.path}.")
+            extra = dict(fields)
+            if fields.get("status") == "running" and row[1] is None:
+                extra["started_at"] = now
+            if fields.get("status") in ("success", "error"):
+                extra["ended_at"] = now
+            sets = "".join(f"{k} = ?, " for k in extra)
+            conn.execute(
+                f"UPDATE tool_calls SET {sets}updated_at = ? WHERE id = ?",
+                (*extra.values(), now, tool_call_id),
+            )
+            self._log(conn, row[0], "tool_call", "update", tool_call_id, now)
+
+        self._write(write)
+        return self.get_tool_call(tool_call_id)
+
+    def get_tool_call(self, tool_call_id: str) -> ToolCall:
+        row = self._conn().execute("SELECT * FROM tool_calls WHERE id = ?", (tool_call_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no tool call with id {tool_call_id!r} in {self.path}.")
+        return ToolCall.from_sql(row)
+
+    def list_tool_calls(self, thread_id: str, *, message_id: str | None = None) -> list[ToolCall]:
+        """Tool calls of a thread (or of one assistant message), oldest first."""
+        if message_id is not None:
+            rows = self._conn().execute(
+                "SELECT * FROM tool_calls WHERE message_id = ? ORDER BY created_at, rowid", (message_id,)
+            )
+        else:
+            rows = self._conn().execute(
+                "SELECT * FROM tool_calls WHERE thread_id = ? ORDER BY created_at, rowid", (thread_id,)
+            )
+        return [ToolCall.from_sql(r) for r in rows]
+
+    # -- runs, leases and aborts ---------------------------------------------------------------
+
+    def start_run(
+        self, thread_id: str, *, agent: str | None = None, model: str | None = None, step: int = 0,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> Message:  # fmt: skip
+        """Create an assistant message (``pending``) and this process's lease on writing it."""
+        mid = _new_id("msg")
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            self._insert_message(conn, now, mid, thread_id, "assistant", "", "pending", agent, model, step, None)
+            self._insert_run(conn, now, mid, thread_id, agent, lease_seconds)
+
+        self._write(write)
+        return self.get_message(mid)
+
+    def _insert_run(
+        self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, agent: str | None, lease: float
+    ) -> None:
+        conn.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+            (mid, thread_id, agent, self.owner, now + lease, now, now),
+        )
+        self._log(conn, thread_id, "run", "insert", mid, now)
+
+    def claim_pending(
+        self, agent: str, *, model: str | None = None, lease_seconds: float = LEASE_SECONDS
+    ) -> tuple[Message, Message] | None:
+        """Atomically claim the oldest user message waiting for ``agent``: marks it answered and
+        creates the assistant message with this process's lease. ``None`` when nothing waits.
+        Exactly one of many processes calling this gets each message."""
+
+        def write(conn: sqlite3.Connection, now: float) -> tuple[str, str] | None:
+            row = conn.execute(
+                "SELECT m.id, m.thread_id FROM messages m JOIN threads t ON t.id = m.thread_id "
+                "WHERE m.status = 'pending' AND m.role = 'user' AND COALESCE(m.agent, t.agent) = ? "
+                "ORDER BY m.created_at LIMIT 1",
+                (agent,),
+            ).fetchone()
+            if row is None:
+                return None
+            user_id, thread_id = row
+            conn.execute("UPDATE messages SET status = 'success', updated_at = ? WHERE id = ?", (now, user_id))
+            self._log(conn, thread_id, "message", "update", user_id, now)
+            mid = _new_id("msg")
+            self._insert_message(conn, now, mid, thread_id, "assistant", "", "pending", agent, model, 0, None)
+            self._insert_run(conn, now, mid, thread_id, agent, lease_seconds)
+            return user_id, mid
+
+        claimed = self._write(write)
+        if claimed is None:
+            return None
+        return self.get_message(claimed[0]), self.get_message(claimed[1])
+
+    def renew_lease(self, message_id: str, *, lease_seconds: float = LEASE_SECONDS) -> bool:
+        """Extend this process's lease. False when the run is gone (reaped or ended): stop writing."""
+
+        def write(conn: sqlite3.Connection, now: float) -> bool:
+            cur = conn.execute(
+                "UPDATE runs SET lease_expires_at = ?, updated_at = ? WHERE message_id = ? AND owner = ?",
+                (now + lease_seconds, now, message_id, self.owner),
+            )
+            return cur.rowcount > 0
+
+        return self._write(write)
+
+    def request_abort(self, thread_id: str) -> list[str]:
+        """Ask the writers of every run in the thread to stop. Returns the message ids asked."""
+
+        def write(conn: sqlite3.Connection, now: float) -> list[str]:
+            ids = [r[0] for r in conn.execute(
+                "SELECT message_id FROM runs WHERE thread_id = ? AND abort_requested = 0", (thread_id,))]  # fmt: skip
+            for mid in ids:
+                conn.execute("UPDATE runs SET abort_requested = 1, updated_at = ? WHERE message_id = ?", (now, mid))
+                self._log(conn, thread_id, "run", "update", mid, now)
+            return ids
+
+        return self._write(write)
+
+    def abort_requested(self, message_id: str) -> bool:
+        row = self._conn().execute("SELECT abort_requested FROM runs WHERE message_id = ?", (message_id,)).fetchone()
+        return bool(row and row[0])
+
+    def active_runs(self, thread_id: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT message_id, thread_id, agent, owner, lease_expires_at, abort_requested FROM runs"
+        args: tuple[Any, ...] = ()
+        if thread_id is not None:
+            sql += " WHERE thread_id = ?"
+            args = (thread_id,)
+        keys = ("message_id", "thread_id", "agent", "owner", "lease_expires_at", "abort_requested")
+        return [dict(zip(keys, r, strict=True)) for r in self._conn().execute(sql, args)]
+
+    def reap_expired(self) -> list[str]:
+        """Fail every message whose writer's lease expired, keeping its streamed text. Any process
+        with an open store may do this; the watcher thread does it about once a second."""
+        conn = self._conn()
+        if conn.execute("SELECT 1 FROM runs WHERE lease_expires_at < ? LIMIT 1", (time.time(),)).fetchone() is None:
+            return []
+
+        def write(conn: sqlite3.Connection, now: float) -> list[str]:
+            expired = conn.execute(
+                "SELECT message_id, thread_id FROM runs WHERE lease_expires_at < ?", (now,)
+            ).fetchall()
+            for mid, thread_id in expired:
+                text = "".join(t for (t,) in conn.execute(
+                    "SELECT text FROM deltas WHERE message_id = ? ORDER BY seq", (mid,)))  # fmt: skip
+                cur = conn.execute(
+                    "UPDATE messages SET status = 'failed', error = ?, text = ?, updated_at = ? "
+                    "WHERE id = ? AND status IN ('pending', 'streaming')",
+                    (WRITER_STOPPED, text, now, mid),
+                )
+                if cur.rowcount:
+                    self._log(conn, thread_id, "message", "update", mid, now)
+                for (tcid,) in conn.execute(
+                    "SELECT id FROM tool_calls WHERE message_id = ? AND status IN ('streaming_args', 'running')",
+                    (mid,),
+                ).fetchall():
+                    conn.execute(
+                        "UPDATE tool_calls SET status = 'error', error = ?, ended_at = ?, updated_at = ? WHERE id = ?",
+                        (WRITER_STOPPED, now, now, tcid),
+                    )
+                    self._log(conn, thread_id, "tool_call", "update", tcid, now)
+                conn.execute("DELETE FROM runs WHERE message_id = ?", (mid,))
+                self._log(conn, thread_id, "run", "delete", mid, now)
+            return [mid for mid, _ in expired]
+
+        reaped = self._write(write)
+        if reaped:
+            log.warning("threadwidget: marked %d message(s) failed: %s", len(reaped), WRITER_STOPPED)
+        return reaped
+
+    def prune_changes(self, keep: int | None = None) -> int:
+        """Delete all but the newest ``keep`` change-log rows. Rows themselves are untouched;
+        subscribers that were further behind get a ``resync`` event."""
+        keep = self._keep_changes if keep is None else keep
+
+        def write(conn: sqlite3.Connection, now: float) -> int:
+            (top,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
+            return conn.execute("DELETE FROM changes WHERE seq <= ?", (top - keep,)).rowcount
+
+        return self._write(write)
+
+    def _housekeeping(self) -> None:
+        self.reap_expired()
+        (count,) = self._conn().execute("SELECT MAX(seq) - MIN(seq) FROM changes").fetchone()
+        if count and count > self._keep_changes * 1.2:
+            self.prune_changes()
+
+    # -- usage ----------------------------------------------------------------------------------
+
+    def usage(self, *, thread_id: str | None = None, agent: str | None = None) -> Usage:
+        """Tokens used, summed over a thread, an agent, or the whole store (aborted and failed
+        answers included)."""
+        sql = (
+            "SELECT COALESCE(SUM(json_extract(usage, '$.input_tokens')), 0), "
+            "COALESCE(SUM(json_extract(usage, '$.output_tokens')), 0) FROM messages WHERE usage IS NOT NULL"
+        )
+        args: list[Any] = []
+        if thread_id is not None:
+            sql += " AND thread_id = ?"
+            args.append(thread_id)
+        if agent is not None:
+            sql += " AND agent = ?"
+            args.append(agent)
+        i, o = self._conn().execute(sql, args).fetchone()
+        return Usage(int(i), int(o))
+
+    # -- the change feed ----------------------------------------------------------------------
+
+    def subscribe(self, callback: Callback, *, thread_id: str | None = None, since: int | None = None) -> Subscription:
+        """Call ``callback(event)`` for every change committed from now on (or after seq ``since``),
+        in commit order, from this store's watcher thread. ``thread_id`` narrows to one thread."""
+        if not callable(callback):
+            raise InvalidArgumentError(f"callback={callback!r} is not callable; pass a function taking one event.")
+        return self._ensure_feed().add(callback, thread_id, since)
+
+    def last_seq(self) -> int:
+        """The seq of the newest committed change (0 for a new store)."""
+        return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+
+    @property
+    def feed_mode(self) -> str | None:
+        """``inotify`` or ``poll`` once the feed runs, else None."""
+        return self._feed.mode if self._feed else None
+
+    def _ensure_feed(self) -> Feed:
+        with self._feed_lock:
+            if self._feed is None:
+                self._conn()  # raises if closed
+                waiter = make_waiter(self._bell.path, mode=self._watch, poll_interval=self._poll_interval)
+                self._feed = Feed(self, self._connect, waiter)
+            return self._feed
+
+    def start_watching(self) -> None:
+        """Run the watcher (and its housekeeping, e.g. failing answers whose writer died) even with
+        no subscriber."""
+        self._ensure_feed()
