@@ -28,7 +28,16 @@ from .store import Delta, Event, Message, Store, StoreWarning, Subscription, Thr
 __version__ = "0.1.0"
 
 # public name -> module that defines it, imported on first access
-_LAZY: dict[str, str] = {}
+_LAZY = {
+    "Agent": "threadwidget.agent",
+    "AgentThread": "threadwidget.agent",
+    "GenerateResult": "threadwidget.agent",
+    "OpenAIChat": "threadwidget.agent",
+    "ScriptedModel": "threadwidget.agent",
+    "Tool": "threadwidget.agent",
+    "ToolContext": "threadwidget.agent",
+    "tool": "threadwidget.agent",
+}
 
 __all__ = [
     "Delta",
@@ -52,6 +61,15 @@ __all__ = [
     "ToolError",
     "Usage",
     "__version__",
+    # loaded on first use
+    "Agent",
+    "AgentThread",
+    "GenerateResult",
+    "OpenAIChat",
+    "ScriptedModel",
+    "Tool",
+    "ToolContext",
+    "tool",
 ]
 
 
@@ -65,4 +83,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(__all__) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY))

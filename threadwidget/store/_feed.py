@@ -96,7 +96,8 @@ class Feed:
 
     def add(self, callback: Callback, thread_id: str | None, since: int | None) -> Subscription:
         with self._lock:
-            cursor = self._max_seq() if since is None else since
+            # the caller's own connection: the watcher's belongs to the watcher thread
+            cursor = self._store.last_seq() if since is None else since
             sub = Subscription(self, callback, thread_id, cursor)
             self._subs.append(sub)
         self._waiter.wake()
@@ -126,7 +127,7 @@ class Feed:
                 if now >= next_housekeeping:
                     next_housekeeping = now + _HOUSEKEEPING_EVERY
                     self._store._housekeeping()
-            except sqlite3.Error:
+            except Exception:  # the watcher must outlive any error: log it and go on
                 if self._stopping:
                     return
                 log.exception("threadwidget feed: reading the change log failed; retrying")

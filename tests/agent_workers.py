@@ -1,0 +1,44 @@
+"""Processes the cross-process agent tests start: ``python tests/agent_workers.py COMMAND ARGS``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import threadwidget as tw
+
+
+def stream(db: str, thread_id: str, rate: str) -> None:
+    """Answer a prompt slowly; print the assistant message id once text is streaming, then the result."""
+    store = tw.Store(db)
+    model = tw.ScriptedModel(tokens_per_second=float(rate))
+    model.enqueue(" ".join(f"word{i}" for i in range(2000)))
+    agent = tw.Agent("writer", model=model, store=store)
+    announced = False
+    pieces = agent.continue_thread(thread_id).stream_text("tell me a long story")
+    for _ in pieces:
+        if not announced:
+            announced = True
+            msg = store.list_messages(thread_id, limit=1)[-1]
+            print(json.dumps({"message_id": msg.id}), flush=True)
+    final = store.list_messages(thread_id, limit=1)[-1]
+    print(json.dumps({"status": final.status, "error": final.error}), flush=True)
+    store.close()
+
+
+def serve(db: str, name: str) -> None:
+    """Serve an agent until a line arrives on stdin; print how many answers this process wrote."""
+    store = tw.Store(db)
+    model = tw.ScriptedModel(tokens_per_second=400)
+    agent = tw.Agent(name, model=model, store=store)
+    worker = agent.serve()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    worker.stop()
+    print(json.dumps({"answered": worker.answered, "pid": os.getpid()}), flush=True)
+    store.close()
+
+
+if __name__ == "__main__":
+    globals()[sys.argv[1]](*sys.argv[2:])

@@ -1,0 +1,277 @@
+"""The agent runtime in one process, with the offline ScriptedModel playing the LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+import threadwidget as tw
+from threadwidget.agent._context import build_messages
+
+from .conftest import wait_until
+
+
+@tw.tool
+def lookup_order(order_id: str, ctx: tw.ToolContext) -> dict:
+    """Look up an order by id."""
+    ctx.progress(0.5, "querying warehouse")
+    return {"order_id": order_id, "status": "shipped"}
+
+
+@tw.tool
+def broken(reason: str) -> str:
+    """Always fails."""
+    raise RuntimeError(f"warehouse offline: {reason}")
+
+
+def last_status(store: tw.Store, thread_id: str) -> str | None:
+    msgs = store.list_messages(thread_id, limit=1)
+    return msgs[-1].status if msgs and msgs[-1].role == "assistant" else None
+
+
+def make_agent(store: tw.Store, *replies: object, rate: float | None = None, **kw: object) -> tw.Agent:
+    model = tw.ScriptedModel(tokens_per_second=rate)
+    model.enqueue(*replies)  # type: ignore[arg-type]
+    return tw.Agent("support", model=model, instructions="Be brief.", tools=[lookup_order, broken], store=store, **kw)  # type: ignore[arg-type]
+
+
+def test_stream_text_persists_user_and_answer(store: tw.Store) -> None:
+    agent = make_agent(store, "Order 42 shipped yesterday and arrives Monday.")
+    thread = agent.create_thread(title="Order help", user_id="alice")
+    assert store.get_thread(thread.id).agent == "support"
+    pieces = list(thread.stream_text("Where is order 42?"))
+    assert "".join(pieces) == "Order 42 shipped yesterday and arrives Monday."
+    user, answer = store.list_messages(thread.id)
+    assert (user.role, user.text, user.status) == ("user", "Where is order 42?", "success")
+    assert (answer.role, answer.status, answer.text, answer.finish_reason) == (
+        "assistant", "success", "".join(pieces), "stop"
+    )  # fmt: skip
+    assert answer.agent == "support" and answer.model == "scripted"
+    assert answer.usage is not None and answer.usage.output_tokens == len(pieces)
+    assert store.streamed_text(answer.id)[0] == answer.text, "the deltas hold the whole text, tail included"
+    assert store.active_runs(thread.id) == []
+
+
+def test_deltas_are_coalesced_and_the_tail_always_flushed(store: tw.Store) -> None:
+    words = " ".join(f"w{i}" for i in range(400))
+    agent = make_agent(store, words, rate=2000)
+    thread = agent.create_thread()
+    result = thread.generate_text("go")
+    deltas = store.list_deltas(result.message_id)  # type: ignore[arg-type]
+    assert "".join(d.text for d in deltas) == words
+    assert [d.seq for d in deltas] == list(range(1, len(deltas) + 1))
+    assert 2 <= len(deltas) < 200, f"{len(deltas)} deltas for 400 tokens: not coalesced"
+
+
+def test_status_moves_pending_streaming_success(store: tw.Store) -> None:
+    ops: list[str] = []
+    store.subscribe(lambda e: ops.append(e.op) if e.kind == "message" and e.row and e.row.role == "assistant" else None)  # type: ignore[union-attr]
+    agent = make_agent(store, " ".join(["tok"] * 40), rate=200)
+    thread = agent.create_thread()
+    runner = threading.Thread(target=thread.generate_text, args=("hello",))
+    runner.start()
+    wait_until(lambda: last_status(store, thread.id) == "streaming")
+    runner.join(10)
+    assert store.list_messages(thread.id)[-1].status == "success"
+    wait_until(lambda: len(ops) >= 3)
+    assert ops == ["insert", "update", "update"]  # created pending, then streaming, then final
+
+
+def test_tool_calls_rows_progress_results_and_next_step(store: tw.Store) -> None:
+    agent = make_agent(
+        store,
+        tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": "42"}), ("lookup_order", {"order_id": "43"})]),
+        "Both orders shipped.",
+    )
+    thread = agent.create_thread()
+    result = thread.generate_text("Where are 42 and 43?")
+    assert (result.status, result.text) == ("success", "Both orders shipped.")
+    calls = store.list_tool_calls(thread.id)
+    assert [(c.name, c.status, c.arguments) for c in calls] == [
+        ("lookup_order", "success", '{"order_id": "42"}'), ("lookup_order", "success", '{"order_id": "43"}')
+    ]  # fmt: skip
+    assert calls[0].result == '{"order_id": "42", "status": "shipped"}'
+    assert all(c.progress == 1.0 and c.started_at and c.ended_at for c in calls)
+    msgs = store.list_messages(thread.id)
+    assert [(m.role, m.step, m.finish_reason) for m in msgs] == [
+        ("user", 0, None), ("assistant", 0, "tool_calls"), ("assistant", 1, "stop")
+    ]  # fmt: skip
+    assert result.message_ids == [msgs[1].id, msgs[2].id]
+
+
+def test_progress_is_written_while_the_tool_runs(store: tw.Store) -> None:
+    gate = threading.Event()
+    seen: list[tuple[str, float | None, str | None]] = []
+
+    @tw.tool
+    def slow(steps: int, ctx: tw.ToolContext) -> str:
+        """A slow tool."""
+        for i in range(steps):
+            ctx.progress(i / steps, f"step {i}")
+            ctx.wait(0.06)
+        gate.wait(5)
+        return "done"
+
+    store.subscribe(
+        lambda e: seen.append((e.row.status, e.row.progress, e.row.progress_note)) if e.kind == "tool_call" else None
+    )  # type: ignore[union-attr]
+    model = tw.ScriptedModel(tokens_per_second=None)
+    model.enqueue(tw.ScriptedModel.tool_calls([("slow", {"steps": 3})]), "ok")
+    agent = tw.Agent("a", model=model, tools=[slow], store=store)
+    worker = threading.Thread(target=agent.create_thread().generate_text, args=("go",))
+    worker.start()
+    wait_until(lambda: any(note == "step 2" for _, _, note in seen))
+    assert ("running", pytest.approx(2 / 3), "step 2") in seen
+    gate.set()
+    worker.join(10)
+    wait_until(lambda: seen[-1][0] == "success")
+
+
+def test_invalid_arguments_go_back_to_the_model_then_it_corrects(store: tw.Store) -> None:
+    agent = make_agent(
+        store,
+        tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": 42})]),  # int where a str is wanted
+        tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": "42"})]),
+        "Order 42 shipped.",
+    )
+    thread = agent.create_thread()
+    result = thread.generate_text("where is 42")
+    assert result.status == "success"
+    bad, good = store.list_tool_calls(thread.id)
+    assert bad.status == "error" and "order_id: got 42 (integer)" in (bad.error or "")
+    assert good.status == "success"
+    # the second model call saw the corrective error as the tool result
+    shaped = build_messages(store, thread.id, instructions=None, window=50)
+    tool_msgs = [m for m in shaped if m["role"] == "tool"]
+    assert tool_msgs[0]["content"].startswith("Error: Invalid arguments for tool lookup_order")
+
+
+def test_invalid_arguments_beyond_the_bound_fail_the_answer(store: tw.Store) -> None:
+    bad = tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": 1})])
+    agent = make_agent(store, bad, bad, bad, "never reached", max_tool_retries=1)
+    thread = agent.create_thread()
+    with pytest.raises(tw.ModelError, match=r"invalid tool arguments 2 times \(max_tool_retries=1\)"):
+        thread.generate_text("go")
+    assert [c.status for c in store.list_tool_calls(thread.id)] == ["error", "error"]
+    assert store.active_runs(thread.id) == []
+
+
+def test_unknown_tool_is_a_corrective_error(store: tw.Store) -> None:
+    agent = make_agent(store, tw.ScriptedModel.tool_calls([("launch_rockets", {})]), "Sorry.")
+    thread = agent.create_thread()
+    assert thread.generate_text("go").status == "success"
+    (call,) = store.list_tool_calls(thread.id)
+    assert "no tool named 'launch_rockets'" in (call.error or "") and "lookup_order" in (call.error or "")
+
+
+def test_a_tool_that_raises_becomes_an_error_row_and_the_run_goes_on(store: tw.Store) -> None:
+    agent = make_agent(store, tw.ScriptedModel.tool_calls([("broken", {"reason": "maintenance"})]), "It failed, sorry.")
+    thread = agent.create_thread()
+    result = thread.generate_text("go")
+    assert (result.status, result.text) == ("success", "It failed, sorry.")
+    (call,) = store.list_tool_calls(thread.id)
+    assert call.status == "error" and call.error == "RuntimeError: warehouse offline: maintenance"
+
+
+def test_model_error_fails_the_message_keeping_partial_text_and_usage(store: tw.Store) -> None:
+    agent = make_agent(store, tw.ScriptedModel.error("upstream exploded (500)", text="Partial answer"))
+    thread = agent.create_thread()
+    got: list[str] = []
+    with pytest.raises(tw.ModelError, match="upstream exploded"):
+        got.extend(thread.stream_text("go"))
+    answer = store.list_messages(thread.id)[-1]
+    assert answer.status == "failed" and "upstream exploded" in (answer.error or "")
+    assert answer.text == "".join(got) == store.streamed_text(answer.id)[0]
+    assert answer.usage is not None and answer.usage.input_tokens > 0
+    assert store.active_runs(thread.id) == []
+
+
+def test_stopping_iteration_early_aborts_the_message(store: tw.Store) -> None:
+    agent = make_agent(store, " ".join(["word"] * 100), rate=1000)
+    thread = agent.create_thread()
+    stream = thread.stream_text("go")
+    first = [next(stream) for _ in range(3)]
+    stream.close()
+    answer = store.list_messages(thread.id)[-1]
+    assert answer.status == "aborted" and answer.error == "the caller stopped reading the stream"
+    assert answer.text.startswith("".join(first))
+    assert answer.usage is not None
+
+
+def test_abort_from_another_thread_ends_aborted_quickly(store: tw.Store) -> None:
+    agent = make_agent(store, " ".join(["slow"] * 1000), rate=50)
+    thread = agent.create_thread()
+    results: list[tw.GenerateResult] = []
+    runner = threading.Thread(target=lambda: results.append(thread.generate_text("go")))
+    runner.start()
+    wait_until(lambda: last_status(store, thread.id) == "streaming")
+    asked = time.monotonic()
+    assert len(agent.continue_thread(thread.id).abort()) == 1  # a different handle, as another process would
+    runner.join(5)
+    assert time.monotonic() - asked < 0.3
+    assert results[0].status == "aborted"
+    answer = store.get_message(results[0].message_id)  # type: ignore[arg-type]
+    assert answer.status == "aborted" and answer.usage is not None
+
+
+def test_context_uses_openai_shapes(store: tw.Store) -> None:
+    agent = make_agent(store, tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": "42"})]), "Shipped.")
+    thread = agent.create_thread()
+    thread.generate_text("where is 42")
+    shaped = build_messages(store, thread.id, instructions="Be brief.", window=50)
+    assert [m["role"] for m in shaped] == ["system", "user", "assistant", "tool", "assistant"]
+    call = shaped[2]["tool_calls"][0]
+    assert call["type"] == "function" and call["function"] == {
+        "name": "lookup_order",
+        "arguments": '{"order_id": "42"}',
+    }
+    assert shaped[3] == {
+        "role": "tool",
+        "tool_call_id": call["id"],
+        "content": '{"order_id": "42", "status": "shipped"}',
+    }
+    assert [m["role"] for m in build_messages(store, thread.id, instructions=None, window=1)] == ["assistant"]
+
+
+def test_async_twins(store: tw.Store) -> None:
+    agent = make_agent(store, "one two three", "four five")
+    thread = agent.create_thread()
+
+    async def main() -> tuple[list[str], tw.GenerateResult]:
+        pieces = [p async for p in thread.astream_text("a")]
+        return pieces, await thread.agenerate_text("b")
+
+    pieces, result = asyncio.run(main())
+    assert "".join(pieces) == "one two three"
+    assert result.text == "four five"
+
+
+def test_usage_summed_per_thread_and_agent(store: tw.Store) -> None:
+    agent = make_agent(store, "a b c", "d e")
+    t1, t2 = agent.create_thread(), agent.create_thread()
+    r1, r2 = t1.generate_text("x"), t2.generate_text("y")
+    assert store.usage(thread_id=t1.id) == r1.usage
+    assert agent.usage() == r1.usage + r2.usage
+
+
+def test_bad_agent_arguments_are_clear(store: tw.Store) -> None:
+    with pytest.raises(tw.InvalidArgumentError, match=r"name='' is not valid"):
+        tw.Agent("", model=tw.ScriptedModel(), store=store)
+    with pytest.raises(tw.InvalidArgumentError, match=r"model='gpt-4o' is not a model; pass tw.OpenAIChat"):
+        tw.Agent("a", model="gpt-4o", store=store)  # type: ignore[arg-type]
+    with pytest.raises(tw.InvalidArgumentError, match="two tools are named 'lookup_order'"):
+        tw.Agent("a", model=tw.ScriptedModel(), tools=[lookup_order, lookup_order], store=store)
+    agent = make_agent(store)
+    with pytest.raises(tw.InvalidArgumentError, match="prompt='' is not valid"):
+        list(agent.create_thread().stream_text(""))
+    with pytest.raises(tw.NotFoundError, match="th_missing"):
+        agent.continue_thread("th_missing")
+
+
+def test_default_model_is_the_announced_scripted_model(store: tw.Store, capsys: pytest.CaptureFixture[str]) -> None:
+    agent = tw.Agent("a", store=store)
+    assert isinstance(agent.model, tw.ScriptedModel)
+    assert "using the offline ScriptedModel" in capsys.readouterr().err or tw.ScriptedModel._announced

@@ -1,0 +1,26 @@
+"""The agent runtime: models, tools, and answers written into the store as they stream."""
+
+from ._agent import Agent, AgentThread, Worker
+from ._model import Finish, Model, ModelStream, TextDelta, ToolCallDelta
+from ._openai import OpenAIChat
+from ._run import GenerateResult
+from ._scripted import ScriptedModel
+from ._tools import Tool, ToolCancelled, ToolContext, tool
+
+__all__ = [
+    "Agent",
+    "AgentThread",
+    "Finish",
+    "GenerateResult",
+    "Model",
+    "ModelStream",
+    "OpenAIChat",
+    "ScriptedModel",
+    "TextDelta",
+    "Tool",
+    "ToolCallDelta",
+    "ToolCancelled",
+    "ToolContext",
+    "Worker",
+    "tool",
+]

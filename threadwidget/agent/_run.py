@@ -1,0 +1,326 @@
+"""One answer, written into the store as it streams.
+
+A run goes step by step: each step is one assistant message (``pending`` → ``streaming`` → a final
+status) holding a lease in ``runs``. Text arrives as deltas, coalesced (a flush every ~25 ms or
+1 KiB, and always the tail) and appended to the store; tool calls become rows the moment the model
+starts them. A step that ends with tool calls runs them (validated first, in parallel, with
+progress) and the next step shows the model their results.
+
+A keeper thread per run renews the lease every second and flushes text that waited too long; the
+store's feed tells the run when another process asked to abort it. Whatever happens — the model
+fails, the caller stops reading, Ctrl-C — the message ends in a final status with its partial text
+and usage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ModelError, ToolArgumentsError, ToolError
+from .._usage import Usage
+from ..store import Event, Message, Store
+from ._context import build_messages, estimate_tokens
+from ._model import Finish, ModelStream, TextDelta, ToolCallDelta
+from ._tools import ToolContext
+
+if TYPE_CHECKING:
+    from ._agent import Agent
+
+__all__ = ["GenerateResult", "Run"]
+
+log = logging.getLogger("threadwidget.agent")
+
+FLUSH_SECONDS = 0.025
+FLUSH_BYTES = 1024
+RENEW_SECONDS = 1.0
+ARGS_FLUSH_SECONDS = 0.05
+PROGRESS_SECONDS = 0.05
+
+
+@dataclass
+class GenerateResult:
+    """What a finished run produced: the final answer's ``text``, its ``status`` (``success``,
+    ``failed`` or ``aborted``), ``usage`` summed over its steps, and the ids of what it wrote."""
+
+    text: str = ""
+    status: str = "success"
+    usage: Usage = field(default_factory=Usage)
+    message_id: str | None = None
+    message_ids: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+class _Aborted(Exception):
+    pass
+
+
+class Run:
+    """Writes one answer to ``thread_id``; iterate ``steps()`` for the text deltas."""
+
+    def __init__(self, agent: Agent, thread_id: str, *, first_message: Message | None = None):
+        self.agent = agent
+        self.store: Store = agent.store
+        self.thread_id = thread_id
+        self.result = GenerateResult()
+        self.cancel = threading.Event()
+        self.cancel_reason = "aborted"
+        self._first = first_message
+        self._lock = threading.Lock()
+        self._message_id: str | None = None
+        self._stream: ModelStream | None = None
+        self._buffer: list[str] = []
+        self._last_flush = 0.0
+        self._keeper_stop = threading.Event()
+        self._invalid_calls = 0
+
+    # -- control from other threads -------------------------------------------------------------
+
+    def abort(self, reason: str = "aborted") -> None:
+        if not self.cancel.is_set():
+            self.cancel_reason = reason
+            self.cancel.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    def _on_event(self, event: Event) -> None:
+        row = event.row
+        if (
+            event.kind == "run"
+            and isinstance(row, dict)
+            and row.get("abort_requested")
+            and row.get("message_id") == self._message_id
+        ):
+            self.abort("aborted by request")
+
+    def _keep(self) -> None:
+        next_renew = time.monotonic() + RENEW_SECONDS
+        while not self._keeper_stop.wait(FLUSH_SECONDS):
+            try:
+                if self._buffer and time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+                    self._flush()
+                if time.monotonic() >= next_renew:
+                    next_renew = time.monotonic() + RENEW_SECONDS
+                    mid = self._message_id
+                    if mid and not self.store.renew_lease(mid):
+                        self.abort("lease lost: another process marked this answer failed")
+            except Exception:
+                log.exception("threadwidget: renewing the lease or flushing text failed")
+
+    # -- text coalescing ------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        with self._lock:
+            text, self._buffer = "".join(self._buffer), []
+            self._last_flush = time.monotonic()
+            mid = self._message_id
+            if text and mid:
+                self.store.append_delta(mid, text)
+
+    def _add_text(self, text: str) -> None:
+        with self._lock:
+            self._buffer.append(text)
+            size = sum(len(t) for t in self._buffer)
+            due = time.monotonic() - self._last_flush >= FLUSH_SECONDS or size >= FLUSH_BYTES
+        if due:
+            self._flush()
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def steps(self) -> Iterator[str]:
+        sub = self.store.subscribe(self._on_event, thread_id=self.thread_id)
+        keeper = threading.Thread(target=self._keep, name="threadwidget-run-keeper", daemon=True)
+        keeper.start()
+        try:
+            for step in range(self.agent.max_steps):
+                calls = yield from self._step(step)
+                if not calls:
+                    return
+                self._run_tools(calls)
+                if self.cancel.is_set():
+                    return
+            self.result.status = "failed"
+            self.result.error = f"stopped after max_steps={self.agent.max_steps} steps of tool calls"
+        finally:
+            self._keeper_stop.set()
+            keeper.join()
+            sub.close()
+
+    def _step(self, step: int) -> Generator[str, None, list[dict[str, Any]]]:
+        agent, store = self.agent, self.store
+        if step == 0 and self._first is not None:
+            message = self._first
+            if message.model != agent.model.name:
+                store.update_message(message.id, model=agent.model.name)
+        else:
+            message = store.start_run(self.thread_id, agent=agent.name, model=agent.model.name, step=step)
+        self._message_id = message.id
+        self.result.message_id = message.id
+        self.result.message_ids.append(message.id)
+        context = build_messages(
+            store, self.thread_id, instructions=agent.instructions, window=agent.context_messages, exclude={message.id}
+        )
+        tools = [t.schema for t in agent.tools.values()]
+        text: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
+        finish: Finish | None = None
+        status, error = "success", None
+        try:
+            if store.abort_requested(message.id):
+                raise _Aborted
+            stream = agent.model.stream(context, tools)
+            with self._lock:
+                self._stream = stream
+            if self.cancel.is_set():
+                stream.close()
+            store.update_message(message.id, status="streaming")
+            self._last_flush = time.monotonic()
+            for event in stream:
+                if isinstance(event, TextDelta):
+                    if event.text:
+                        text.append(event.text)
+                        self._add_text(event.text)
+                        yield event.text
+                elif isinstance(event, ToolCallDelta):
+                    self._tool_call_delta(message.id, calls, event)
+                elif isinstance(event, Finish):
+                    finish = event
+            if self.cancel.is_set():
+                raise _Aborted
+            if finish is None:
+                raise ModelError(f"the model {agent.model.name!r} stream ended without finishing (no finish_reason)")
+        except _Aborted:
+            status, error = "aborted", self.cancel_reason
+        except ModelError as exc:
+            status, error = ("aborted", self.cancel_reason) if self.cancel.is_set() else ("failed", str(exc))
+        except GeneratorExit:
+            status, error = "aborted", "the caller stopped reading the stream"
+            raise
+        except KeyboardInterrupt:
+            status, error = "aborted", "interrupted"
+            raise
+        except BaseException as exc:
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            with self._lock:
+                self._stream = None
+            self._end_step(message, "".join(text), calls, finish, status, error, context)
+        return [] if status != "success" else list(calls.values())
+
+    def _end_step(
+        self, message: Message, text: str, calls: dict[int, dict[str, Any]], finish: Finish | None,
+        status: str, error: str | None, context: list[dict[str, Any]],
+    ) -> None:  # fmt: skip
+        """Flush the tail and end the step in one transaction: text, status, usage, lease."""
+        self._flush()
+        for call in calls.values():
+            self._flush_args(call, force=True)
+            if status != "success":
+                self.store.update_tool_call(call["row"], status="error", error=f"not run: the answer {status}")
+        usage = finish.usage if finish and finish.usage else Usage(estimate_tokens(context), len(text) // 4)
+        self.store.update_message(
+            message.id,
+            text=text,
+            status=status,
+            error=error,
+            usage=usage,
+            finish_reason=finish.reason if finish else None,
+            metadata={"usage_estimated": True} if not (finish and finish.usage) else None,
+            end_run=True,
+        )
+        self.result.usage += usage
+        self.result.text = text
+        if status != "success":
+            self.result.status, self.result.error = status, error
+
+    # -- tool calls -------------------------------------------------------------------------------
+
+    def _tool_call_delta(self, message_id: str, calls: dict[int, dict[str, Any]], event: ToolCallDelta) -> None:
+        call = calls.get(event.index)
+        if call is None:
+            call = {"id": event.id or f"call_{event.index}", "name": event.name or "", "args": [], "sent": 0, "at": 0.0}
+            calls[event.index] = call
+            row = self.store.add_tool_call(message_id, call_id=call["id"], name=call["name"], arguments=event.arguments)
+            call["row"], call["sent"], call["at"] = row.id, len(event.arguments), time.monotonic()
+            call["args"].append(event.arguments)
+            return
+        if event.name and not call["name"]:
+            call["name"] = event.name
+        call["args"].append(event.arguments)
+        self._flush_args(call)
+
+    def _flush_args(self, call: dict[str, Any], *, force: bool = False) -> None:
+        args = "".join(call["args"])
+        if len(args) != call["sent"] and (force or time.monotonic() - call["at"] >= ARGS_FLUSH_SECONDS):
+            self.store.update_tool_call(call["row"], arguments=args)
+            call["sent"], call["at"] = len(args), time.monotonic()
+
+    def _run_tools(self, calls: list[dict[str, Any]]) -> None:
+        if len(calls) == 1:
+            self._run_tool(calls[0])
+            return
+        with ThreadPoolExecutor(max_workers=min(8, len(calls)), thread_name_prefix="threadwidget-tool") as pool:
+            list(pool.map(self._run_tool, calls))
+
+    def _fail_invalid(self) -> None:
+        self.cancel_reason = (
+            f"the model sent invalid tool arguments {self._invalid_calls} times "
+            f"(max_tool_retries={self.agent.max_tool_retries}); see the tool-call errors"
+        )
+        self.result.status, self.result.error = "failed", self.cancel_reason
+        self.cancel.set()
+
+    def _run_tool(self, call: dict[str, Any]) -> None:
+        store, row = self.store, call["row"]
+        tool = self.agent.tools.get(call["name"])
+        try:
+            if tool is None:
+                known = ", ".join(sorted(self.agent.tools)) or "none"
+                raise ToolArgumentsError(
+                    f"There is no tool named {call['name']!r}. Available tools: {known}. Call one of those."
+                )
+            arguments = tool.validate("".join(call["args"]))
+        except ToolArgumentsError as exc:
+            with self._lock:
+                self._invalid_calls += 1
+            store.update_tool_call(row, status="error", error=str(exc))
+            if self._invalid_calls > self.agent.max_tool_retries:
+                self._fail_invalid()
+            return
+        store.update_tool_call(row, status="running")
+        last = [0.0]
+
+        def on_progress(fraction: float | None, note: str | None) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_SECONDS or fraction in (0.0, 1.0):
+                last[0] = now
+                store.update_tool_call(row, progress=fraction, progress_note=note)
+
+        ctx = ToolContext(
+            thread_id=self.thread_id, message_id=self._message_id, call_id=call["id"], tool_name=tool.name,
+            on_progress=on_progress, cancel_event=self.cancel,
+        )  # fmt: skip
+        try:
+            result = tool.invoke(arguments, ctx)
+        except Exception as exc:
+            message = "aborted" if self.cancel.is_set() else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ToolError) and not self.cancel.is_set():
+                message = str(exc)
+            store.update_tool_call(row, status="error", error=message)
+            log.info("tool %s raised: %s", tool.name, message)
+            return
+        text = tool.result_to_text(result)
+        try:
+            json.loads(text)
+        except ValueError:
+            text = json.dumps(text)  # the result column holds JSON text
+        store.update_tool_call(row, status="success", result=text, progress=1.0)
