@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lab test lint clean
+.PHONY: install lab test lint js-test clean
 
 $(STAMP): pyproject.toml $(wildcard js/package-lock.json) $(wildcard js/src/*)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,10 @@ lint: install
 	$(BIN)/ruff format --check threadwidget
 	$(BIN)/mypy
 
-test: lint
+js-test: install
+	cd js && (test -d node_modules || npm ci --no-audit --no-fund) && npm test && npm run typecheck
+
+test: lint js-test
 	$(BIN)/pytest -q tests notebooks --nbval-lax -p no:cacheprovider
 
 clean:

@@ -1,0 +1,195 @@
+// ChatView: a thread's messages with the answer streaming in, and the box to send a prompt.
+
+import { applyChunk, applySnapshot, type StreamState } from "./chunks";
+import { frameScheduler, h, isolateKeys, reconcile, setText, widget } from "./dom";
+import { nowSeconds } from "./format";
+import { createMessageElement, updateMessageElement } from "./message";
+import { listen, type ChatTraits, type InboundMsg, type Message, type Model, type ThreadState } from "./protocol";
+
+const LIVE = new Set(["pending", "streaming"]);
+const NEAR_BOTTOM_PX = 32;
+
+const STATUS_TEXT: Record<ThreadState, string> = {
+  idle: "",
+  waiting: "Waiting for an agent to pick up the message…",
+  streaming: "Answering…",
+  failed: "Failed",
+  aborted: "Stopped",
+};
+
+/** Mount the chat into `el`; returns the cleanup. */
+export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void {
+  el.classList.add("tw-chat");
+  el.dataset.tw = "chat";
+
+  const title = h("div", { class: "tw-pane-head tw-title" });
+  const errorText = h("span", { class: "tw-error-text" });
+  const dismiss = h("button", { type: "button", class: "tw-dismiss", "aria-label": "Dismiss" }, "×");
+  const errorBox = h("div", { class: "tw-error", role: "alert", "data-testid": "tw-error" }, errorText, dismiss);
+  const olderButton = h("button", { type: "button", class: "tw-older", "data-testid": "tw-older" }, "Load older messages");
+  const list = h("div", { class: "tw-messages" });
+  const log = h("div", { class: "tw-log", role: "log", "aria-label": "Messages", tabindex: "0" }, olderButton, list);
+  const statusLine = h("div", { class: "tw-statusline", role: "status", "aria-live": "polite", "data-testid": "tw-status" });
+  const input = h("textarea", { class: "tw-input", rows: "1", "aria-label": "Message", "data-testid": "tw-input" });
+  const stop = h("button", { type: "button", class: "tw-stop", "aria-label": "Stop", "data-testid": "tw-stop" }, "Stop");
+  const send = h("button", { type: "button", class: "tw-send", "aria-label": "Send", "data-testid": "tw-send" }, "Send");
+  el.append(title, errorBox, log, statusLine, h("div", { class: "tw-composer" }, input, stop, send));
+  isolateKeys(el);
+
+  let recent: Message[] = [];
+  let older: Message[] = []; // loaded with "Load older", or slid out of the `messages` window
+  let olderHasMore: boolean | null = null; // from the last `older` reply; null: use `has_older`
+  let pendingOlder: string | null = null;
+  let stream: StreamState | null = null;
+  let dismissed = "";
+  let stick = true; // follow new text unless the user scrolled up
+  let prepended = false;
+  const nodes = new Map<string, HTMLElement>();
+  const frame = frameScheduler(render);
+
+  function reset(): void {
+    recent = model.get("messages") ?? [];
+    older = [];
+    olderHasMore = null;
+    pendingOlder = null;
+    stream = applySnapshot(null, model.get("stream"));
+    dismissed = "";
+    stick = true;
+    frame.schedule();
+  }
+
+  function onMessages(): void {
+    const next = model.get("messages") ?? [];
+    const ids = new Set(next.map((m) => m.id));
+    older = [...older, ...recent].filter((m) => !ids.has(m.id));
+    recent = next;
+    frame.schedule();
+  }
+
+  const isFinished = (id: string): boolean => {
+    const m = recent.find((x) => x.id === id);
+    return m !== undefined && !LIVE.has(m.status);
+  };
+
+  function onCustom(msg: InboundMsg): void {
+    if (msg.kind === "delta") {
+      stream = applyChunk(stream, msg, isFinished).state;
+    } else if (msg.kind === "older" && msg.request_id === pendingOlder) {
+      pendingOlder = null;
+      const known = new Set([...older, ...recent].map((m) => m.id));
+      older = [...msg.messages.filter((m) => !known.has(m.id)), ...older];
+      olderHasMore = msg.has_older;
+      prepended = true;
+    }
+    frame.schedule();
+  }
+
+  function shownMessages(): Message[] {
+    const all = older.length ? [...older, ...recent] : recent;
+    if (stream === null || stream.ended || recent.some((m) => m.id === stream!.message_id)) return all;
+    // The first delta of a new answer overtook the trait update that adds its message.
+    const placeholder: Message = {
+      id: stream.message_id, role: "assistant", text: "", status: "streaming", error: null, agent: null,
+      model: null, created_at: nowSeconds(), usage: null, tool_calls: [],
+    };
+    return [...all, placeholder];
+  }
+
+  function showMessage(node: HTMLElement, m: Message): void {
+    if (!LIVE.has(m.status)) return updateMessageElement(node, m, m.text, false);
+    const s = stream?.message_id === m.id ? stream : null;
+    const text = s && s.text.length >= m.text.length ? s.text : m.text;
+    updateMessageElement(node, m, text, !s?.ended);
+  }
+
+  function render(): void {
+    const fromBottom = log.scrollHeight - log.scrollTop;
+    const status = model.get("status") ?? { state: "idle", note: "" };
+
+    setText(title, model.get("title") || "Untitled thread");
+    const error = model.get("error") ?? "";
+    setText(errorText, error);
+    errorBox.hidden = !error || error === dismissed;
+
+    const messages = shownMessages();
+    reconcile(list, nodes, messages, (m) => m.id, createMessageElement, showMessage);
+    olderButton.hidden = messages.length === 0 || !(olderHasMore ?? model.get("has_older"));
+    olderButton.disabled = pendingOlder !== null;
+    setText(olderButton, pendingOlder === null ? "Load older messages" : "Loading…");
+
+    const state = status.state;
+    statusLine.dataset.state = state;
+    setText(statusLine, state === "failed" && status.note ? `Failed: ${status.note}` : status.note || STATUS_TEXT[state]);
+    stop.hidden = state !== "streaming";
+    send.disabled = input.value.trim() === "";
+    input.placeholder =
+      state === "idle" && !model.get("agent_attached")
+        ? "Message… answers come from a process running agent.serve()"
+        : "Message… (Shift+Enter for a new line)";
+
+    if (stick) log.scrollTop = log.scrollHeight;
+    else if (prepended) log.scrollTop = log.scrollHeight - fromBottom;
+    prepended = false;
+  }
+
+  function submit(): void {
+    const text = input.value.trim();
+    if (!text) return;
+    model.send({ kind: "send", text });
+    input.value = "";
+    input.style.height = "";
+    stick = true;
+    frame.schedule();
+  }
+
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  });
+  input.addEventListener("input", () => {
+    input.style.height = "";
+    input.style.height = `${input.scrollHeight}px`;
+    send.disabled = input.value.trim() === "";
+  });
+  send.addEventListener("click", submit);
+  stop.addEventListener("click", () => model.send({ kind: "abort" }));
+  dismiss.addEventListener("click", () => {
+    dismissed = model.get("error");
+    frame.schedule();
+  });
+  olderButton.addEventListener("click", () => {
+    const first = older[0] ?? recent[0];
+    if (pendingOlder !== null || first === undefined) return;
+    pendingOlder = `older-${Math.random().toString(36).slice(2)}`;
+    model.send({ kind: "load_older", request_id: pendingOlder, before: first.id });
+    frame.schedule();
+  });
+  log.addEventListener("scroll", () => {
+    stick = log.scrollHeight - log.scrollTop - log.clientHeight < NEAR_BOTTOM_PX;
+  });
+
+  reset();
+  render();
+  const unlisten = listen(model, {
+    thread_id: reset,
+    messages: onMessages,
+    stream: () => {
+      stream = applySnapshot(stream, model.get("stream"));
+      frame.schedule();
+    },
+    title: frame.schedule,
+    status: frame.schedule,
+    has_older: frame.schedule,
+    agent_attached: frame.schedule,
+    error: frame.schedule,
+    custom: onCustom,
+  });
+  return () => {
+    unlisten();
+    frame.cancel();
+  };
+}
+
+export default widget(mountChat);

@@ -1,0 +1,149 @@
+// The contract between the Python widgets and these views: synced traits and custom messages.
+// The Python side mirrors every shape here; change both together.
+
+export type Role = "user" | "assistant" | "system" | "tool";
+export type MessageStatus = "pending" | "streaming" | "success" | "failed" | "aborted";
+export type ToolCallStatus = "streaming_args" | "running" | "success" | "error";
+
+export interface Usage {
+  input_tokens: number;
+  output_tokens: number;
+}
+
+export interface ToolCall {
+  id: string;
+  message_id: string;
+  call_id: string;
+  name: string;
+  /** JSON text; partial while the model is still streaming the arguments. */
+  arguments: string;
+  status: ToolCallStatus;
+  /** 0..1, or null when the tool reports no progress. */
+  progress: number | null;
+  progress_note: string | null;
+  /** JSON text. */
+  result: string | null;
+  error: string | null;
+  /** Unix seconds. */
+  started_at: number | null;
+  ended_at: number | null;
+}
+
+export interface Message {
+  id: string;
+  role: Role;
+  text: string;
+  status: MessageStatus;
+  error: string | null;
+  agent: string | null;
+  model: string | null;
+  /** Unix seconds. */
+  created_at: number;
+  usage: Usage | null;
+  tool_calls: ToolCall[];
+}
+
+export interface ThreadInfo {
+  id: string;
+  title: string | null;
+  agent: string | null;
+  user_id: string | null;
+  /** Unix seconds. */
+  updated_at: number;
+  preview: string | null;
+}
+
+/** Snapshot of the answer being streamed: its full text through delta number `seq`. */
+export interface StreamSnapshot {
+  message_id: string;
+  seq: number;
+  text: string;
+}
+
+export type ThreadState = "idle" | "waiting" | "streaming" | "failed" | "aborted";
+
+export interface ThreadStatus {
+  state: ThreadState;
+  note: string;
+}
+
+export interface ChatTraits {
+  thread_id: string;
+  title: string;
+  /** Recent messages, oldest first; the message being streamed is included. */
+  messages: Message[];
+  stream: StreamSnapshot | null;
+  status: ThreadStatus;
+  has_older: boolean;
+  agent_attached: boolean;
+  error: string;
+}
+
+export interface ToolsTraits {
+  thread_id: string;
+  /** Newest last. */
+  tool_calls: ToolCall[];
+}
+
+export interface ThreadListTraits {
+  /** Newest activity first. */
+  threads: ThreadInfo[];
+  /** Set by the view when the user picks a thread. */
+  selected: string | null;
+}
+
+export type AppTraits = ChatTraits & ToolsTraits & ThreadListTraits;
+
+// Custom messages, Python → JS.
+
+/** Text of deltas `first_seq..seq` (inclusive; per message, from 1, contiguous). */
+export interface DeltaMsg {
+  kind: "delta";
+  message_id: string;
+  first_seq: number;
+  seq: number;
+  text: string;
+  /** The stream of this message is finished; a trait update with the final message follows. */
+  end: boolean;
+}
+
+/** Reply to `load_older`. */
+export interface OlderMsg {
+  kind: "older";
+  request_id: string;
+  messages: Message[];
+  has_older: boolean;
+}
+
+export type InboundMsg = DeltaMsg | OlderMsg;
+
+// Custom messages, JS → Python.
+
+export type OutboundMsg =
+  | { kind: "send"; text: string }
+  | { kind: "abort" }
+  | { kind: "load_older"; request_id: string; before: string };
+
+/** The part of anywidget's model these views use, typed by the widget's traits. */
+export interface Model<T> {
+  get<K extends keyof T & string>(name: K): T[K];
+  set<K extends keyof T & string>(name: K, value: T[K]): void;
+  save_changes(): void;
+  on(event: string, callback: (...args: any[]) => void): void;
+  off(event: string, callback: (...args: any[]) => void): void;
+  send(msg: OutboundMsg): void;
+}
+
+/** Subscribe to trait changes and custom messages; returns a function that unsubscribes all. */
+export function listen<T>(
+  model: Model<T>,
+  handlers: { [K in keyof T & string]?: () => void } & { custom?: (msg: InboundMsg) => void },
+): () => void {
+  const subs = Object.entries(handlers).map(([name, fn]) => {
+    const event = name === "custom" ? "msg:custom" : `change:${name}`;
+    const callback = fn as (...args: any[]) => void;
+    model.on(event, callback);
+    return () => model.off(event, callback);
+  });
+  return () => subs.forEach((off) => off());
+}

@@ -1,0 +1,212 @@
+import { afterEach, describe, expect, it } from "vitest";
+import chat from "../src/chat";
+import type { ChatTraits } from "../src/protocol";
+import { chatTraits, FakeModel, message, nextFrame, toolCall } from "./fake-model";
+
+let cleanup: (() => void) | null = null;
+
+function mount(fields: Partial<ChatTraits> = {}) {
+  const model = new FakeModel(chatTraits(fields));
+  const host = document.createElement("div");
+  document.body.append(host);
+  cleanup = chat.render({ model, el: host });
+  const $ = <E extends HTMLElement = HTMLElement>(testid: string) => host.querySelector<E>(`[data-testid="${testid}"]`)!;
+  const messages = () => [...host.querySelectorAll<HTMLElement>('[data-testid="tw-message"]')];
+  return { model, host, $, messages };
+}
+
+afterEach(() => {
+  cleanup?.();
+  cleanup = null;
+  document.body.innerHTML = "";
+});
+
+const key = (type: string, init: KeyboardEventInit) => new KeyboardEvent(type, { bubbles: true, cancelable: true, ...init });
+
+describe("ChatView", () => {
+  it("renders the messages snapshot", () => {
+    const { host, messages } = mount({
+      messages: [
+        message("m1", { role: "user", text: "Where is order 42?" }),
+        message("m2", { text: "It has **shipped**.", tool_calls: [toolCall("c1", { status: "success" })] }),
+      ],
+    });
+    const root = host.querySelector(".tw-root")!;
+    expect(root.getAttribute("data-tw")).toBe("chat");
+    const [user, assistant] = messages();
+    expect(user!.dataset).toMatchObject({ role: "user", status: "success", messageId: "m1" });
+    expect(user!.textContent).toContain("Where is order 42?");
+    expect(assistant!.dataset.role).toBe("assistant");
+    expect(assistant!.querySelector("strong")?.textContent).toBe("shipped");
+    const chip = assistant!.querySelector<HTMLElement>('[data-testid="tw-toolcall"]')!;
+    expect(chip.dataset.status).toBe("success");
+    expect(chip.textContent).toContain("lookup_order");
+    expect(host.querySelector(".tw-title")?.textContent).toBe("Order help");
+  });
+
+  it("appends delta text to the streaming answer and drops duplicates", async () => {
+    const { model, messages } = mount({
+      messages: [message("m1", { role: "user", text: "hi" }), message("m2", { status: "streaming", text: "Hel" })],
+      stream: { message_id: "m2", seq: 1, text: "Hel" },
+      status: { state: "streaming", note: "" },
+    });
+    const body = () => messages()[1]!.querySelector(".tw-body")!.textContent!.trim();
+    expect(body()).toBe("Hel");
+    expect(messages()[1]!.classList.contains("tw-live")).toBe(true);
+
+    model.custom({ kind: "delta", message_id: "m2", first_seq: 2, seq: 3, text: "lo wor", end: false });
+    model.custom({ kind: "delta", message_id: "m2", first_seq: 2, seq: 3, text: "lo wor", end: false });
+    await nextFrame();
+    expect(body()).toBe("Hello wor");
+
+    model.custom({ kind: "delta", message_id: "m2", first_seq: 4, seq: 4, text: "ld", end: true });
+    await nextFrame();
+    expect(body()).toBe("Hello world");
+    expect(messages()[1]!.classList.contains("tw-live")).toBe(false);
+  });
+
+  it("ignores a delta after a gap until the stream snapshot catches up", async () => {
+    const { model, messages } = mount({
+      messages: [message("m2", { status: "streaming", text: "a" })],
+      stream: { message_id: "m2", seq: 1, text: "a" },
+    });
+    model.custom({ kind: "delta", message_id: "m2", first_seq: 3, seq: 3, text: "c", end: false });
+    await nextFrame();
+    expect(messages()[0]!.textContent).not.toContain("ac");
+    model.update({ stream: { message_id: "m2", seq: 3, text: "abc" } });
+    await nextFrame();
+    expect(messages()[0]!.querySelector(".tw-body")!.textContent!.trim()).toBe("abc");
+  });
+
+  it("shows a new answer whose first delta arrives before its message", async () => {
+    const { model, messages } = mount({ messages: [message("m1", { role: "user", text: "hi" })] });
+    model.custom({ kind: "delta", message_id: "m2", first_seq: 1, seq: 1, text: "Hi there", end: false });
+    await nextFrame();
+    expect(messages().map((m) => m.dataset.messageId)).toEqual(["m1", "m2"]);
+    model.update({ messages: [message("m1", { role: "user", text: "hi" }), message("m2", { text: "Hi there!" })] });
+    await nextFrame();
+    expect(messages()[1]!.querySelector(".tw-body")!.textContent!.trim()).toBe("Hi there!");
+  });
+
+  it("sends on Enter and clears the box; Shift+Enter does not send", () => {
+    const { model, $ } = mount();
+    const input = $<HTMLTextAreaElement>("tw-input");
+    expect(input.getAttribute("aria-label")).toBe("Message");
+    input.value = "line one";
+    const shiftEnter = key("keydown", { key: "Enter", shiftKey: true });
+    input.dispatchEvent(shiftEnter);
+    expect(model.sent).toEqual([]);
+    expect(shiftEnter.defaultPrevented).toBe(false);
+
+    input.value = "line one\nline two";
+    input.dispatchEvent(key("keydown", { key: "Enter" }));
+    expect(model.sent).toEqual([{ kind: "send", text: "line one\nline two" }]);
+    expect(input.value).toBe("");
+
+    input.dispatchEvent(key("keydown", { key: "Enter" }));
+    expect(model.sent).toHaveLength(1);
+  });
+
+  it("sends with the Send button", () => {
+    const { model, $ } = mount();
+    const input = $<HTMLTextAreaElement>("tw-input");
+    expect($<HTMLButtonElement>("tw-send").disabled).toBe(true);
+    input.value = "hello";
+    input.dispatchEvent(new Event("input"));
+    $("tw-send").click();
+    expect(model.sent).toEqual([{ kind: "send", text: "hello" }]);
+  });
+
+  it("keeps key events from reaching JupyterLab", () => {
+    const { host, $ } = mount();
+    const reached: string[] = [];
+    for (const type of ["keydown", "keypress", "keyup"]) {
+      host.addEventListener(type, () => reached.push(type));
+      document.addEventListener(type, () => reached.push(type));
+    }
+    const input = $("tw-input");
+    for (const type of ["keydown", "keypress", "keyup"]) input.dispatchEvent(key(type, { key: "d" }));
+    input.dispatchEvent(key("keydown", { key: "Enter" }));
+    expect(reached).toEqual([]);
+    expect(host.querySelector(".tw-root")!.hasAttribute("data-lm-suppress-shortcuts")).toBe(true);
+  });
+
+  it("shows Stop only while streaming, and it sends abort", async () => {
+    const { model, $ } = mount();
+    const stop = $("tw-stop");
+    expect(stop.getAttribute("aria-label")).toBe("Stop");
+    expect(stop.hidden).toBe(true);
+    model.update({ status: { state: "streaming", note: "" } });
+    await nextFrame();
+    expect(stop.hidden).toBe(false);
+    stop.click();
+    expect(model.sent).toEqual([{ kind: "abort" }]);
+    model.update({ status: { state: "idle", note: "" } });
+    await nextFrame();
+    expect(stop.hidden).toBe(true);
+  });
+
+  it("shows the thread status", async () => {
+    const { model, $ } = mount();
+    const status = $("tw-status");
+    expect(status.getAttribute("role")).toBe("status");
+    expect(status.getAttribute("aria-live")).toBe("polite");
+    model.update({ status: { state: "waiting", note: "a prompt is waiting for a process running agent.serve()" } });
+    await nextFrame();
+    expect(status.textContent).toBe("a prompt is waiting for a process running agent.serve()");
+    model.update({ status: { state: "failed", note: "model timed out" } });
+    await nextFrame();
+    expect(status.dataset.state).toBe("failed");
+    expect(status.textContent).toBe("Failed: model timed out");
+  });
+
+  it("says where answers come from when no agent is attached", async () => {
+    const { model, $ } = mount({ agent_attached: false });
+    expect($<HTMLTextAreaElement>("tw-input").placeholder).toContain("agent.serve()");
+    model.update({ agent_attached: true });
+    await nextFrame();
+    expect($<HTMLTextAreaElement>("tw-input").placeholder).not.toContain("agent.serve()");
+  });
+
+  it("loads older messages and prepends the reply", async () => {
+    const { model, host, messages } = mount({ messages: [message("m3", { text: "three" })], has_older: true });
+    const button = host.querySelector<HTMLButtonElement>(".tw-older")!;
+    expect(button.hidden).toBe(false);
+    button.click();
+    const request = model.sent[0] as { kind: string; request_id: string; before: string };
+    expect(request).toMatchObject({ kind: "load_older", before: "m3" });
+
+    model.custom({ kind: "older", request_id: "someone-else", messages: [message("x")], has_older: false });
+    model.custom({
+      kind: "older",
+      request_id: request.request_id,
+      messages: [message("m1", { text: "one" }), message("m2", { text: "two" })],
+      has_older: false,
+    });
+    await nextFrame();
+    expect(messages().map((m) => m.dataset.messageId)).toEqual(["m1", "m2", "m3"]);
+    expect(button.hidden).toBe(true);
+  });
+
+  it("shows the error until dismissed", async () => {
+    const { model, host } = mount();
+    const box = host.querySelector<HTMLElement>('[data-testid="tw-error"]')!;
+    expect(box.hidden).toBe(true);
+    model.update({ error: "send failed: database is locked" });
+    await nextFrame();
+    expect(box.hidden).toBe(false);
+    expect(box.textContent).toContain("send failed: database is locked");
+    box.querySelector<HTMLButtonElement>("button")!.click();
+    await nextFrame();
+    expect(box.hidden).toBe(true);
+  });
+
+  it("removes its listeners and elements on cleanup", () => {
+    const { model, host } = mount();
+    expect(model.listenerCount()).toBeGreaterThan(0);
+    cleanup!();
+    cleanup = null;
+    expect(model.listenerCount()).toBe(0);
+    expect(host.children).toHaveLength(0);
+  });
+});
