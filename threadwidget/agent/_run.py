@@ -77,7 +77,8 @@ class Run:
         self._stream: ModelStream | None = None
         self._buffer: list[str] = []
         self._last_flush = 0.0
-        self._keeper_stop = threading.Event()
+        self._kick = threading.Event()  # wakes the keeper: text waits, or the run ends
+        self._stopping = False
         self._invalid_calls = 0
 
     # -- control from other threads -------------------------------------------------------------
@@ -102,8 +103,15 @@ class Run:
             self.abort("aborted by request")
 
     def _keep(self) -> None:
+        """Renew the lease every second; flush text that has waited ``FLUSH_SECONDS``."""
         next_renew = time.monotonic() + RENEW_SECONDS
-        while not self._keeper_stop.wait(FLUSH_SECONDS):
+        while not self._stopping:
+            now = time.monotonic()
+            wake_at = next_renew
+            if self._buffer:
+                wake_at = min(wake_at, self._last_flush + FLUSH_SECONDS)
+            self._kick.wait(max(0.0, wake_at - now))
+            self._kick.clear()
             try:
                 if self._buffer and time.monotonic() - self._last_flush >= FLUSH_SECONDS:
                     self._flush()
@@ -132,6 +140,8 @@ class Run:
             due = time.monotonic() - self._last_flush >= FLUSH_SECONDS or size >= FLUSH_BYTES
         if due:
             self._flush()
+        else:
+            self._kick.set()  # the keeper flushes it when it is due
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -150,7 +160,8 @@ class Run:
             self.result.status = "failed"
             self.result.error = f"stopped after max_steps={self.agent.max_steps} steps of tool calls"
         finally:
-            self._keeper_stop.set()
+            self._stopping = True
+            self._kick.set()
             keeper.join()
             sub.close()
 
