@@ -384,16 +384,15 @@ class Store:
         meta = _dump_metadata(metadata)
         mid = _new_id("msg")
 
-        def write(conn: sqlite3.Connection, now: float) -> None:
-            self._insert_message(conn, now, mid, thread_id, role, text, status, agent, model, step, meta)
+        def write(conn: sqlite3.Connection, now: float) -> Message:
+            return self._insert_message(conn, now, mid, thread_id, role, text, status, agent, model, step, meta)
 
-        self._write(write)
-        return self.get_message(mid)
+        return self._write(write)
 
     def _insert_message(
         self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, role: str, text: str,
         status: str, agent: str | None, model: str | None, step: int, meta: str | None,
-    ) -> None:  # fmt: skip
+    ) -> Message:  # fmt: skip
         if conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id)).rowcount == 0:
             raise NotFoundError(
                 f"no thread with id {thread_id!r} in {self.path}; create it with store.create_thread()."
@@ -406,6 +405,10 @@ class Store:
             (mid, thread_id, position, step, role, text, status, agent, model, meta, now, now),
         )
         self._log(conn, thread_id, "message", "insert", mid, now)
+        metadata = json.loads(meta) if meta else {}
+        return Message(
+            mid, thread_id, position, step, role, text, status, None, agent, model, None, None, metadata, now, now
+        )
 
     def get_message(self, message_id: str) -> Message:
         row = self._conn().execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
@@ -620,12 +623,12 @@ class Store:
         """Create an assistant message (``pending``) and this process's lease on writing it."""
         mid = _new_id("msg")
 
-        def write(conn: sqlite3.Connection, now: float) -> None:
-            self._insert_message(conn, now, mid, thread_id, "assistant", "", "pending", agent, model, step, None)
+        def write(conn: sqlite3.Connection, now: float) -> Message:
+            msg = self._insert_message(conn, now, mid, thread_id, "assistant", "", "pending", agent, model, step, None)
             self._insert_run(conn, now, mid, thread_id, agent, lease_seconds)
+            return msg
 
-        self._write(write)
-        return self.get_message(mid)
+        return self._write(write)
 
     def _insert_run(
         self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, agent: str | None, lease: float
