@@ -101,6 +101,18 @@ def test_usage_sums_per_thread_and_agent(store: tw.Store) -> None:
     assert store.usage() == tw.Usage(20, 13)
 
 
+def test_usage_by_agent_groups_most_tokens_first(store: tw.Store) -> None:
+    t = store.create_thread()
+    for agent, usage in (("x", tw.Usage(10, 5)), ("y", tw.Usage(30, 1)), ("x", tw.Usage(3, 1)), (None, tw.Usage(1, 1))):
+        m = store.start_run(t.id, agent=agent)
+        store.update_message(m.id, status="success", usage=usage, end_run=True)
+    store.add_message(t.id, role="user", text="no usage", agent="z")  # no usage: not listed
+    by_agent = store.usage_by_agent()
+    assert by_agent == {"y": tw.Usage(30, 1), "x": tw.Usage(13, 6), None: tw.Usage(1, 1)}
+    assert list(by_agent) == ["y", "x", None]
+    assert by_agent["x"] == store.usage(agent="x")
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -199,3 +211,19 @@ def test_default_path_comes_from_environment(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     with tw.Store() as s:
         assert s.path == tmp_path / "xdg" / "threadwidget" / "threads.db"
+
+
+def test_network_file_systems_are_detected(tmp_path: Path) -> None:
+    from threadwidget.store._wake import network_filesystem
+
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/vda / ext4 rw 0 0\n"
+        "fs:/export/home /home nfs4 rw,vers=4.2 0 0\n"
+        "/dev/vdb /home/alice/local ext4 rw 0 0\n"
+        "//srv/share /mnt/my\\040share cifs rw 0 0\n"
+    )
+    assert network_filesystem(Path("/home/bob/threads.db"), mounts) == "nfs4"
+    assert network_filesystem(Path("/home/alice/local/threads.db"), mounts) is None  # the longest mount wins
+    assert network_filesystem(Path("/mnt/my share/t.db"), mounts) == "cifs"
+    assert network_filesystem(Path("/srv/threads.db"), mounts) is None

@@ -27,10 +27,10 @@ __all__ = ["Bell", "PollWaiter", "Waiter", "make_waiter", "network_filesystem"]
 _NETWORK_FS = ("nfs", "nfs4", "cifs", "smb", "smb3", "smbfs", "afs", "9p", "fuse.sshfs", "lustre", "gpfs")
 
 
-def network_filesystem(path: Path) -> str | None:
+def network_filesystem(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str | None:
     """The file system type when ``path`` lives on a network file system, else None (Linux only)."""
     try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
+        mounts = mounts_file.read_text().splitlines()
     except OSError:
         return None
     target = str(path.resolve())
