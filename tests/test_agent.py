@@ -153,10 +153,23 @@ def test_invalid_arguments_beyond_the_bound_fail_the_answer(store: tw.Store) -> 
     bad = tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": 1})])
     agent = make_agent(store, bad, bad, bad, "never reached", max_tool_retries=1)
     thread = agent.create_thread()
-    with pytest.raises(tw.ModelError, match=r"invalid tool arguments 2 times \(max_tool_retries=1\)"):
+    with pytest.raises(tw.ToolArgumentsError, match=r"invalid tool arguments 2 times \(max_tool_retries=1\)"):
         thread.generate_text("go")
     assert [c.status for c in store.list_tool_calls(thread.id)] == ["error", "error"]
+    last = store.list_messages(thread.id)[-1]  # every view sees why the answer stopped
+    assert (last.role, last.status) == ("assistant", "failed")
+    assert "invalid tool arguments 2 times" in (last.error or "")
     assert store.active_runs(thread.id) == []
+
+
+def test_a_model_that_never_stops_calling_tools_is_stopped(store: tw.Store) -> None:
+    call = tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": "1"})])
+    agent = make_agent(store, call, call, call, max_steps=2)
+    thread = agent.create_thread()
+    with pytest.raises(tw.ToolError, match="still calling tools after max_steps=2"):
+        thread.generate_text("go")
+    last = store.list_messages(thread.id)[-1]
+    assert (last.status, last.step) == ("failed", 2)
 
 
 def test_unknown_tool_is_a_corrective_error(store: tw.Store) -> None:
@@ -275,3 +288,66 @@ def test_default_model_is_the_announced_scripted_model(store: tw.Store, capsys: 
     agent = tw.Agent("a", store=store)
     assert isinstance(agent.model, tw.ScriptedModel)
     assert "using the offline ScriptedModel" in capsys.readouterr().err or tw.ScriptedModel._announced
+
+
+def test_default_model_follows_the_environment(store: tw.Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_MODEL", "llama3.1:8b")
+    model = tw.Agent("a", store=store).model
+    assert isinstance(model, tw.OpenAIChat)
+    assert (model.name, model.base_url) == ("llama3.1:8b", "http://127.0.0.1:9/v1")
+
+
+def test_usage_sums_with_builtin_sum() -> None:
+    assert sum([tw.Usage(1, 2), tw.Usage(3, 4)]) == tw.Usage(4, 6)
+
+
+def test_a_tool_slower_than_the_lease_renewal_does_not_end_the_answer(store: tw.Store) -> None:
+    release = threading.Event()
+
+    @tw.tool
+    def slow_tool(ctx: tw.ToolContext) -> str:
+        """Takes longer than a lease renewal period."""
+        release.wait(10)
+        return "finished"
+
+    model = tw.ScriptedModel(tokens_per_second=None)
+    model.enqueue(tw.ScriptedModel.tool_calls([("slow_tool", {})]), "All done.")
+    agent = tw.Agent("a", model=model, tools=[slow_tool], store=store)
+    thread = agent.create_thread()
+    results: list[tw.GenerateResult] = []
+    runner = threading.Thread(target=lambda: results.append(thread.generate_text("go")))
+    runner.start()
+    wait_until(lambda: [c.status for c in store.list_tool_calls(thread.id)] == ["running"])
+    (run,) = store.active_runs(thread.id)  # the tool step keeps its lease while its tools run
+    renewed = run["lease_expires_at"]
+    wait_until(lambda: store.active_runs(thread.id)[0]["lease_expires_at"] > renewed, timeout=5)
+    release.set()
+    runner.join(10)
+    assert (results[0].status, results[0].text) == ("success", "All done.")
+    assert store.active_runs(thread.id) == []
+
+
+def test_abort_while_a_tool_runs_cancels_it(store: tw.Store) -> None:
+    @tw.tool
+    def patient(ctx: tw.ToolContext) -> str:
+        """Waits until cancelled."""
+        cancelled = ctx.wait(30)
+        return "cancelled" if cancelled else "timed out"
+
+    model = tw.ScriptedModel(tokens_per_second=None)
+    model.enqueue(tw.ScriptedModel.tool_calls([("patient", {})]), "never reached")
+    agent = tw.Agent("a", model=model, tools=[patient], store=store)
+    thread = agent.create_thread()
+    results: list[tw.GenerateResult] = []
+    runner = threading.Thread(target=lambda: results.append(thread.generate_text("go")))
+    runner.start()
+    wait_until(lambda: [c.status for c in store.list_tool_calls(thread.id)] == ["running"])
+    asked = time.monotonic()
+    assert store.request_abort(thread.id)  # as another process would
+    runner.join(5)
+    assert time.monotonic() - asked < 1.0
+    assert (results[0].status, results[0].error) == ("aborted", "aborted by request")
+    assert store.list_tool_calls(thread.id)[0].result == '"cancelled"'  # the tool saw the cancel
+    assert [m.role for m in store.list_messages(thread.id)] == ["user", "assistant"]  # no further step
+    assert store.active_runs(thread.id) == []

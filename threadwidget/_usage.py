@@ -22,6 +22,11 @@ class Usage:
     def __add__(self, other: Usage) -> Usage:
         return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
 
+    def __radd__(self, other: object) -> Usage:
+        if other == 0:  # sum(usages) starts from 0
+            return self
+        return NotImplemented
+
     def to_dict(self) -> dict[str, int]:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
 

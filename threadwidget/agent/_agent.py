@@ -13,7 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from .._errors import InvalidArgumentError, ModelError
+from .._errors import InvalidArgumentError
 from .._usage import Usage
 from ..store import Event, Store, Thread
 from ._model import Model
@@ -119,14 +119,22 @@ class AgentThread:
     def __repr__(self) -> str:
         return f"<AgentThread {self.id} agent={self.agent.name!r} messages={self.store.count_messages(self.id)}>"
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """In a notebook, a thread shows as its live ``ChatView``."""
+        from ..widgets import ChatView
+
+        return ChatView(self)._repr_mimebundle_(**kwargs)
+
     def _check_prompt(self, prompt: str) -> None:
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidArgumentError(f"prompt={prompt!r} is not valid; expected a non-empty str.")
 
     def stream_text(self, prompt: str) -> Iterator[str]:
         """Save ``prompt`` and stream the answer: yields text as the model produces it, while every
-        piece is persisted for other views. Raises ``ModelError`` if the model fails (the message is
-        then ``failed`` with its partial text); ends early and quietly when aborted."""
+        piece is persisted for other views. Ends early and quietly when aborted. Raises
+        ``ModelError`` if the model fails (the message is then ``failed`` with its partial text) and
+        ``ToolError`` if the model keeps sending invalid tool calls or never stops calling tools
+        (a ``failed`` message then says why)."""
         self._check_prompt(prompt)
         self.store.add_message(self.id, role="user", text=prompt, agent=self.agent.name)
         run = Run(self.agent, self.id)
@@ -138,8 +146,8 @@ class AgentThread:
             yield from run.steps()
         finally:
             self._runs.remove(run)
-        if run.result.status == "failed" and run.result.error:
-            raise ModelError(run.result.error)
+        if run.failure is not None:
+            raise run.failure
 
     def generate_text(self, prompt: str) -> GenerateResult:
         """Like ``stream_text`` but waits: returns ``.text``, ``.status``, ``.usage``, ``.message_id``."""

@@ -46,8 +46,9 @@ PROGRESS_SECONDS = 0.05
 
 @dataclass
 class GenerateResult:
-    """What a finished run produced: the final answer's ``text``, its ``status`` (``success``,
-    ``failed`` or ``aborted``), ``usage`` summed over its steps, and the ids of what it wrote."""
+    """What a finished run produced: the final answer's ``text``, its ``status`` (``success`` or
+    ``aborted``; a failed run raises instead), ``usage`` summed over its steps, and the ids of the
+    assistant messages it wrote (one per step)."""
 
     text: str = ""
     status: str = "success"
@@ -73,13 +74,15 @@ class Run:
         self.cancel_reason = "aborted"
         self._first = first_message
         self._lock = threading.Lock()
-        self._message_id: str | None = None
+        self._message_id: str | None = None  # the step being written (abort requests name it)
+        self._held: str | None = None  # the message whose lease this run holds and renews
         self._stream: ModelStream | None = None
         self._buffer: list[str] = []
         self._last_flush = 0.0
         self._kick = threading.Event()  # wakes the keeper: text waits, or the run ends
         self._stopping = False
         self._invalid_calls = 0
+        self.failure: Exception | None = None  # why the run failed, raised to the caller
 
     # -- control from other threads -------------------------------------------------------------
 
@@ -117,8 +120,8 @@ class Run:
                     self._flush()
                 if time.monotonic() >= next_renew:
                     next_renew = time.monotonic() + RENEW_SECONDS
-                    mid = self._message_id
-                    if mid and not self.store.renew_lease(mid):
+                    mid = self._held
+                    if mid and not self.store.renew_lease(mid) and mid == self._held:
                         self.abort("lease lost: another process marked this answer failed")
             except Exception:
                 log.exception("threadwidget: renewing the lease or flushing text failed")
@@ -155,15 +158,39 @@ class Run:
                 if not calls:
                     return
                 self._run_tools(calls)
-                if self.cancel.is_set():
+                if self.failure is not None:
+                    self._failed_step(step + 1)
                     return
-            self.result.status = "failed"
-            self.result.error = f"stopped after max_steps={self.agent.max_steps} steps of tool calls"
+                if self.cancel.is_set():
+                    self.result.status, self.result.error = "aborted", self.cancel_reason
+                    return
+            self.failure = ToolError(
+                f"the model was still calling tools after max_steps={self.agent.max_steps} steps; "
+                "raise max_steps or check the tools' results"
+            )
+            self._failed_step(self.agent.max_steps)
         finally:
             self._stopping = True
             self._kick.set()
             keeper.join()
+            self._hand_over(None)
             sub.close()
+
+    def _hand_over(self, message_id: str | None) -> None:
+        """Hold the lease of ``message_id`` (or none) and release the one held before."""
+        previous, self._held = self._held, message_id
+        if previous is not None and previous != message_id:
+            self.store.end_run(previous)
+
+    def _failed_step(self, step: int) -> None:
+        """Leave the reason a run failed between steps where every view sees it: a failed message."""
+        error = str(self.failure)
+        msg = self.store.start_run(self.thread_id, agent=self.agent.name, model=self.agent.model.name, step=step)
+        self._hand_over(None)
+        self.store.update_message(msg.id, status="failed", error=error, end_run=True)
+        self.result.status, self.result.error, self.result.text = "failed", error, ""
+        self.result.message_id = msg.id
+        self.result.message_ids.append(msg.id)
 
     def _step(self, step: int) -> Generator[str, None, list[dict[str, Any]]]:
         agent, store = self.agent, self.store
@@ -173,6 +200,7 @@ class Run:
                 store.update_message(message.id, model=agent.model.name)
         else:
             message = store.start_run(self.thread_id, agent=agent.name, model=agent.model.name, step=step)
+        self._hand_over(message.id)
         self._message_id = message.id
         self.result.message_id = message.id
         self.result.message_ids.append(message.id)
@@ -212,6 +240,8 @@ class Run:
             status, error = "aborted", self.cancel_reason
         except ModelError as exc:
             status, error = ("aborted", self.cancel_reason) if self.cancel.is_set() else ("failed", str(exc))
+            if status == "failed":
+                self.failure = exc
         except GeneratorExit:
             status, error = "aborted", "the caller stopped reading the stream"
             raise
@@ -231,8 +261,12 @@ class Run:
         self, message: Message, text: str, calls: dict[int, dict[str, Any]], finish: Finish | None,
         status: str, error: str | None, context: list[dict[str, Any]],
     ) -> None:  # fmt: skip
-        """Flush the tail and end the step in one transaction: text, status, usage, lease."""
+        """Flush the tail and end the step in one transaction: text, status, usage and, unless its tool
+        calls are still to run (abort requests must find the run meanwhile), the lease."""
         self._flush()
+        keep_lease = status == "success" and bool(calls)
+        if not keep_lease:
+            self._held = None
         for call in calls.values():
             self._flush_args(call, force=True)
             if status != "success":
@@ -246,7 +280,7 @@ class Run:
             usage=usage,
             finish_reason=finish.reason if finish else None,
             metadata={"usage_estimated": True} if not (finish and finish.usage) else None,
-            end_run=True,
+            end_run=not keep_lease,
         )
         self.result.usage += usage
         self.result.text = text
@@ -283,12 +317,10 @@ class Run:
             list(pool.map(self._run_tool, calls))
 
     def _fail_invalid(self) -> None:
-        self.cancel_reason = (
+        self.failure = ToolArgumentsError(
             f"the model sent invalid tool arguments {self._invalid_calls} times "
             f"(max_tool_retries={self.agent.max_tool_retries}); see the tool-call errors"
         )
-        self.result.status, self.result.error = "failed", self.cancel_reason
-        self.cancel.set()
 
     def _run_tool(self, call: dict[str, Any]) -> None:
         store, row = self.store, call["row"]

@@ -680,6 +680,19 @@ class Store:
 
         return self._write(write)
 
+    def end_run(self, message_id: str) -> bool:
+        """Release a writer's lease without changing its message. False when there was none."""
+
+        def write(conn: sqlite3.Connection, now: float) -> bool:
+            row = conn.execute("SELECT thread_id FROM runs WHERE message_id = ?", (message_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM runs WHERE message_id = ?", (message_id,))
+            self._log(conn, row[0], "run", "delete", message_id, now)
+            return True
+
+        return self._write(write)
+
     def request_abort(self, thread_id: str) -> list[str]:
         """Ask the writers of every run in the thread to stop. Returns the message ids asked."""
 
@@ -780,6 +793,16 @@ class Store:
             args.append(agent)
         i, o = self._conn().execute(sql, args).fetchone()
         return Usage(int(i), int(o))
+
+    def usage_by_agent(self) -> dict[str | None, Usage]:
+        """Tokens used per agent over the whole store, most tokens first. Keys are the messages'
+        ``agent`` (what ``usage(agent=...)`` filters on); ``None`` gathers messages without one."""
+        rows = self._conn().execute(
+            "SELECT agent, COALESCE(SUM(json_extract(usage, '$.input_tokens')), 0) AS i, "
+            "COALESCE(SUM(json_extract(usage, '$.output_tokens')), 0) AS o FROM messages "
+            "WHERE usage IS NOT NULL GROUP BY agent ORDER BY i + o DESC, agent"
+        )
+        return {agent: Usage(int(i), int(o)) for agent, i, o in rows}
 
     # -- the change feed ----------------------------------------------------------------------
 
