@@ -1,0 +1,364 @@
+"""The ``threadwidget`` command line, run as real processes against stores the tests fill."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+import threadwidget as tw
+
+from .cli_workers import WORDS
+from .conftest import PYTHON, python_env
+
+CLI = [PYTHON, "-m", "threadwidget.cli"]
+WORKERS = str(Path(__file__).with_name("cli_workers.py"))
+
+
+def env() -> dict[str, str]:
+    return {**python_env(), "PYTHONIOENCODING": "utf-8"}
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, encoding="utf-8", env=env(), cwd=cwd, timeout=60,
+                          check=False)  # fmt: skip
+
+
+def spawn(*cmd: str, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(list(cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env(), cwd=cwd)  # fmt: skip
+
+
+class Output:
+    """Collects a process's output as it arrives, so a test can wait for a piece of it."""
+
+    def __init__(self, stream: IO[bytes] | None):
+        assert stream is not None
+        self.text = ""
+        self.ended = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        while chunk := os.read(stream.fileno(), 4096):  # whatever is there, not a whole line
+            with self._cond:
+                self.text += decoder.decode(chunk)
+                self._cond.notify_all()
+        with self._cond:
+            self.ended = True
+            self._cond.notify_all()
+
+    def wait_for(self, needle: str, timeout: float = 30) -> str:
+        with self._cond:
+            self._cond.wait_for(lambda: needle in self.text or self.ended, timeout)
+            if needle not in self.text:
+                pytest.fail(f"{needle!r} did not appear within {timeout} s; output so far:\n{self.text}")
+            return self.text
+
+    def wait_closed(self, timeout: float = 30) -> str:
+        with self._cond:
+            self._cond.wait_for(lambda: self.ended, timeout)
+            return self.text
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait(10)
+
+
+# -- a store with a tool call, a failed answer and two agents -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    db = tmp_path_factory.mktemp("cli") / "threads.db"
+
+    @tw.tool
+    def lookup_order(order_id: str, ctx: tw.ToolContext) -> dict:
+        """Look up an order by id."""
+        ctx.progress(0.5, "querying warehouse")
+        return {"order_id": order_id, "status": "shipped"}
+
+    with tw.Store(db) as store:
+        model = tw.ScriptedModel(tokens_per_second=None)
+        support = tw.Agent("support", model=model, tools=[lookup_order], store=store)
+        order = support.create_thread(title="Order help", user_id="alice")
+        model.enqueue(
+            tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": "42"})]),
+            "Your order **42** has shipped.",
+            tw.ScriptedModel.error("upstream 500", text="Checking"),
+        )
+        assert order.generate_text("Where is order 42?").status == "success"
+        with pytest.raises(tw.ModelError):
+            order.generate_text("And order 43?")
+        billing = tw.Agent("billing", model=tw.ScriptedModel(tokens_per_second=None), store=store)
+        bill = billing.create_thread(title="Billing question", user_id="bob")
+        bill.generate_text("Why was I charged twice?")
+        return {
+            "db": str(db),
+            "order": order.id,
+            "bill": bill.id,
+            "order_usage": store.usage(thread_id=order.id),
+            "by_agent": store.usage_by_agent(),
+            "total": store.usage(),
+        }
+
+
+def test_threads_table_and_json(filled: dict) -> None:
+    out = run("threads", "--db", filled["db"])
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["id", "title", "agent", "user", "messages", "last", "activity"]
+    bill_row, order_row = lines[1], lines[2]  # most recently active first
+    assert filled["bill"] in bill_row and "Billing question" in bill_row and "billing" in bill_row
+    assert order_row.split()[:6] == [filled["order"], "Order", "help", "support", "alice", "5"]
+    out = run("threads", "--db", filled["db"], "--json", "--user", "alice")
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(r["id"], r["title"], r["agent"], r["message_count"]) for r in rows] == [
+        (filled["order"], "Order help", "support", 5)
+    ]
+
+
+def test_show_prints_the_transcript_with_tool_calls_statuses_and_usage(filled: dict) -> None:
+    out = run("show", filled["order"], "--db", filled["db"])
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    order = [
+        "Order help", "user", "Where is order 42?", "assistant  support · scripted",
+        '⚙ lookup_order {"order_id": "42"}  success', '→ {"order_id": "42", "status": "shipped"}',
+        "Your order **42** has shipped.", "And order 43?", "failed", "Checking", "failed: upstream 500",
+        f"total  {filled['order_usage'].input_tokens} in / {filled['order_usage'].output_tokens} out tokens",
+    ]  # fmt: skip
+    at = 0
+    for piece in order:
+        found = text.find(piece, at)
+        assert found >= 0, f"{piece!r} missing (or out of order) in:\n{text}"
+        at = found + len(piece)
+    assert "\x1b[" not in text  # a pipe gets plain text
+    last = run("show", filled["order"], "--db", filled["db"], "--limit", "1").stdout
+    assert "4 earlier message(s) not shown" in last and "Where is order 42?" not in last
+
+
+def test_show_json(filled: dict) -> None:
+    out = run("show", filled["order"], "--db", filled["db"], "--json")
+    data = json.loads(out.stdout)
+    assert data["thread"]["title"] == "Order help"
+    msgs = data["messages"]
+    assert [(m["role"], m["status"]) for m in msgs] == [
+        ("user", "success"), ("assistant", "success"), ("assistant", "success"), ("user", "success"),
+        ("assistant", "failed"),
+    ]  # fmt: skip
+    (call,) = msgs[1]["tool_calls"]
+    assert (call["name"], call["status"]) == ("lookup_order", "success")
+    assert json.loads(call["arguments"]) == {"order_id": "42"}
+    assert msgs[2]["text"] == "Your order **42** has shipped." and msgs[4]["error"] == "upstream 500"
+    assert data["usage"]["total_tokens"] == filled["order_usage"].total_tokens > 0
+
+
+def test_usage_per_agent_thread_and_json(filled: dict) -> None:
+    by_agent, total = filled["by_agent"], filled["total"]
+    out = run("usage", "--db", filled["db"])
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()[1:]}
+    for name in ("support", "billing"):
+        u = by_agent[name]
+        assert rows[name] == [f"{u.input_tokens:,}", f"{u.output_tokens:,}", f"{u.total_tokens:,}"]
+    assert rows["total"][-1] == f"{total.total_tokens:,}"
+    data = json.loads(run("usage", "--db", filled["db"], "--json").stdout)
+    assert {a["agent"]: a["total_tokens"] for a in data["agents"]} == {k: u.total_tokens for k, u in by_agent.items()}
+    assert data["total"]["total_tokens"] == total.total_tokens
+    one = json.loads(run("usage", "--db", filled["db"], "--thread", filled["order"], "--json").stdout)
+    assert (one["input_tokens"], one["output_tokens"]) == (filled["order_usage"].input_tokens,
+                                                           filled["order_usage"].output_tokens)  # fmt: skip
+    agent = run("usage", "--db", filled["db"], "--agent", "billing").stdout
+    assert "agent billing" in agent and f"{by_agent['billing'].total_tokens:,}" in agent
+
+
+def test_version_and_help_name_the_default_store() -> None:
+    assert run("--version").stdout.strip() == f"threadwidget {tw.__version__}"
+    help_text = "".join(run("threads", "--help").stdout.split())  # click may wrap inside the path
+    assert f"(here:{tw.store.default_path()})" in help_text
+
+
+# -- tail: streaming from another process --------------------------------------------------------
+
+
+def _prepare_thread(db: Path) -> str:
+    with tw.Store(db) as s:
+        thread = s.create_thread(title="Live", agent="writer")
+        s.add_message(thread.id, role="user", text="an earlier question")
+        s.add_message(thread.id, role="assistant", text="an earlier answer", agent="writer")
+        return thread.id
+
+
+def _release(writer: subprocess.Popen[bytes]) -> str:
+    assert writer.stdin is not None and writer.stdout is not None
+    writer.stdin.write(b"go\n")
+    writer.stdin.flush()
+    return writer.stdout.readline().decode()
+
+
+def test_tail_streams_an_answer_written_by_another_process(db_path: Path, procs: list) -> None:
+    thread_id = _prepare_thread(db_path)
+    tail = spawn(*CLI, "tail", thread_id, "--db", str(db_path), "--until-done")
+    procs.append(tail)
+    out = Output(tail.stdout)
+    out.wait_for("following")  # tail has subscribed
+    writer = spawn(PYTHON, WORKERS, "write", str(db_path), thread_id, "20")
+    procs.append(writer)
+    assert writer.stdout is not None
+    assert writer.stdout.readline() == b"paused\n", writer.stderr.read() if writer.stderr else ""
+    # the writer is blocked mid-answer: what tail shows now, it showed while the answer streamed
+    partial = out.wait_for("w20")
+    assert writer.poll() is None and "w59" not in partial
+    assert "stream sixty words please" in partial and "an earlier answer" in partial
+    assert _release(writer) == "done success\n"
+    assert writer.wait(30) == 0
+    assert tail.wait(30) == 0, out.wait_closed()
+    text = out.wait_closed()
+    assert text.count(WORDS) == 1, text  # every delta once, in order, nothing missing
+    assert text.count("w00") == 1 and text.count("w59") == 1
+    assert "✓ success" in text.split(WORDS, 1)[1]
+
+
+@pytest.mark.parametrize(("context", "earlier"), [(["-n", "1"], False), (["--since-start"], True)])
+def test_tail_joining_an_answer_midway_prints_it_without_gaps_or_duplicates(
+    db_path: Path, procs: list, context: list[str], earlier: bool
+) -> None:
+    thread_id = _prepare_thread(db_path)
+    writer = spawn(PYTHON, WORKERS, "write", str(db_path), thread_id, "30")
+    procs.append(writer)
+    assert writer.stdout is not None and writer.stdout.readline() == b"paused\n"
+    tail = spawn(*CLI, "tail", thread_id, "--db", str(db_path), "--until-done", *context)
+    procs.append(tail)
+    out = Output(tail.stdout)
+    before = out.wait_for("w30")  # the text so far, as context
+    assert ("an earlier question" in before) is earlier  # -n 1: only the answer in progress
+    assert _release(writer) == "done success\n"
+    assert tail.wait(30) == 0
+    text = out.wait_closed()
+    assert text.count(WORDS) == 1, text
+
+
+# -- serve ----------------------------------------------------------------------------------------
+
+AGENTS_MODULE = '''
+import threadwidget as tw
+
+support = tw.Agent("support", model=tw.ScriptedModel(tokens_per_second=None), store=tw.Store())
+not_an_agent = 42
+
+
+def make_support():
+    return tw.Agent("support", model=tw.ScriptedModel(tokens_per_second=None), store=tw.Store())
+'''
+
+
+@pytest.mark.parametrize(("target", "sig"), [("support", signal.SIGINT), ("make_support", signal.SIGTERM)])
+def test_serve_answers_a_pending_prompt_and_stops_on_a_signal(
+    tmp_path: Path, db_path: Path, procs: list, target: str, sig: signal.Signals
+) -> None:
+    (tmp_path / "my_agents.py").write_text(AGENTS_MODULE)
+    serve = spawn(*CLI, "serve", f"my_agents:{target}", "--db", str(db_path), cwd=tmp_path)
+    procs.append(serve)
+    out = Output(serve.stdout)
+    out.wait_for("serving agent 'support'")
+    with tw.Store(db_path) as s:
+        thread = s.create_thread(title="Served", agent="support")
+        s.add_message(thread.id, role="user", text="hello from the test", status="pending")
+        line = out.wait_for(f"{thread.id}")
+        answer = s.list_messages(thread.id)[-1]
+    assert (answer.role, answer.status, answer.agent) == ("assistant", "success", "support")
+    assert "hello from the test" in answer.text
+    assert "✓ success" in line and "Served" in line
+    serve.send_signal(sig)
+    assert serve.wait(30) == 0
+    text = out.wait_closed()
+    assert "served 1 answer" in text and "1 success" in text
+    assert serve.stderr is not None and b"Traceback" not in serve.stderr.read()
+
+
+def test_serve_warns_when_the_agent_ignores_db(tmp_path: Path, db_path: Path, procs: list) -> None:
+    other = tmp_path / "other.db"
+    (tmp_path / "fixed.py").write_text(
+        f"import threadwidget as tw\nagent = tw.Agent('a', model=tw.ScriptedModel(), store=tw.Store({str(other)!r}))\n"
+    )
+    serve = spawn(*CLI, "serve", "fixed:agent", "--db", str(db_path), cwd=tmp_path)
+    procs.append(serve)
+    err = Output(serve.stderr)
+    err.wait_for("Warning: agent 'a' writes to")
+    assert str(other) in err.text and str(db_path) in err.text
+    serve.send_signal(signal.SIGTERM)
+    assert serve.wait(30) == 0
+
+
+# -- errors: one line, exit 1, the value named ----------------------------------------------------
+
+
+def _one_error_line(out: subprocess.CompletedProcess[str], *named: str) -> str:
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), out.stderr
+    for value in named:
+        assert value in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["threads"], ["show", "th_x"], ["tail", "th_x"], ["usage"]])
+def test_a_missing_store_is_reported_not_created(tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "missing.db"
+    line = _one_error_line(run(*command, "--db", str(missing)), str(missing))
+    assert "does not exist" in line
+    assert not missing.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_is_not_a_store(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n")
+    assert "not a SQLite database" in _one_error_line(run("threads", "--db", str(notes)), str(notes))
+
+
+def test_a_store_from_a_newer_version(db_path: Path) -> None:
+    tw.Store(db_path).close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    assert "Upgrade threadwidget" in _one_error_line(run("usage", "--db", str(db_path)), "99")
+
+
+@pytest.mark.parametrize("command", [["show"], ["tail"], ["usage", "--thread"]])
+def test_an_unknown_thread_id(db_path: Path, command: list[str]) -> None:
+    tw.Store(db_path).close()
+    line = _one_error_line(run(*command, "th_nope", "--db", str(db_path)), "'th_nope'")
+    assert "threadwidget threads" in line
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("my_agents", "is not MODULE:AGENT"),
+        ("my agents:support", "is not MODULE:AGENT"),
+        ("no_such_module:agent", "no module named 'no_such_module'"),
+        ("my_agents:nothere", "has no attribute 'nothere'; agents defined there: support"),
+        ("my_agents:not_an_agent", "not a tw.Agent"),
+    ],
+)
+def test_serve_rejects_a_bad_target(tmp_path: Path, db_path: Path, target: str, says: str) -> None:
+    (tmp_path / "my_agents.py").write_text(AGENTS_MODULE)
+    line = _one_error_line(run("serve", target, "--db", str(db_path), cwd=tmp_path))
+    assert says in line and target.partition(":")[0] in line

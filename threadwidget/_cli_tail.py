@@ -1,0 +1,192 @@
+"""``threadwidget tail``: print a thread's changes as they commit, streaming answers as they stream.
+
+The command subscribes first, then reads what is already there, so nothing committed in between is
+lost; what arrives twice is dropped by the delta ``seq`` (each message's deltas count 1, 2, 3 …)
+and by remembering which messages already printed their final status. All printing happens on the
+caller's thread: the feed's callback only queues events.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+from ._cli_render import message_header, status_line, tool_note
+from .store import Delta, Event, Message, Store, Thread, ToolCall
+
+__all__ = ["Follower"]
+
+#: after a step that called tools, how long the next step may take to start before the answer counts
+#: as over (the runtime starts it as soon as the tools return; this only covers an answer that ended
+#: there, e.g. aborted while its tools ran)
+NEXT_STEP_GRACE = 2.0
+_OPEN = ("pending", "streaming")
+
+
+@dataclass
+class _Shown:
+    """What has been printed of one message."""
+
+    role: str
+    seq: int = 0  # the last delta printed
+    text: str = ""  # the text printed so far
+    final: bool = False
+
+
+class Follower:
+    """Prints one thread's messages, streamed text, tool-call notes and answer statuses."""
+
+    def __init__(self, store: Store, thread: Thread, console: Console, out: TextIO | None = None):
+        self.store = store
+        self.thread = thread
+        self.console = console
+        self.out = out or sys.stdout
+        self.shown: dict[str, _Shown] = {}
+        self.notes: dict[str, tuple[object, ...]] = {}  # tool call id -> what its last note said
+        self.floor = 0  # messages before this position are history, not followed
+        self.open_line: str | None = None  # the message whose text ends the current line
+        self.finished = False  # an answer reached a final status while following
+        self.gone = False  # the thread was deleted
+
+    # -- output -----------------------------------------------------------------------------------
+
+    def _end_line(self) -> None:
+        if self.open_line is not None:
+            self.out.write("\n")
+            self.out.flush()
+            self.open_line = None
+
+    def _print(self, renderable: RenderableType = "") -> None:
+        self._end_line()
+        self.console.print(renderable)
+
+    def _text(self, message_id: str, text: str) -> None:
+        """Raw streamed text, written as it comes (no newline added), each line indented."""
+        if not text:
+            return
+        if self.open_line not in (None, message_id):  # two answers streaming at once
+            self._end_line()
+            self._print(Text("  ↳ continued", style="dim"))
+        at_start, pieces = self.open_line is None, []
+        for line in text.splitlines(keepends=True):
+            pieces.append(f"  {line}" if at_start and line != "\n" else line)  # indented like `show`
+            at_start = line.endswith("\n")
+        self.out.write("".join(pieces))
+        self.out.flush()
+        self.open_line = None if at_start else message_id
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    def context(self, limit: int | None) -> None:
+        """Print the last ``limit`` messages (``None``: all), and any answer still in progress."""
+        everything = max(self.store.count_messages(self.thread.id), 1)
+        recent = self.store.list_messages(self.thread.id, limit=everything if limit is None else max(limit, 20))
+        shown = recent if limit is None else recent[len(recent) - limit :] if limit else []
+        ids = {m.id for m in shown}
+        early = [m for m in recent if m.status in _OPEN and m.id not in ids]
+        messages = early + shown
+        self.floor = messages[0].position if messages else (recent[-1].position + 1 if recent else 0)
+        calls: dict[str, list[ToolCall]] = {}
+        if messages:
+            for tc in self.store.list_tool_calls(self.thread.id):
+                calls.setdefault(tc.message_id, []).append(tc)
+        for m in messages:
+            self.message(m, calls=calls.get(m.id, []))
+
+    def message(self, m: Message, *, calls: list[ToolCall] | None = None) -> None:
+        """Show a message once: its header, its text, and (for answers) its final status line."""
+        shown = self.shown.get(m.id)
+        if shown is None:
+            if m.position < self.floor:
+                return  # an older message changed: not part of what is followed
+            shown = self.shown[m.id] = _Shown(m.role)
+            self._print()
+            self._print(message_header(m, usage=False, status=False, agent=self.thread.agent))
+            if m.role != "assistant":
+                self._text(m.id, m.text.rstrip("\n") + "\n")
+                shown.final = True
+        if m.role == "assistant" and not shown.final:
+            self._catch_up(m.id, shown)
+            if m.is_final and m.text.startswith(shown.text):
+                self._text(m.id, m.text[len(shown.text) :])
+        for tc in calls or ():
+            self.tool_call(tc)
+        if m.role != "assistant" or shown.final or not m.is_final:
+            return
+        shown.final = True
+        if m.status != "success" or m.finish_reason != "tool_calls":  # a step that called tools goes on
+            self._print(status_line(m))
+
+    def _catch_up(self, message_id: str, shown: _Shown) -> None:
+        for d in self.store.list_deltas(message_id, after_seq=shown.seq):
+            self._delta(d, shown)
+
+    def _delta(self, d: Delta, shown: _Shown) -> None:
+        if d.seq != shown.seq + 1:
+            return
+        shown.seq = d.seq
+        shown.text += d.text
+        self._text(d.message_id, d.text)
+
+    def tool_call(self, tc: ToolCall) -> None:
+        if tc.status == "streaming_args":
+            return  # the arguments are still arriving: the note comes when it runs
+        key = (tc.status, tc.progress, tc.progress_note)
+        if self.notes.get(tc.id) != key:
+            self.notes[tc.id] = key
+            self._print(tool_note(tc))
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        row = event.row
+        if event.kind == "resync":
+            for m in self.store.list_messages(self.thread.id, limit=20):
+                self.message(m)
+        elif event.kind == "thread" and event.op == "delete":
+            self._print(Text(f"thread {self.thread.id} was deleted", style="yellow"))
+            self.gone = True
+        elif isinstance(row, Message):
+            if row.role == "assistant" and row.is_final:
+                self.finished = True  # every queued event happened after tail subscribed
+            self.message(row)
+        elif isinstance(row, Delta):
+            shown = self._known(row.message_id)
+            if shown is None or shown.final or row.seq <= shown.seq:
+                return
+            if row.seq == shown.seq + 1:
+                self._delta(row, shown)
+            else:  # a gap: read the missing pieces from the store
+                self._catch_up(row.message_id, shown)
+        elif isinstance(row, ToolCall) and self._known(row.message_id) is not None:
+            self.tool_call(row)
+
+    def _known(self, message_id: str) -> _Shown | None:
+        if message_id not in self.shown:
+            try:
+                self.message(self.store.get_message(message_id))
+            except KeyError:  # deleted meanwhile
+                return None
+        return self.shown.get(message_id)
+
+    def in_progress(self) -> bool:
+        """True while an answer is being written in the thread (or a prompt waits for one)."""
+        recent = self.store.list_messages(self.thread.id, limit=20)
+        if any(m.status in _OPEN for m in recent):
+            return True
+        last = recent[-1] if recent else None
+        if last is None or last.role != "assistant" or last.finish_reason != "tool_calls" or last.status != "success":
+            return False
+        calls = self.store.list_tool_calls(self.thread.id, message_id=last.id)
+        if any(tc.status in ("streaming_args", "running") for tc in calls):
+            return True
+        ended = max([last.updated_at, *(tc.updated_at for tc in calls)])
+        return time.time() - ended < NEXT_STEP_GRACE
+
+    def close(self) -> None:
+        self._end_line()
