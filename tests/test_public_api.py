@@ -12,12 +12,13 @@ import threadwidget as tw
 from .conftest import PYTHON, python_env
 
 EXPECTED = {
-    "Delta", "Event", "InvalidArgumentError", "Message", "MissingAPIKeyError", "ModelError",
+    "Delta", "Event", "InvalidArgumentError", "Message", "MissingAPIKeyError", "MissingBundleError", "ModelError",
     "NotADatabaseError", "NotFoundError", "SchemaVersionError", "Store", "StoreClosedError", "StoreError",
     "StoreWarning", "Subscription", "Thread", "ThreadwidgetError", "ToolArgumentsError", "ToolCall", "ToolError",
     "Usage", "__version__",
     # loaded on first use
     "Agent", "AgentThread", "GenerateResult", "OpenAIChat", "ScriptedModel", "Tool", "ToolContext", "tool",
+    "ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel",
 }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from ._errors import (
     InvalidArgumentError,
     MissingAPIKeyError,
+    MissingBundleError,
     ModelError,
     NotADatabaseError,
     NotFoundError,
@@ -37,6 +38,10 @@ _LAZY = {
     "Tool": "threadwidget.agent",
     "ToolContext": "threadwidget.agent",
     "tool": "threadwidget.agent",
+    "ChatView": "threadwidget.widgets",
+    "ThreadApp": "threadwidget.widgets",
+    "ThreadList": "threadwidget.widgets",
+    "ToolCallsPanel": "threadwidget.widgets",
 }
 
 __all__ = [
@@ -45,6 +50,7 @@ __all__ = [
     "InvalidArgumentError",
     "Message",
     "MissingAPIKeyError",
+    "MissingBundleError",
     "ModelError",
     "NotADatabaseError",
     "NotFoundError",
@@ -70,6 +76,10 @@ __all__ = [
     "Tool",
     "ToolContext",
     "tool",
+    "ChatView",
+    "ThreadApp",
+    "ThreadList",
+    "ToolCallsPanel",
 ]
 
 

@@ -9,6 +9,7 @@ The tree::
     │   ├── StoreClosedError          the Store was used after close()
     │   └── NotFoundError             no thread / message / tool call with that id (also a KeyError)
     ├── InvalidArgumentError          a bad value passed by the caller (also a ValueError)
+    ├── MissingBundleError            a widget's browser bundle was not built (also a FileNotFoundError)
     ├── ModelError                    the model provider failed (status code and the provider's message)
     │   └── MissingAPIKeyError        no API key: names the variable to set
     └── ToolError                     a tool definition or call is wrong
@@ -22,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "InvalidArgumentError",
     "MissingAPIKeyError",
+    "MissingBundleError",
     "ModelError",
     "NotADatabaseError",
     "NotFoundError",
@@ -63,6 +65,10 @@ class NotFoundError(StoreError, KeyError):
 
 class InvalidArgumentError(ThreadwidgetError, ValueError):
     """A value passed by the caller is not acceptable."""
+
+
+class MissingBundleError(ThreadwidgetError, FileNotFoundError):
+    """A widget's JavaScript bundle is not in ``threadwidget/static/``: build it in ``js/`` or reinstall."""
 
 
 class ModelError(ThreadwidgetError):

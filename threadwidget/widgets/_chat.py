@@ -1,0 +1,85 @@
+"""``tw.ChatView``: one thread's messages with the answer streaming in, and a box to send a prompt."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import traitlets as t
+
+from ..store import Store
+from ._base import STATIC, TwWidget, check_count, resolve_thread
+from ._chatlogic import ChatController
+
+if TYPE_CHECKING:
+    from ..agent import Agent, AgentThread
+
+__all__ = ["ChatTraits", "ChatView", "ThreadTraits"]
+
+
+class ThreadTraits(t.HasTraits):
+    thread_id = t.Unicode("").tag(sync=True)
+
+
+class ChatTraits(ThreadTraits):
+    """The synced traits of a chat (``ChatTraits`` in js/src/protocol.ts)."""
+
+    title = t.Unicode("").tag(sync=True)
+    messages: t.List[dict[str, Any]] = t.List().tag(sync=True)
+    stream = t.Dict(None, allow_none=True).tag(sync=True)
+    status = t.Dict({"state": "idle", "note": ""}).tag(sync=True)
+    has_older = t.Bool(False).tag(sync=True)
+    agent_attached = t.Bool(False).tag(sync=True)
+    error = t.Unicode("").tag(sync=True)
+
+
+class ChatView(ChatTraits, TwWidget):
+    """A live view of one thread: its last ``window`` messages, the answer streaming in, and an input
+    box. ``ChatView(agent_thread)``, or ``ChatView(thread_id, store=store, agent=agent)``.
+
+    With an agent, prompts typed in the view are answered in a background thread of this process;
+    without one they wait in the store for a process running ``agent.serve()``. The view follows the
+    store, so answers written by any process appear as they stream.
+    """
+
+    _esm = STATIC / "chat.js"
+    _css = STATIC / "widget.css"
+
+    def __init__(
+        self,
+        thread_or_id: AgentThread | str,
+        store: Store | None = None,
+        agent: Agent | None = None,
+        *,
+        window: int = 50,
+    ) -> None:
+        self._tw_prepare()
+        thread_id, store, agent = resolve_thread(thread_or_id, store, agent)
+        given = None if isinstance(thread_or_id, str) else thread_or_id
+        self._chat = ChatController(self, store, window=check_count("window", window), agent=agent, agent_thread=given)
+        with self._lock:
+            values = self._chat.open(thread_id)
+        super().__init__(_view_count=0, **values)  # 0: views report themselves (see on_view_count)
+        self.observe(self._on_view_count, "_view_count")
+        with self._lock:
+            self._chat.start()
+
+    def _controllers(self) -> list[Any]:
+        return [c for c in (getattr(self, "_chat", None),) if c is not None]
+
+    def _handle(self, content: dict[str, Any]) -> None:
+        self._chat.handle(content)
+
+    def _wire_state(self, state: dict[str, Any], *, full: bool) -> None:
+        self._chat.wire_state(state, full=full)
+
+    def _on_view_count(self, change: dict[str, Any]) -> None:
+        self._chat.on_view_count(change["old"], change["new"])
+
+    @property
+    def store(self) -> Store:
+        return self._chat.store
+
+    def __repr__(self) -> str:
+        head, lines = self._chat.summary()
+        closed = ", closed" if self.closed else ""
+        return "\n".join([f"ChatView(thread {self.thread_id}, {head}{closed})", *("  " + x for x in lines)])

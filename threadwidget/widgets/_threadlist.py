@@ -1,0 +1,123 @@
+"""``tw.ThreadList``: the store's threads, newest activity first; the view writes ``selected``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import traitlets as t
+
+from .._errors import InvalidArgumentError
+from ..store import Event, Store
+from ._base import STATIC, Host, SubscriptionSlot, TwWidget, check_count, resolve_store, weak_callback
+from ._shapes import one_line, thread_info
+from ._ticker import RATE, Throttle
+
+if TYPE_CHECKING:
+    from ..agent import Agent
+
+__all__ = ["ListController", "ThreadList", "ThreadListTraits"]
+
+LIST_INTERVAL = 0.25  # seconds between reloads of the list
+LIST_GATHER = 0.02  # reloads run on the ticker thread, never on the store's watcher
+
+
+class ThreadListTraits(t.HasTraits):
+    """The synced traits of a thread list (``ThreadListTraits`` in js/src/protocol.ts)."""
+
+    threads: t.List[dict[str, Any]] = t.List().tag(sync=True)
+    selected = t.Unicode(None, allow_none=True).tag(sync=True)
+
+
+class ListController:
+    """Keeps ``threads`` in step with the store: reloaded (throttled) when a thread or message changes."""
+
+    def __init__(self, host: Host, store: Store, *, user_id: str | None, agent: str | None, limit: int) -> None:
+        self._host = host
+        self._lock = host._lock
+        self.store = store
+        self.user_id = user_id
+        self.agent = agent
+        self.limit = limit
+        self._threads: list[dict[str, Any]] = []
+        self._slot = SubscriptionSlot(self)
+        self._reload = Throttle(self._lock, self._send, interval=LIST_INTERVAL, gather=LIST_GATHER)
+        self._closed = False
+
+    def load(self) -> list[dict[str, Any]]:
+        threads = self.store.list_threads(user_id=self.user_id, agent=self.agent, limit=self.limit)
+        self._threads = [thread_info(th, self.store.list_messages(th.id, limit=2)) for th in threads]
+        return self._threads
+
+    def start(self) -> None:
+        if not self._closed:
+            self._slot.set(self.store.subscribe(weak_callback(self._on_event)))
+
+    def close(self) -> None:
+        self._closed = True
+        self._slot.close()
+        self._reload.cancel()
+
+    def _on_event(self, event: Event) -> None:
+        if event.kind not in ("thread", "message", "resync"):
+            return  # deltas, tool calls, runs: the list does not show them
+        with self._lock:
+            if not self._closed:
+                self._reload.mark()
+
+    def _send(self) -> None:
+        RATE.take()
+        self._host.set_traits({"threads": self.load()})
+
+    def summary(self) -> list[str]:
+        with self._lock:
+            threads = list(self._threads)
+        return [one_line(f"{th['id']}  {th['title'] or 'Untitled'}: {th['preview'] or ''}", 100) for th in threads[:5]]
+
+
+def agent_name(agent: Agent | str | None) -> str | None:
+    if agent is None or isinstance(agent, str):
+        return agent
+    name = getattr(agent, "name", None)
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"agent={agent!r} is not valid; pass a tw.Agent or an agent's name.")
+    return name
+
+
+class ThreadList(ThreadListTraits, TwWidget):
+    """The threads of a store, newest activity first, with the last message as a preview; only
+    ``user_id``'s threads, or the ``agent``'s, when given. Picking one in the view sets ``selected``
+    (observe it with ``thread_list.observe(callback, "selected")``)."""
+
+    _esm = STATIC / "threadlist.js"
+    _css = STATIC / "widget.css"
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        user_id: str | None = None,
+        agent: Agent | str | None = None,
+        *,
+        limit: int = 50,
+    ) -> None:
+        self._tw_prepare()
+        name = agent_name(agent)
+        store = resolve_store(store, None if isinstance(agent, str) else agent)
+        self._list = ListController(self, store, user_id=user_id, agent=name, limit=check_count("limit", limit))
+        with self._lock:
+            threads = self._list.load()
+        super().__init__(threads=threads)
+        with self._lock:
+            self._list.start()
+
+    def _controllers(self) -> list[Any]:
+        return [c for c in (getattr(self, "_list", None),) if c is not None]
+
+    @property
+    def store(self) -> Store:
+        return self._list.store
+
+    def __repr__(self) -> str:
+        closed = ", closed" if self.closed else ""
+        path = str(self._list.store.path)
+        head = f"ThreadList({path!r}, {len(self.threads)} threads, selected {self.selected}{closed})"
+        return "\n".join([head, *("  " + x for x in self._list.summary())])

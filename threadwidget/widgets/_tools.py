@@ -1,0 +1,118 @@
+"""``tw.ToolCallsPanel``: a live feed of a thread's tool calls, arguments streaming in, with progress."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import traitlets as t
+
+from ..store import Event, Store, ToolCall
+from ._base import STATIC, Host, SubscriptionSlot, TwWidget, check_count, resolve_thread, weak_callback
+from ._chat import ThreadTraits
+from ._shapes import one_line, tool_call_dict
+from ._ticker import RATE, Throttle
+
+if TYPE_CHECKING:
+    from ..agent import AgentThread
+
+__all__ = ["ToolCallsPanel", "ToolsController", "ToolsTraits"]
+
+TOOLS_INTERVAL = 0.05  # ~20 Hz: fast enough to watch arguments stream in
+
+
+class ToolsTraits(ThreadTraits):
+    """The synced traits of a tool-call feed (``ToolsTraits`` in js/src/protocol.ts)."""
+
+    tool_calls: t.List[dict[str, Any]] = t.List().tag(sync=True)
+
+
+class ToolsController:
+    """Keeps ``tool_calls`` (the thread's last ``limit`` calls, newest last) in step with the store."""
+
+    def __init__(self, host: Host, store: Store, *, limit: int) -> None:
+        self._host = host
+        self._lock = host._lock
+        self.store = store
+        self.limit = limit
+        self.thread_id: str | None = None
+        self._calls: dict[str, dict[str, Any]] = {}
+        self._slot = SubscriptionSlot(self)
+        self._flush = Throttle(self._lock, self._send, interval=TOOLS_INTERVAL)
+        self._since = 0
+        self._closed = False
+
+    def open(self, thread_id: str | None) -> dict[str, Any]:
+        """Follow ``thread_id`` and return the trait values; ``start()`` subscribes. Hold the lock."""
+        self._slot.close()
+        self._flush.cancel()
+        self._since = self.store.last_seq()
+        self.thread_id = thread_id
+        calls = self.store.list_tool_calls(thread_id)[-self.limit :] if thread_id is not None else []
+        self._calls = {c.id: tool_call_dict(c) for c in calls}
+        return self.values()
+
+    def start(self) -> None:
+        if self.thread_id is not None and not self._closed:
+            sub = self.store.subscribe(weak_callback(self._on_event), thread_id=self.thread_id, since=self._since)
+            self._slot.set(sub)
+
+    def close(self) -> None:
+        self._closed = True
+        self._slot.close()
+        self._flush.cancel()
+
+    def values(self) -> dict[str, Any]:
+        return {"thread_id": self.thread_id or "", "tool_calls": list(self._calls.values())}
+
+    def _on_event(self, event: Event) -> None:
+        if event.kind not in ("tool_call", "resync"):
+            return  # most events are deltas: leave them at once
+        with self._lock:
+            if self._closed or (event.thread_id != self.thread_id and event.kind != "resync"):
+                return
+            if event.kind == "resync":
+                self._host.set_traits(self.open(self.thread_id))
+                self.start()
+                return
+            row = event.row
+            if isinstance(row, ToolCall):
+                self._calls[row.id] = tool_call_dict(row)
+                while len(self._calls) > self.limit:
+                    del self._calls[next(iter(self._calls))]
+                self._flush.mark()
+
+    def _send(self) -> None:
+        RATE.take()
+        self._host.set_traits({"tool_calls": list(self._calls.values())})
+
+    def summary(self) -> list[str]:
+        with self._lock:
+            calls = list(self._calls.values())
+        return [one_line(f"{c['name']}({c['arguments']}) {c['status']}", 100) for c in calls[-3:]]
+
+
+class ToolCallsPanel(ToolsTraits, TwWidget):
+    """A live feed of a thread's last ``limit`` tool calls: arguments as the model streams them,
+    status, progress and result. ``ToolCallsPanel(agent_thread)`` or ``ToolCallsPanel(thread_id, store)``."""
+
+    _esm = STATIC / "tools.js"
+    _css = STATIC / "widget.css"
+
+    def __init__(self, thread_or_id: AgentThread | str, store: Store | None = None, *, limit: int = 50) -> None:
+        self._tw_prepare()
+        thread_id, store, _ = resolve_thread(thread_or_id, store, None)
+        self._tools = ToolsController(self, store, limit=check_count("limit", limit))
+        with self._lock:
+            values = self._tools.open(thread_id)
+        super().__init__(**values)
+        with self._lock:
+            self._tools.start()
+
+    def _controllers(self) -> list[Any]:
+        return [c for c in (getattr(self, "_tools", None),) if c is not None]
+
+    def __repr__(self) -> str:
+        lines = self._tools.summary()
+        closed = ", closed" if self.closed else ""
+        head = f"ToolCallsPanel(thread {self.thread_id}, {len(self.tool_calls)} tool calls{closed})"
+        return "\n".join([head, *("  " + x for x in lines)])
