@@ -258,7 +258,7 @@ def test_tail_joining_an_answer_midway_prints_it_without_gaps_or_duplicates(
 
 # -- serve ----------------------------------------------------------------------------------------
 
-AGENTS_MODULE = '''
+AGENTS_MODULE = """
 import threadwidget as tw
 
 support = tw.Agent("support", model=tw.ScriptedModel(tokens_per_second=None), store=tw.Store())
@@ -267,7 +267,7 @@ not_an_agent = 42
 
 def make_support():
     return tw.Agent("support", model=tw.ScriptedModel(tokens_per_second=None), store=tw.Store())
-'''
+"""
 
 
 @pytest.mark.parametrize(("target", "sig"), [("support", signal.SIGINT), ("make_support", signal.SIGTERM)])

@@ -227,3 +227,25 @@ def test_network_file_systems_are_detected(tmp_path: Path) -> None:
     assert network_filesystem(Path("/home/alice/local/threads.db"), mounts) is None  # the longest mount wins
     assert network_filesystem(Path("/mnt/my share/t.db"), mounts) == "cifs"
     assert network_filesystem(Path("/srv/threads.db"), mounts) is None
+
+
+def test_connections_of_finished_threads_are_closed(store: tw.Store) -> None:
+    import threading
+
+    t = store.create_thread()
+    workers = [threading.Thread(target=store.add_message, args=(t.id,), kwargs={"role": "user"}) for _ in range(20)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert store.count_messages(t.id) == 20
+    assert len(store._conns) <= 2, "each finished thread's connection must close with it"
+
+
+def test_list_tool_calls_limit_keeps_the_newest(store: tw.Store) -> None:
+    t = store.create_thread()
+    m = store.start_run(t.id)
+    for i in range(5):
+        store.add_tool_call(m.id, call_id=f"c{i}", name="f")
+    assert [c.call_id for c in store.list_tool_calls(t.id, limit=2)] == ["c3", "c4"]
+    assert [c.call_id for c in store.list_tool_calls(t.id, message_id=m.id)] == [f"c{i}" for i in range(5)]

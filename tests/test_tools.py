@@ -79,9 +79,15 @@ def test_schema_comes_from_type_hints_defaults_and_descriptions() -> None:
     assert params["required"] == ["order_id"]
     assert list(params["properties"]) == ["order_id", "limit", "items", "mode"]  # ctx never shown
     assert params["properties"]["order_id"] == {
-        "type": "string", "description": "The order's id, as printed on the receipt."}
+        "type": "string",
+        "description": "The order's id, as printed on the receipt.",
+    }
     assert params["properties"]["limit"] == {
-        "type": "integer", "default": 10, "minimum": 1, "description": "How many rows at most."}
+        "type": "integer",
+        "default": 10,
+        "minimum": 1,
+        "description": "How many rows at most.",
+    }
     assert params["properties"]["mode"] == {"type": "string", "enum": ["fast", "full"], "default": "fast"}
     assert params["properties"]["items"]["anyOf"][0] == {"type": "array", "items": {"$ref": "#/$defs/Item"}}
     assert params["$defs"]["Item"]["required"] == ["sku", "qty"]
@@ -103,8 +109,7 @@ def test_decorator_options_and_a_function_without_parameters() -> None:
     assert isinstance(ping, Tool)
     assert ping.name == "ping-1"
     assert ping.schema["function"]["description"] == "Says pong.\nNothing else."
-    assert ping.parameters == {
-        "type": "object", "properties": {}, "required": [], "additionalProperties": False}
+    assert ping.parameters == {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
     assert ping.validate("") == {}  # some models send no text for no arguments
     assert ping.validate("{}") == {}
     assert ping() == "pong"
@@ -118,7 +123,10 @@ def test_parameter_names_that_clash_with_pydantic_keep_their_names() -> None:
 
     assert list(f.parameters["properties"]) == ["json", "model_config", "_hidden"]
     assert f.validate('{"json": true, "model_config": "x", "_hidden": 3}') == {
-        "json": True, "model_config": "x", "_hidden": 3}
+        "json": True,
+        "model_config": "x",
+        "_hidden": 3,
+    }
 
 
 def test_sphinx_docstring_and_optional_context() -> None:
@@ -135,7 +143,8 @@ def test_sphinx_docstring_and_optional_context() -> None:
     assert g.context_param == "context"
     assert g.description == "Search the docs."
     assert g.parameters["properties"] == {
-        "query": {"type": "string", "description": "What to search for, in plain words."}}
+        "query": {"type": "string", "description": "What to search for, in plain words."}
+    }
 
 
 def test_parse_docstring_skips_other_sections() -> None:
@@ -209,18 +218,19 @@ def test_two_context_parameters_are_refused() -> None:
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        ('{"order_id": 42}', 'order_id: got 42 (integer); Input should be a valid string'),
+        ('{"order_id": 42}', "order_id: got 42 (integer); Input should be a valid string"),
         ('{"order_id": "a", "limit": "5"}', 'limit: got "5" (string); Input should be a valid integer'),
-        ('{"order_id": "a", "limit": 0}',
-         "limit: got 0 (integer); Input should be greater than or equal to 1"),
-        ('{"order_id": "a", "mode": "slow"}',
-         "mode: got \"slow\" (string); Input should be 'fast' or 'full'"),
-        ('{"order_id": "a", "colour": "red"}',
-         'colour: unexpected argument, got "red" (string); '
-         "lookup_order takes only: order_id, limit, items, mode"),
+        ('{"order_id": "a", "limit": 0}', "limit: got 0 (integer); Input should be greater than or equal to 1"),
+        ('{"order_id": "a", "mode": "slow"}', "mode: got \"slow\" (string); Input should be 'fast' or 'full'"),
+        (
+            '{"order_id": "a", "colour": "red"}',
+            'colour: unexpected argument, got "red" (string); lookup_order takes only: order_id, limit, items, mode',
+        ),
         ('{"limit": 3}', "order_id: missing; it is required (type: string)"),
-        ('{"order_id": "a", "items": [{"sku": "x", "qty": "2"}]}',
-         'items[0].qty: got "2" (string); Input should be a valid integer'),
+        (
+            '{"order_id": "a", "items": [{"sku": "x", "qty": "2"}]}',
+            'items[0].qty: got "2" (string); Input should be a valid integer',
+        ),
         ('{"order_id": "a", "items": [{"sku": "x"}]}', "items[0].qty: missing; it is required"),
         ("[1, 2]", "(arguments): got [1, 2] (array); Input should be an object"),
     ],
@@ -261,12 +271,15 @@ def test_strict_still_accepts_json_native_forms() -> None:
         """Book a slot."""
 
     values = book.validate(
-        '{"when": "2024-05-01T10:00:00Z", "colour": "red", "at": {"x": 1, "y": 2}, '
-        '"ratio": 2, "pair": [1, 2]}'
+        '{"when": "2024-05-01T10:00:00Z", "colour": "red", "at": {"x": 1, "y": 2}, "ratio": 2, "pair": [1, 2]}'
     )
     assert values == {
-        "when": dt.datetime(2024, 5, 1, 10, tzinfo=dt.timezone.utc), "colour": Colour.RED,
-        "at": Point(1, 2), "ratio": 2.0, "pair": (1, 2)}
+        "when": dt.datetime(2024, 5, 1, 10, tzinfo=dt.timezone.utc),
+        "colour": Colour.RED,
+        "at": Point(1, 2),
+        "ratio": 2.0,
+        "pair": (1, 2),
+    }
 
 
 def test_lax_mode_when_strict_is_false() -> None:

@@ -531,3 +531,18 @@ def test_concurrent_requests_while_streaming(store: tw.Store, comms: list[Record
     wait_until(lambda: any(c["end"] for c in comm_of(view).customs("delta")))
     assert_chunks_cover(comm_of(view).customs("delta"), answer.id, answer.text)
     assert len(comm_of(view).customs("older")) == 60
+
+
+def test_status_is_streaming_while_a_tool_of_the_answer_runs() -> None:
+    from threadwidget.widgets._shapes import thread_status
+
+    def msg(role: str, status: str, calls: tuple[str, ...] = ()) -> dict:
+        tool_calls = [{"name": "slow_lookup", "status": s} for s in calls]
+        return {"role": role, "status": status, "agent": "a", "error": None, "tool_calls": tool_calls}
+
+    asked = msg("user", "success")
+    assert thread_status([asked, msg("assistant", "success", ("running",))], None) == {
+        "state": "streaming", "note": "Running slow_lookup…"
+    }  # fmt: skip
+    assert thread_status([asked, msg("assistant", "success", ("success",))], None)["state"] == "idle"
+    assert thread_status([asked, msg("assistant", "streaming")], None)["state"] == "streaming"

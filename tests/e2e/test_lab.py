@@ -228,6 +228,9 @@ def test_two_notebooks_share_a_thread_live(lab: JupyterServer, pages: Pages) -> 
         bars.append((bar, wait_progress_above(bar, -1)))
     for bar, first in bars:
         assert wait_progress_above(bar, first) > first
+    for chat in (b_chat, a_chat):  # a running tool is part of the answer: it can be stopped
+        expect(chat.get_by_test_id("tw-status")).to_have_attribute("data-state", "streaming")
+        expect(chat.get_by_test_id("tw-stop")).to_be_visible()
     screenshot(views_output(b), "e2e-tool-progress-b.png")
     for tools in (b_tools, a_tools):  # it ran to the end: nobody stopped it
         row = tools.locator(TOOL_ROW, has_text="slow_lookup")

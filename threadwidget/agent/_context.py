@@ -38,10 +38,7 @@ def build_messages(
     exclude: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[dict[str, Any]]:
     history = [m for m in store.list_messages(thread_id, limit=window) if m.id not in exclude]
-    calls: dict[str, list[ToolCall]] = {}
-    if any(m.role == "assistant" for m in history):
-        for call in store.list_tool_calls(thread_id):
-            calls.setdefault(call.message_id, []).append(call)
+    calls = {m.id: store.list_tool_calls(thread_id, message_id=m.id) for m in history if m.role == "assistant"}
     out: list[dict[str, Any]] = [{"role": "system", "content": instructions}] if instructions else []
     for m in history:
         out.extend(_shape(m, calls.get(m.id, [])))

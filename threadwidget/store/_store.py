@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,6 +48,19 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 _UNSET: Any = object()
 LEASE_SECONDS = 3.0
 WRITER_STOPPED = "writer stopped: the process writing this answer died or hung (its lease expired)"
+
+
+class _ThreadConnection:
+    """One thread's connection. When the thread ends, ``threading.local`` drops this holder and the
+    connection closes with it, so threads that come and go (answers, views) do not leak them."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __del__(self) -> None:
+        self.conn.close()
 
 
 class StoreWarning(UserWarning):
@@ -126,7 +140,7 @@ class Store:
         self._poll_interval = poll_interval
         self._keep_changes = keep_changes
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._conns_lock = threading.Lock()
         self._closed = False
         self._feed: Feed | None = None
@@ -188,13 +202,13 @@ class Store:
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
+        holder: _ThreadConnection | None = getattr(self._local, "conn", None)
+        if holder is None:
+            holder = _ThreadConnection(self._connect())
+            self._local.conn = holder
             with self._conns_lock:
-                self._conns.append(conn)
-        return conn
+                self._conns.add(holder)
+        return holder.conn
 
     def _retry(self, fn: Callable[[], T]) -> T:
         deadline = time.monotonic() + max(30.0, self._busy_timeout * 4)
@@ -248,8 +262,8 @@ class Store:
         self._closed = True
         self._bell.close()
         with self._conns_lock:
-            for conn in self._conns:
-                conn.close()
+            for holder in list(self._conns):
+                holder.conn.close()
             self._conns.clear()
 
     def __enter__(self) -> Store:
@@ -602,17 +616,23 @@ class Store:
             raise NotFoundError(f"no tool call with id {tool_call_id!r} in {self.path}.")
         return ToolCall.from_sql(row)
 
-    def list_tool_calls(self, thread_id: str, *, message_id: str | None = None) -> list[ToolCall]:
-        """Tool calls of a thread (or of one assistant message), oldest first."""
-        if message_id is not None:
-            rows = self._conn().execute(
-                "SELECT * FROM tool_calls WHERE message_id = ? ORDER BY created_at, rowid", (message_id,)
+    def list_tool_calls(
+        self, thread_id: str, *, message_id: str | None = None, limit: int | None = None
+    ) -> list[ToolCall]:
+        """Tool calls of a thread (or of one assistant message), oldest first; with ``limit``, the
+        newest ``limit`` of them."""
+        if limit is not None:
+            _check_limit(limit)
+        column, value = ("message_id", message_id) if message_id is not None else ("thread_id", thread_id)
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT * FROM tool_calls WHERE {column} = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (value, -1 if limit is None else limit),
             )
-        else:
-            rows = self._conn().execute(
-                "SELECT * FROM tool_calls WHERE thread_id = ? ORDER BY created_at, rowid", (thread_id,)
-            )
-        return [ToolCall.from_sql(r) for r in rows]
+            .fetchall()
+        )
+        return [ToolCall.from_sql(r) for r in reversed(rows)]
 
     # -- runs, leases and aborts ---------------------------------------------------------------
 

@@ -79,12 +79,19 @@ def waiting_note(agent: str | None) -> str:
 def thread_status(messages: Sequence[dict[str, Any]], agent: str | None) -> dict[str, str]:
     """A ``ThreadStatus`` of protocol.ts for a window of message dicts (oldest first).
 
-    streaming: an assistant message is pending or streaming; waiting: the newest message is a user
-    message left pending for ``agent.serve()``; failed/aborted: the newest answer (with no prompt
-    after it) ended so, with its error as the note; else idle.
+    streaming: an assistant message is pending or streaming, or one of its tool calls still runs (the
+    answer goes on after it); waiting: the newest message is a user message left pending for
+    ``agent.serve()``; failed/aborted: the newest answer (with no prompt after it) ended so, with its
+    error as the note; else idle.
     """
-    if any(m["role"] == "assistant" and m["status"] in LIVE for m in messages):
-        return {"state": "streaming", "note": ""}
+    for m in messages:
+        if m["role"] != "assistant":
+            continue
+        if m["status"] in LIVE:
+            return {"state": "streaming", "note": ""}
+        running = [c["name"] for c in m.get("tool_calls") or () if c["status"] in ("streaming_args", "running")]
+        if running:
+            return {"state": "streaming", "note": f"Running {', '.join(running)}…"}
     if messages and messages[-1]["role"] == "user" and messages[-1]["status"] == "pending":
         return {"state": "waiting", "note": waiting_note(messages[-1]["agent"] or agent)}
     for m in reversed(messages):

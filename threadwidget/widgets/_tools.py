@@ -47,7 +47,7 @@ class ToolsController:
         self._flush.cancel()
         self._since = self.store.last_seq()
         self.thread_id = thread_id
-        calls = self.store.list_tool_calls(thread_id)[-self.limit :] if thread_id is not None else []
+        calls = self.store.list_tool_calls(thread_id, limit=self.limit) if thread_id is not None else []
         self._calls = {c.id: tool_call_dict(c) for c in calls}
         return self.values()
 
