@@ -23,7 +23,7 @@ from ._rows import Delta, Event, Message, Thread, ToolCall
 from ._wake import Waiter
 
 if TYPE_CHECKING:
-    from ._store import Store
+    from ._db import Database
 
 __all__ = ["Subscription"]
 
@@ -75,7 +75,7 @@ class Subscription:
 class Feed:
     """The watcher thread of one Store."""
 
-    def __init__(self, store: Store, connect: Callable[[], sqlite3.Connection], waiter: Waiter):
+    def __init__(self, store: Database, connect: Callable[[], sqlite3.Connection], waiter: Waiter):
         self._store = store
         self._conn = connect()
         self._waiter = waiter

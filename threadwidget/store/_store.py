@@ -1,31 +1,21 @@
 """``tw.Store``: the SQLite thread store shared by every process that opens the same file.
 
-Every write is one ``BEGIN IMMEDIATE`` transaction that also appends to the ``changes`` log, so a
-change and its feed event commit together or not at all. Each thread of a process gets its own
-connection. After each commit the store rings the bell that wakes the feed watchers (``_wake.py``).
+The rows and what may be done with them: threads, messages, deltas, tool calls, the leases of
+answers being written, usage. Connections, transactions and the feed live in ``_db.py``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import random
-import socket
 import sqlite3
-import sys
-import threading
 import time
 import uuid
-import warnings
-import weakref
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from .._errors import InvalidArgumentError, NotADatabaseError, NotFoundError, StoreClosedError, StoreError
+from .._errors import InvalidArgumentError, NotFoundError
 from .._usage import Usage
-from ._feed import Callback, Feed, Subscription
+from ._db import Database, check_choice
 from ._rows import (
     FINAL_STATUSES,
     MESSAGE_STATUSES,
@@ -36,59 +26,18 @@ from ._rows import (
     Thread,
     ToolCall,
 )
-from ._schema import migrate
-from ._wake import Bell, make_waiter, network_filesystem
 
-__all__ = ["Store", "StoreWarning", "default_path"]
+__all__ = ["Store"]
 
 log = logging.getLogger("threadwidget.store")
-T = TypeVar("T")
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _UNSET: Any = object()
 LEASE_SECONDS = 3.0
 WRITER_STOPPED = "writer stopped: the process writing this answer died or hung (its lease expired)"
 
 
-class _ThreadConnection:
-    """One thread's connection. When the thread ends, ``threading.local`` drops this holder and the
-    connection closes with it, so threads that come and go (answers, views) do not leak them."""
-
-    __slots__ = ("__weakref__", "conn")
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-
-    def __del__(self) -> None:
-        self.conn.close()
-
-
-class StoreWarning(UserWarning):
-    """Something works, but not as well as it should (e.g. a store on a network file system)."""
-
-
-def default_path() -> Path:
-    """``$THREADWIDGET_DB``, else ``threads.db`` in the per-user data directory."""
-    env = os.environ.get("THREADWIDGET_DB")
-    if env:
-        return Path(env).expanduser()
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    elif sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "threadwidget" / "threads.db"
-
-
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
-
-
-def _check_choice(name: str, value: str, choices: Iterable[str]) -> None:
-    choices = tuple(choices)
-    if value not in choices:
-        raise InvalidArgumentError(f"{name}={value!r} is not valid; expected one of {', '.join(choices)}.")
 
 
 def _check_limit(limit: int) -> None:
@@ -109,171 +58,14 @@ def _dump_metadata(metadata: Any) -> str | None:
         ) from None
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
-
-
-class Store:
+class Store(Database):
     """A thread store in one SQLite file, shared by every process that opens it.
 
     ``Store()`` opens ``$THREADWIDGET_DB`` or the per-user default; ``Store("threads.db")`` opens or
     creates that file. ``watch`` picks how the change feed wakes up: ``"auto"`` (inotify on Linux,
-    polling on network file systems and elsewhere), ``"inotify"`` or ``"poll"``.
+    polling on network file systems and elsewhere), ``"inotify"`` or ``"poll"``. Use it as a context
+    manager, or ``close()`` it, to stop its feed and close its connections.
     """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        watch: str = "auto",
-        poll_interval: float = 0.002,
-        busy_timeout: float = 5.0,
-        keep_changes: int = 50_000,
-    ):
-        _check_choice("watch", watch, ("auto", "inotify", "poll"))
-        self.path = Path(path).expanduser() if path is not None else default_path()
-        if path is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._check_file()
-        self._busy_timeout = busy_timeout
-        self._watch = watch
-        self._poll_interval = poll_interval
-        self._keep_changes = keep_changes
-        self._local = threading.local()
-        self._conns: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
-        self._conns_lock = threading.Lock()
-        self._closed = False
-        self._feed: Feed | None = None
-        self._feed_lock = threading.Lock()
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._fs = network_filesystem(self.path.parent)
-        if self._fs:
-            warnings.warn(
-                f"{self.path} is on a {self._fs} network file system. SQLite's WAL mode needs every "
-                "process on the same machine, and file notifications do not cross machines, so the "
-                "feed polls. For users on several machines use a store on a local disk of one "
-                "machine, or a server database.",
-                StoreWarning,
-                stacklevel=2,
-            )
-        conn = self._conn()
-        migrate(conn, str(self.path))
-        self._bell = Bell(Path(f"{self.path}-bell"), mode=self._file_mode())
-
-    # -- connections --------------------------------------------------------------------------
-
-    def _check_file(self) -> None:
-        p = self.path
-        if p.is_dir():
-            raise NotADatabaseError(f"{p} is a directory; expected a SQLite file path such as {p / 'threads.db'}.")
-        if not p.parent.is_dir():
-            raise StoreError(f"cannot create a store at {p}: the directory {p.parent} does not exist. Create it first.")
-        if p.exists() and p.stat().st_size > 0:
-            with p.open("rb") as f:
-                head = f.read(16)
-            if head != _SQLITE_HEADER:
-                raise NotADatabaseError(
-                    f"{p} is not a SQLite database (its first bytes are {head[:16]!r}). Pass the path of a "
-                    "threadwidget store, or a new path to create one."
-                )
-
-    def _file_mode(self) -> int:
-        try:
-            return self.path.stat().st_mode & 0o666
-        except OSError:
-            return 0o644
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {self.path}: {exc}") from exc
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
-            conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            if "not a database" in str(exc) or "malformed" in str(exc):
-                raise NotADatabaseError(f"{self.path} is not a usable SQLite database: {exc}") from exc
-            raise
-        return conn
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
-        holder: _ThreadConnection | None = getattr(self._local, "conn", None)
-        if holder is None:
-            holder = _ThreadConnection(self._connect())
-            self._local.conn = holder
-            with self._conns_lock:
-                self._conns.add(holder)
-        return holder.conn
-
-    def _retry(self, fn: Callable[[], T]) -> T:
-        deadline = time.monotonic() + max(30.0, self._busy_timeout * 4)
-        delay = 0.001
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() > deadline:
-                    raise StoreError(
-                        f"{self.path} stayed locked by another process for too long ({exc}). "
-                        "Is a process holding a long write transaction (a sqlite3 shell with BEGIN)?"
-                    ) from exc
-                time.sleep(delay + random.random() * delay)  # back off before retrying the lock
-                delay = min(delay * 2, 0.1)
-
-    def _write(self, fn: Callable[[sqlite3.Connection, float], T]) -> T:
-        """Run ``fn(conn, now)`` in one ``BEGIN IMMEDIATE`` transaction, retrying if locked."""
-        conn = self._conn()
-
-        def attempt() -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn, time.time())
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-        result = self._retry(attempt)
-        self._bell.ring()
-        return result
-
-    @staticmethod
-    def _log(conn: sqlite3.Connection, thread_id: str | None, kind: str, op: str, row_id: object, now: float) -> None:
-        conn.execute(
-            "INSERT INTO changes (thread_id, kind, op, row_id, created_at) VALUES (?, ?, ?, ?, ?)",
-            (thread_id, kind, op, None if row_id is None else str(row_id), now),
-        )
-
-    def close(self) -> None:
-        """Stop the feed and close every connection. Safe to call twice."""
-        if self._closed:
-            return
-        with self._feed_lock:
-            if self._feed is not None:
-                self._feed.stop()
-                self._feed = None
-        self._closed = True
-        self._bell.close()
-        with self._conns_lock:
-            for holder in list(self._conns):
-                holder.conn.close()
-            self._conns.clear()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<tw.Store {str(self.path)!r}{' closed' if self._closed else ''}>"
 
     # -- threads ------------------------------------------------------------------------------
 
@@ -391,8 +183,8 @@ class Store:
         metadata: dict[str, Any] | None = None,
     ) -> Message:
         """Append a message. A user message with ``status="pending"`` waits for ``agent.serve()``."""
-        _check_choice("role", role, ROLES)
-        _check_choice("status", status, MESSAGE_STATUSES)
+        check_choice("role", role, ROLES)
+        check_choice("status", status, MESSAGE_STATUSES)
         if not isinstance(text, str):
             raise InvalidArgumentError(f"text={text!r} is not valid; expected a str.")
         meta = _dump_metadata(metadata)
@@ -477,7 +269,7 @@ class Store:
         if text is not _UNSET:
             fields["text"] = text
         if status is not _UNSET:
-            _check_choice("status", status, MESSAGE_STATUSES)
+            check_choice("status", status, MESSAGE_STATUSES)
             fields["status"] = status
         if error is not _UNSET:
             fields["error"] = error
@@ -555,7 +347,7 @@ class Store:
     def add_tool_call(
         self, message_id: str, *, call_id: str, name: str, arguments: str = "", status: str = "streaming_args"
     ) -> ToolCall:
-        _check_choice("status", status, TOOL_CALL_STATUSES)
+        check_choice("status", status, TOOL_CALL_STATUSES)
         tcid = _new_id("tc")
 
         def write(conn: sqlite3.Connection, now: float) -> None:
@@ -588,7 +380,7 @@ class Store:
             if value is not _UNSET:
                 fields[key] = value
         if status is not _UNSET:
-            _check_choice("status", status, TOOL_CALL_STATUSES)
+            check_choice("status", status, TOOL_CALL_STATUSES)
             fields["status"] = status
 
         def write(conn: sqlite3.Connection, now: float) -> None:
@@ -823,34 +615,3 @@ class Store:
             "WHERE usage IS NOT NULL GROUP BY agent ORDER BY i + o DESC, agent"
         )
         return {agent: Usage(int(i), int(o)) for agent, i, o in rows}
-
-    # -- the change feed ----------------------------------------------------------------------
-
-    def subscribe(self, callback: Callback, *, thread_id: str | None = None, since: int | None = None) -> Subscription:
-        """Call ``callback(event)`` for every change committed from now on (or after seq ``since``),
-        in commit order, from this store's watcher thread. ``thread_id`` narrows to one thread."""
-        if not callable(callback):
-            raise InvalidArgumentError(f"callback={callback!r} is not callable; pass a function taking one event.")
-        return self._ensure_feed().add(callback, thread_id, since)
-
-    def last_seq(self) -> int:
-        """The seq of the newest committed change (0 for a new store)."""
-        return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
-
-    @property
-    def feed_mode(self) -> str | None:
-        """``inotify`` or ``poll`` once the feed runs, else None."""
-        return self._feed.mode if self._feed else None
-
-    def _ensure_feed(self) -> Feed:
-        with self._feed_lock:
-            if self._feed is None:
-                self._conn()  # raises if closed
-                waiter = make_waiter(self._bell.path, mode=self._watch, poll_interval=self._poll_interval)
-                self._feed = Feed(self, self._connect, waiter)
-            return self._feed
-
-    def start_watching(self) -> None:
-        """Run the watcher (and its housekeeping, e.g. failing answers whose writer died) even with
-        no subscriber."""
-        self._ensure_feed()
