@@ -339,6 +339,20 @@ def test_abort_from_a_view_without_an_agent_asks_the_writer(store: tw.Store, com
     wait_until(lambda: view.status["state"] == "aborted" and view.stream is None)
 
 
+def test_send_and_abort_from_python_like_the_view(store: tw.Store, comms: list[RecordingComm]) -> None:
+    agent = make_agent(store, words(2000), rate=100)
+    thread = agent.create_thread()
+    writer = threading.Thread(target=lambda: list(thread.stream_text("Tell me a long story")))
+    writer.start()
+    view = tw.ChatView(thread.id, store=store)  # view-only: no agent in this "notebook"
+    wait_until(lambda: view.status["state"] == "streaming")
+    view.abort()
+    writer.join(30)
+    assert answered(store, thread.id, "aborted")
+    view.send("And now?")
+    assert store.list_messages(thread.id)[-1].status == "pending"  # waits for agent.serve()
+
+
 # -- text, lifetime ----------------------------------------------------------------------------------
 
 

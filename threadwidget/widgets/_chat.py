@@ -79,6 +79,15 @@ class ChatView(ChatTraits, TwWidget):
     def store(self) -> Store:
         return self._chat.store
 
+    def send(self, text: str) -> None:
+        """Send a prompt as if typed into the view: answered by the attached agent in the background,
+        or left pending for a process running ``agent.serve()``. Problems show in the view."""
+        self._chat.send(text)
+
+    def abort(self) -> None:
+        """Stop the thread's answer, in whichever process is writing it (the view's Stop button)."""
+        self._chat.abort()
+
     def __repr__(self) -> str:
         head, lines = self._chat.summary()
         closed = ", closed" if self.closed else ""
