@@ -349,8 +349,9 @@ def test_send_and_abort_from_python_like_the_view(store: tw.Store, comms: list[R
     view.abort()
     writer.join(30)
     assert answered(store, thread.id, "aborted")
-    view.send("And now?")
+    view.send_prompt("And now?")
     assert store.list_messages(thread.id)[-1].status == "pending"  # waits for agent.serve()
+    view.send({"kind": "custom"})  # ipywidgets' own send() still sends custom messages
 
 
 # -- text, lifetime ----------------------------------------------------------------------------------

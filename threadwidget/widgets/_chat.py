@@ -79,7 +79,7 @@ class ChatView(ChatTraits, TwWidget):
     def store(self) -> Store:
         return self._chat.store
 
-    def send(self, text: str) -> None:
+    def send_prompt(self, text: str) -> None:
         """Send a prompt as if typed into the view: answered by the attached agent in the background,
         or left pending for a process running ``agent.serve()``. Problems show in the view."""
         self._chat.send(text)
