@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +37,17 @@ def store(db_path: Path) -> Iterator[object]:
     s = tw.Store(db_path)
     yield s
     s.close()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[Any]]]:
+    """Subprocesses a test starts (append them): killed and reaped when the test ends."""
+    started: list[subprocess.Popen[Any]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait(10)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.005) -> object:

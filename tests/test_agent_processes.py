@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,16 +30,6 @@ def read_json(proc: subprocess.Popen[str]) -> dict:
         proc.kill()
         pytest.fail(f"worker said {line!r}; stderr:\n{proc.stderr.read() if proc.stderr else ''}")
     return json.loads(line)
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(10)
 
 
 def test_abort_from_another_process_within_300_ms(db_path: Path, procs: list) -> None:

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -70,16 +69,6 @@ class Output:
         with self._cond:
             self._cond.wait_for(lambda: self.ended, timeout)
             return self.text
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(10)
 
 
 # -- a store with a tool call, a failed answer and two agents -----------------------------------

@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,16 +39,6 @@ def expect_line(proc: subprocess.Popen[str], want: str) -> str:
         err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
         pytest.fail(f"expected {want!r} from worker, got {line!r}\n{err}")
     return line
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(10)
 
 
 class Collector:
