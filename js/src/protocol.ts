@@ -70,7 +70,10 @@ export interface ThreadStatus {
 export interface ChatTraits {
   thread_id: string;
   title: string;
-  /** Recent messages, oldest first; the message being streamed is included. */
+  /** Recent messages, oldest first; the message being streamed is included. An update may carry
+   * only the newest part of the window (from the oldest changed message on): a view keeps the
+   * messages it already shows that the update leaves out, so an answer's bytes do not grow with
+   * the thread. A new view or a page reload gets the whole window. */
   messages: Message[];
   stream: StreamSnapshot | null;
   status: ThreadStatus;

@@ -44,6 +44,18 @@ describe("ChatView", () => {
     expect(host.querySelector(".tw-title")?.textContent).toBe("Order help");
   });
 
+  it("keeps messages that an update leaves out: Python sends only the changed tail of the window", async () => {
+    const { model, messages } = mount({
+      messages: ["m1", "m2", "m3"].map((id) => message(id, { role: "user", text: id })),
+    });
+    model.update({
+      messages: [message("m3", { role: "user", text: "m3 edited" }), message("m4", { text: "answer" })],
+    });
+    await nextFrame();
+    expect(messages().map((m) => m.dataset.messageId)).toEqual(["m1", "m2", "m3", "m4"]);
+    expect(messages()[2]!.textContent).toContain("m3 edited");
+  });
+
   it("appends delta text to the streaming answer and drops duplicates", async () => {
     const { model, messages } = mount({
       messages: [message("m1", { role: "user", text: "hi" }), message("m2", { status: "streaming", text: "Hel" })],
