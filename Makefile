@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml $(wildcard js/package-lock.json) $(wildcard js/src/*)
 
 install: $(STAMP)
 
+# root (containers, some hub images) needs Jupyter's explicit consent
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: install
-	$(BIN)/jupyter lab notebooks/01_quickstart.ipynb
+	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/01_quickstart.ipynb
 
 lint: install
 	$(BIN)/ruff check threadwidget tests bench
