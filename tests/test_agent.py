@@ -32,6 +32,14 @@ def last_status(store: tw.Store, thread_id: str) -> str | None:
     return msgs[-1].status if msgs and msgs[-1].role == "assistant" else None
 
 
+def generate_in_background(thread: tw.AgentThread) -> tuple[threading.Thread, list[tw.GenerateResult]]:
+    """Answer "go" in another thread; the result lands in the list when it is done."""
+    results: list[tw.GenerateResult] = []
+    runner = threading.Thread(target=lambda: results.append(thread.generate_text("go")))
+    runner.start()
+    return runner, results
+
+
 def make_agent(store: tw.Store, *replies: object, rate: float | None = None, **kw: object) -> tw.Agent:
     model = tw.ScriptedModel(tokens_per_second=rate)
     model.enqueue(*replies)  # type: ignore[arg-type]
@@ -217,9 +225,7 @@ def test_stopping_iteration_early_aborts_the_message(store: tw.Store) -> None:
 def test_abort_from_another_thread_ends_aborted_quickly(store: tw.Store) -> None:
     agent = make_agent(store, " ".join(["slow"] * 1000), rate=50)
     thread = agent.create_thread()
-    results: list[tw.GenerateResult] = []
-    runner = threading.Thread(target=lambda: results.append(thread.generate_text("go")))
-    runner.start()
+    runner, results = generate_in_background(thread)
     wait_until(lambda: last_status(store, thread.id) == "streaming")
     asked = time.monotonic()
     assert len(agent.continue_thread(thread.id).abort()) == 1  # a different handle, as another process would
@@ -315,9 +321,7 @@ def test_a_tool_slower_than_the_lease_renewal_does_not_end_the_answer(store: tw.
     model.enqueue(tw.ScriptedModel.tool_calls([("slow_tool", {})]), "All done.")
     agent = tw.Agent("a", model=model, tools=[slow_tool], store=store)
     thread = agent.create_thread()
-    results: list[tw.GenerateResult] = []
-    runner = threading.Thread(target=lambda: results.append(thread.generate_text("go")))
-    runner.start()
+    runner, results = generate_in_background(thread)
     wait_until(lambda: [c.status for c in store.list_tool_calls(thread.id)] == ["running"])
     (run,) = store.active_runs(thread.id)  # the tool step keeps its lease while its tools run
     renewed = run["lease_expires_at"]
@@ -339,9 +343,7 @@ def test_abort_while_a_tool_runs_cancels_it(store: tw.Store) -> None:
     model.enqueue(tw.ScriptedModel.tool_calls([("patient", {})]), "never reached")
     agent = tw.Agent("a", model=model, tools=[patient], store=store)
     thread = agent.create_thread()
-    results: list[tw.GenerateResult] = []
-    runner = threading.Thread(target=lambda: results.append(thread.generate_text("go")))
-    runner.start()
+    runner, results = generate_in_background(thread)
     wait_until(lambda: [c.status for c in store.list_tool_calls(thread.id)] == ["running"])
     asked = time.monotonic()
     assert store.request_abort(thread.id)  # as another process would

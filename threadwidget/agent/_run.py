@@ -78,6 +78,7 @@ class Run:
         self._held: str | None = None  # the message whose lease this run holds and renews
         self._stream: ModelStream | None = None
         self._buffer: list[str] = []
+        self._buffered = 0  # characters in _buffer
         self._last_flush = 0.0
         self._kick = threading.Event()  # wakes the keeper: text waits, or the run ends
         self._stopping = False
@@ -130,7 +131,7 @@ class Run:
 
     def _flush(self) -> None:
         with self._lock:
-            text, self._buffer = "".join(self._buffer), []
+            text, self._buffer, self._buffered = "".join(self._buffer), [], 0
             self._last_flush = time.monotonic()
             mid = self._message_id
             if text and mid:
@@ -138,13 +139,14 @@ class Run:
 
     def _add_text(self, text: str) -> None:
         with self._lock:
+            first = not self._buffer
             self._buffer.append(text)
-            size = sum(len(t) for t in self._buffer)
-            due = time.monotonic() - self._last_flush >= FLUSH_SECONDS or size >= FLUSH_BYTES
+            self._buffered += len(text)
+            due = time.monotonic() - self._last_flush >= FLUSH_SECONDS or self._buffered >= FLUSH_BYTES
         if due:
             self._flush()
-        else:
-            self._kick.set()  # the keeper flushes it when it is due
+        elif first:
+            self._kick.set()  # the keeper sleeps until this text is due, then flushes it
 
     # -- the run --------------------------------------------------------------------------------
 

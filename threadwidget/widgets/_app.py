@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..store import Store
 from ._base import STATIC, TwWidget, resolve_store
-from ._chat import ChatTraits
+from ._chat import ChatTraits, ChatWiring
 from ._chatlogic import ChatController
 from ._shapes import one_line
 from ._threadlist import ListController, ThreadListTraits, agent_name
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["ThreadApp"]
 
 
-class ThreadApp(ChatTraits, ToolsTraits, ThreadListTraits, TwWidget):
+class ThreadApp(ChatWiring, ChatTraits, ToolsTraits, ThreadListTraits, TwWidget):
     """A small chat app on a store: pick a thread on the left, chat in the middle, watch its tool
     calls on the right. With ``agent``, the list shows that agent's threads and prompts are answered
     here; a prompt sent with no thread selected starts a new one. ``user_id`` narrows the list and
@@ -81,15 +81,6 @@ class ThreadApp(ChatTraits, ToolsTraits, ThreadListTraits, TwWidget):
         with self._lock:
             self.selected = thread.id  # switches through _on_selected
         return thread.id
-
-    def _handle(self, content: dict[str, Any]) -> None:
-        self._chat.handle(content)
-
-    def _wire_state(self, state: dict[str, Any], *, full: bool) -> None:
-        self._chat.wire_state(state, full=full)
-
-    def _on_view_count(self, change: dict[str, Any]) -> None:
-        self._chat.on_view_count(change["old"], change["new"])
 
     def __repr__(self) -> str:
         closed = ", closed" if self.closed else ""

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from ..agent import Agent, AgentThread
 
 __all__ = [
-    "STATIC", "Host", "SubscriptionSlot", "TwWidget", "check_count", "resolve_store", "resolve_thread", "weak_callback",
+    "STATIC", "Host", "SubscriptionSlot", "ThreadFollower", "TwWidget",
+    "check_count", "resolve_store", "resolve_thread", "weak_callback",
 ]  # fmt: skip
 
 log = logging.getLogger("threadwidget.widgets")
@@ -180,6 +181,45 @@ class SubscriptionSlot:
     @property
     def current(self) -> Subscription | None:
         return self._sub
+
+
+class ThreadFollower:
+    """What the controllers that follow one thread share: the subscription from the seq their
+    snapshot was read at (so nothing between reading and subscribing is missed), their throttles,
+    and closing. Subclasses set ``store`` and ``thread_id`` and implement ``_on_event``."""
+
+    store: Store
+    thread_id: str | None
+
+    def __init__(self) -> None:
+        self._slot = SubscriptionSlot(self)
+        self._since = 0
+        self._closed = False
+
+    def _throttles(self) -> list[Any]:
+        return []
+
+    def _restart(self) -> None:
+        """Before reading a new snapshot: drop the subscription and pending flushes. Hold the lock."""
+        self._slot.close()
+        for throttle in self._throttles():
+            throttle.cancel()
+        self._since = self.store.last_seq()  # changes after this are replayed to the subscription
+
+    def start(self) -> None:
+        """Subscribe to the thread, from the snapshot's seq on."""
+        if self.thread_id is not None and not self._closed:
+            sub = self.store.subscribe(weak_callback(self._on_event), thread_id=self.thread_id, since=self._since)
+            self._slot.set(sub)
+
+    def close(self) -> None:
+        self._closed = True
+        self._slot.close()
+        for throttle in self._throttles():
+            throttle.cancel()
+
+    def _on_event(self, event: Any) -> None:
+        raise NotImplementedError
 
 
 def weak_callback(method: Callable[[T], object]) -> Callable[[T], None]:

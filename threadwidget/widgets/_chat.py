@@ -13,7 +13,7 @@ from ._chatlogic import ChatController
 if TYPE_CHECKING:
     from ..agent import Agent, AgentThread
 
-__all__ = ["ChatTraits", "ChatView", "ThreadTraits"]
+__all__ = ["ChatTraits", "ChatView", "ChatWiring", "ThreadTraits"]
 
 
 class ThreadTraits(t.HasTraits):
@@ -32,7 +32,23 @@ class ChatTraits(ThreadTraits):
     error = t.Unicode("").tag(sync=True)
 
 
-class ChatView(ChatTraits, TwWidget):
+class ChatWiring:
+    """The chat's wiring shared by ``ChatView`` and ``ThreadApp``: browser messages, the trimmed
+    ``messages`` updates and view counting go to ``self._chat`` (a ``ChatController``)."""
+
+    _chat: ChatController
+
+    def _handle(self, content: dict[str, Any]) -> None:
+        self._chat.handle(content)
+
+    def _wire_state(self, state: dict[str, Any], *, full: bool) -> None:
+        self._chat.wire_state(state, full=full)
+
+    def _on_view_count(self, change: dict[str, Any]) -> None:
+        self._chat.on_view_count(change["old"], change["new"])
+
+
+class ChatView(ChatWiring, ChatTraits, TwWidget):
     """A live view of one thread: its last ``window`` messages, the answer streaming in, and an input
     box. ``ChatView(agent_thread)``, or ``ChatView(thread_id, store=store, agent=agent)``.
 
@@ -65,15 +81,6 @@ class ChatView(ChatTraits, TwWidget):
 
     def _controllers(self) -> list[Any]:
         return [c for c in (getattr(self, "_chat", None),) if c is not None]
-
-    def _handle(self, content: dict[str, Any]) -> None:
-        self._chat.handle(content)
-
-    def _wire_state(self, state: dict[str, Any], *, full: bool) -> None:
-        self._chat.wire_state(state, full=full)
-
-    def _on_view_count(self, change: dict[str, Any]) -> None:
-        self._chat.on_view_count(change["old"], change["new"])
 
     @property
     def store(self) -> Store:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..store import Delta, Event, Message, Store, Thread, ToolCall
-from ._base import Host, SubscriptionSlot, weak_callback
+from ._base import Host, ThreadFollower
 from ._chatinput import ChatRequests
 from ._shapes import LIVE, message_dict, thread_status, tool_call_dict, transcript
 from ._stream import LiveText
@@ -45,7 +45,7 @@ GATHER = 0.015  # a boundary waits this long for the ones that follow it (prompt
 PROGRESS_INTERVAL = 0.25  # tool-call progress shown on the message chips
 
 
-class ChatController(ChatRequests):
+class ChatController(ThreadFollower, ChatRequests):
     """Keeps a chat's traits in step with one thread of the store (``open(thread_id)``); answers
     the view's requests (``ChatRequests``)."""
 
@@ -66,12 +66,10 @@ class ChatController(ChatRequests):
         self.agent = agent
         self._given_thread = agent_thread
         self._on_no_thread = on_no_thread
-        self._slot = SubscriptionSlot(self)
+        ThreadFollower.__init__(self)
         self._deltas = Throttle(self._lock, self._flush_deltas, interval=DELTA_INTERVAL, limit=RATE)
         self._traits = Throttle(self._lock, self._flush_traits, interval=TRAIT_INTERVAL, gather=GATHER)
         self._progress = Throttle(self._lock, self._flush_traits, interval=PROGRESS_INTERVAL, gather=GATHER)
-        self._closed = False
-        self._since = 0
         self._views_reported = False  # the front end counts its views (so new ones get the window)
         self._clear(None)
 
@@ -180,11 +178,8 @@ class ChatController(ChatRequests):
     def open(self, thread_id: str | None) -> dict[str, Any]:
         """Follow ``thread_id`` (None: no thread) and return the trait values. Subscribe with
         ``start()`` once the host can take updates. Hold the lock."""
-        self._slot.close()
-        for throttle in (self._deltas, self._traits, self._progress):
-            throttle.cancel()
+        self._restart()
         self._wire_full = True  # what open() returns is set as the whole window
-        self._since = self.store.last_seq()  # changes after this are replayed to the subscription
         if thread_id is None:
             self._clear(None)
         else:
@@ -192,16 +187,8 @@ class ChatController(ChatRequests):
         self._dirty.clear()
         return self.values()
 
-    def start(self) -> None:
-        if self.thread_id is not None and not self._closed:
-            sub = self.store.subscribe(weak_callback(self._on_event), thread_id=self.thread_id, since=self._since)
-            self._slot.set(sub)
-
-    def close(self) -> None:
-        self._closed = True
-        self._slot.close()
-        for throttle in (self._deltas, self._traits, self._progress):
-            throttle.cancel()
+    def _throttles(self) -> list[Any]:
+        return [self._deltas, self._traits, self._progress]
 
     def _on_event(self, event: Event) -> None:
         """Store watcher thread: one committed change of the thread (or a resync)."""

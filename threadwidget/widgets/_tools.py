@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import traitlets as t
 
 from ..store import Event, Store, ToolCall
-from ._base import STATIC, Host, SubscriptionSlot, TwWidget, check_count, resolve_thread, weak_callback
+from ._base import STATIC, Host, ThreadFollower, TwWidget, check_count, resolve_thread
 from ._chat import ThreadTraits
 from ._shapes import one_line, tool_call_dict
 from ._ticker import RATE, Throttle
@@ -26,7 +26,7 @@ class ToolsTraits(ThreadTraits):
     tool_calls: t.List[dict[str, Any]] = t.List().tag(sync=True)
 
 
-class ToolsController:
+class ToolsController(ThreadFollower):
     """Keeps ``tool_calls`` (the thread's last ``limit`` calls, newest last) in step with the store."""
 
     def __init__(self, host: Host, store: Store, *, limit: int) -> None:
@@ -36,30 +36,19 @@ class ToolsController:
         self.limit = limit
         self.thread_id: str | None = None
         self._calls: dict[str, dict[str, Any]] = {}
-        self._slot = SubscriptionSlot(self)
         self._flush = Throttle(self._lock, self._send, interval=TOOLS_INTERVAL)
-        self._since = 0
-        self._closed = False
+        super().__init__()
 
     def open(self, thread_id: str | None) -> dict[str, Any]:
         """Follow ``thread_id`` and return the trait values; ``start()`` subscribes. Hold the lock."""
-        self._slot.close()
-        self._flush.cancel()
-        self._since = self.store.last_seq()
+        self._restart()
         self.thread_id = thread_id
         calls = self.store.list_tool_calls(thread_id, limit=self.limit) if thread_id is not None else []
         self._calls = {c.id: tool_call_dict(c) for c in calls}
         return self.values()
 
-    def start(self) -> None:
-        if self.thread_id is not None and not self._closed:
-            sub = self.store.subscribe(weak_callback(self._on_event), thread_id=self.thread_id, since=self._since)
-            self._slot.set(sub)
-
-    def close(self) -> None:
-        self._closed = True
-        self._slot.close()
-        self._flush.cancel()
+    def _throttles(self) -> list[Any]:
+        return [self._flush]
 
     def values(self) -> dict[str, Any]:
         return {"thread_id": self.thread_id or "", "tool_calls": list(self._calls.values())}
