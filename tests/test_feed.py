@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import threadwidget as tw
+from threadwidget.store._schema import SCHEMA_VERSION
 
 from .conftest import PYTHON, python_env, wait_until
 
@@ -252,7 +253,7 @@ def test_eight_processes_opening_a_new_file_at_once(db_path: Path, procs: list) 
         line = expect_line(p, "{")
         assert json.loads(line) == {"ok": True}
     conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0] == SCHEMA_VERSION  # each once
     assert conn.execute("SELECT COUNT(*) FROM threads").fetchone()[0] == 8
 
 

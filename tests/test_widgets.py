@@ -367,8 +367,13 @@ def test_repr_shows_thread_state_and_last_messages(store: tw.Store, comms: list[
     assert "You: Where is order 42?" in text and "support: Order 42 shipped on Monday." in text
     bundle, _ = view._repr_mimebundle_()
     assert bundle["text/plain"] == text and bundle["application/vnd.jupyter.widget-view+json"]["model_id"]
-    shown, _ = thread._repr_mimebundle_()
+    from IPython.core.formatters import DisplayFormatter
+
+    formatter = DisplayFormatter()
+    tw._register_display(formatter)  # what `import threadwidget` does in a running IPython
+    shown, _ = formatter.format(thread)
     assert shown["text/plain"].startswith("ChatView(thread ")
+    assert shown["application/vnd.jupyter.widget-view+json"]["model_id"]
 
 
 def test_close_unsubscribes_and_nothing_leaks(store: tw.Store, comms: list[RecordingComm]) -> None:

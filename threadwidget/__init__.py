@@ -7,9 +7,11 @@ and the widgets (which need ``anywidget``) load on first use of their names.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from ._errors import (
+    AnswerTimeoutError,
     InvalidArgumentError,
     MissingAPIKeyError,
     MissingBundleError,
@@ -24,7 +26,7 @@ from ._errors import (
     ToolError,
 )
 from ._usage import Usage
-from .store import Delta, Event, Message, Store, StoreWarning, Subscription, Thread, ToolCall
+from .store import Answer, Delta, Event, Message, Store, StoreWarning, Subscription, Thread, ToolCall
 
 __version__ = "0.1.0"
 
@@ -45,6 +47,8 @@ _LAZY = {
 }
 
 __all__ = [
+    "Answer",
+    "AnswerTimeoutError",
     "Delta",
     "Event",
     "InvalidArgumentError",
@@ -94,3 +98,25 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+def _show_thread(thread: Any) -> Any:
+    """An ``AgentThread`` shown as a cell's result: its live ``ChatView``."""
+    from .widgets import ChatView
+
+    return ChatView(thread)._repr_mimebundle_()
+
+
+def _register_display(formatter: Any = None) -> None:
+    """Teach IPython (when it runs) to show an ``AgentThread`` as its ChatView, by name: nothing
+    is imported until a thread is shown."""
+    if formatter is None:
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+        if shell is None:
+            return
+        formatter = shell.display_formatter
+    formatter.mimebundle_formatter.for_type_by_name("threadwidget.agent._agent", "AgentThread", _show_thread)
+
+
+_register_display()

@@ -8,6 +8,7 @@ The tree::
     │   ├── SchemaVersionError        the file was written by a newer threadwidget
     │   ├── StoreClosedError          the Store was used after close()
     │   └── NotFoundError             no thread / message / tool call with that id (also a KeyError)
+    ├── AnswerTimeoutError            Answer.wait(timeout=...) ran out; the answer goes on (also a TimeoutError)
     ├── InvalidArgumentError          a bad value passed by the caller (also a ValueError)
     ├── MissingBundleError            a widget's browser bundle was not built (also a FileNotFoundError)
     ├── ModelError                    the model provider failed (status code and the provider's message)
@@ -21,6 +22,7 @@ Messages name the value, what was expected, and the fix.
 from __future__ import annotations
 
 __all__ = [
+    "AnswerTimeoutError",
     "InvalidArgumentError",
     "MissingAPIKeyError",
     "MissingBundleError",
@@ -58,6 +60,10 @@ class StoreClosedError(StoreError):
 
 class NotFoundError(StoreError, KeyError):
     """No row with that id."""
+
+
+class AnswerTimeoutError(ThreadwidgetError, TimeoutError):
+    """An answer did not end within the time waited for it (it goes on)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""

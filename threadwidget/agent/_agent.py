@@ -1,8 +1,10 @@
 """``tw.Agent`` and ``AgentThread``: the public face of the runtime.
 
-``thread.stream_text(prompt)`` saves the prompt, then runs the answer in the calling thread,
-yielding text as it arrives while every delta is persisted. ``agent.serve()`` answers prompts that
-other processes (e.g. a view-only notebook) left ``pending`` in the store, each exactly once.
+``thread.ask(prompt)`` saves the prompt and returns its ``Answer`` at once; this process writes
+the answer in a background thread as soon as the thread's turn is free (queued behind an answer
+being written, by any process). ``agent.serve()`` answers prompts that other processes (e.g. a
+view-only notebook) left in the store, each exactly once; ``agent.serve(thread_id=...)`` serves one
+thread (what a view with an agent does while it is open).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from .._errors import InvalidArgumentError
+from .._errors import AnswerTimeoutError, InvalidArgumentError, ModelError
 from .._usage import Usage
-from ..store import Event, Store, Thread
+from ..store import Answer, Event, Message, Store, Thread
 from ._model import Model
 from ._run import GenerateResult, Run
 from ._tools import Tool, tool
@@ -23,6 +25,8 @@ from ._tools import Tool, tool
 __all__ = ["Agent", "AgentThread", "Worker"]
 
 log = logging.getLogger("threadwidget.agent")
+
+STOP_WAIT = 10.0  # seconds a stream that stopped being read waits for its answer to end
 
 
 class Agent:
@@ -49,9 +53,16 @@ class Agent:
     ):
         if not isinstance(name, str) or not name.strip():
             raise InvalidArgumentError(f"name={name!r} is not valid; expected a non-empty str such as 'support'.")
-        for key, value in (("max_steps", max_steps), ("context_messages", context_messages)):
-            if not isinstance(value, int) or value < 1:
-                raise InvalidArgumentError(f"{key}={value!r} is not valid; expected an int >= 1.")
+        for key, value, least in (
+            ("max_steps", max_steps, 1), ("context_messages", context_messages, 1),
+            ("max_tool_retries", max_tool_retries, 0),
+        ):  # fmt: skip
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise InvalidArgumentError(f"{key}={value!r} is not valid; expected an int >= {least}.")
+        if store is not None and not isinstance(store, Store):
+            raise InvalidArgumentError(
+                f"store={store!r} is not a tw.Store; pass tw.Store('threads.db') or leave it out."
+            )
         if model is None:
             from ._default import default_model
 
@@ -94,10 +105,13 @@ class Agent:
         """Tokens this agent used across all its threads (aborted and failed answers included)."""
         return self.store.usage(agent=self.name)
 
-    def serve(self, *, max_concurrent: int = 4) -> Worker:
-        """Answer, in background threads, every prompt left ``pending`` for this agent by any process.
+    def serve(self, *, thread_id: str | None = None, max_concurrent: int = 4) -> Worker:
+        """Answer, in background threads, every prompt left for this agent by any process (in one
+        thread only, with ``thread_id``): each thread's prompts one at a time, oldest first.
         Returns the running worker; ``worker.stop()`` ends it."""
-        return Worker(self, max_concurrent=max_concurrent)
+        if thread_id is not None:
+            self.store.get_thread(thread_id)  # NotFoundError names the id
+        return Worker(self, thread_id=thread_id, max_concurrent=max_concurrent)
 
 
 class AgentThread:
@@ -106,7 +120,8 @@ class AgentThread:
     def __init__(self, agent: Agent, thread_id: str):
         self.agent = agent
         self.id = thread_id
-        self._runs: list[Run] = []
+        self._runs: set[Run] = set()
+        self._lock = threading.Lock()
 
     @property
     def store(self) -> Store:
@@ -119,155 +134,224 @@ class AgentThread:
     def __repr__(self) -> str:
         return f"<AgentThread {self.id} agent={self.agent.name!r} messages={self.store.count_messages(self.id)}>"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """In a notebook, a thread shows as its live ``ChatView``."""
-        from ..widgets import ChatView
-
-        return ChatView(self)._repr_mimebundle_(**kwargs)
-
-    def _check_prompt(self, prompt: str) -> None:
+    def ask(self, prompt: str, *, user_id: str | None = None) -> Answer:
+        """Save ``prompt`` and return its ``Answer`` at once; this process writes the answer in a
+        background thread, now if the thread's turn is free, else after the answers queued before
+        it (a process serving this agent elsewhere may then take it: the ``Answer`` follows it
+        whoever writes it). Bad input raises here, not later."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidArgumentError(f"prompt={prompt!r} is not valid; expected a non-empty str.")
+        store, agent = self.store, self.agent
+        first: Message | None
+        message, first = store.add_prompt(
+            self.id, prompt, user_id=user_id, agent=agent.name, claim_model=agent.model.name
+        )
+        answer = Answer(store, message)
+        if first is not None:
+            self._start(first, answer)
+        else:
+            Worker(agent, thread_id=self.id, until=answer, owner=self)
+        return answer
+
+    def _start(self, first: Message, answer: Answer | None, done: Any = None) -> threading.Thread:
+        """Write the answer whose first step is ``first`` in a background thread."""
+        run = Run(self.agent, first)
+        if answer is not None:
+            answer._writer = run
+        with self._lock:
+            self._runs.add(run)
+
+        def write() -> None:
+            try:
+                for _ in run.steps():
+                    pass
+            except Exception:
+                log.exception("threadwidget: answering in thread %s failed", self.id)
+            finally:
+                with self._lock:
+                    self._runs.discard(run)
+                if done is not None:
+                    done(run)
+
+        worker = threading.Thread(target=write, name="threadwidget-answer", daemon=True)
+        worker.start()
+        return worker
 
     def stream_text(self, prompt: str) -> Iterator[str]:
-        """Save ``prompt`` and stream the answer: yields text as the model produces it, while every
-        piece is persisted for other views. Ends early and quietly when aborted. Raises
-        ``ModelError`` if the model fails (the message is then ``failed`` with its partial text) and
-        ``ToolError`` if the model keeps sending invalid tool calls or never stops calling tools
-        (a ``failed`` message then says why)."""
-        self._check_prompt(prompt)
-        self.store.add_message(self.id, role="user", text=prompt, agent=self.agent.name)
-        run = Run(self.agent, self.id)
-        yield from self._drive(run)
+        """``ask(prompt)`` and yield the answer's text as it streams (every piece is persisted for
+        other views). Stopping early (``break``) aborts the answer. Raises ``ModelError`` if the
+        model fails and ``ToolError`` if the model keeps sending invalid tool calls or never stops
+        calling tools (a ``failed`` message then says why)."""
+        answer = self.ask(prompt)
+        return self._stream(answer)
 
-    def _drive(self, run: Run) -> Iterator[str]:
-        self._runs.append(run)
+    def _stream(self, answer: Answer) -> Iterator[str]:
         try:
-            yield from run.steps()
+            yield from answer
         finally:
-            self._runs.remove(run)
-        if run.failure is not None:
-            raise run.failure
+            _stop_unread(answer)
+        _raise_failure(answer)
 
     def generate_text(self, prompt: str) -> GenerateResult:
-        """Like ``stream_text`` but waits: returns ``.text``, ``.status``, ``.usage``, ``.message_id``."""
-        self._check_prompt(prompt)
-        self.store.add_message(self.id, role="user", text=prompt, agent=self.agent.name)
-        run = Run(self.agent, self.id)
-        for _ in self._drive(run):
-            pass
-        return run.result
+        """``ask(prompt)`` and wait: returns ``.text``, ``.status``, ``.usage``, ``.message_id``."""
+        answer = self.ask(prompt).wait()
+        _raise_failure(answer)
+        return _result(answer)
 
     async def astream_text(self, prompt: str) -> AsyncIterator[str]:
-        """The async twin of ``stream_text``: the run happens in a worker thread."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-        def produce() -> None:
-            try:
-                for text in self.stream_text(prompt):
-                    loop.call_soon_threadsafe(queue.put_nowait, ("text", text))
-                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
-            except BaseException as exc:
-                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
-
-        worker = threading.Thread(target=produce, name="threadwidget-astream", daemon=True)
-        worker.start()
+        """The async twin of ``stream_text``."""
+        answer = self.ask(prompt)
         try:
-            while True:
-                kind, value = await queue.get()
-                if kind == "text":
-                    yield value
-                elif kind == "error":
-                    raise value
-                else:
-                    return
+            async for text in answer:
+                yield text
         finally:
-            if worker.is_alive():
-                self.abort_local("the caller stopped reading the stream")
+            await asyncio.to_thread(_stop_unread, answer)
+        _raise_failure(answer)
 
     async def agenerate_text(self, prompt: str) -> GenerateResult:
         """The async twin of ``generate_text``."""
-        return await asyncio.to_thread(self.generate_text, prompt)
+        answer = self.ask(prompt)
+        await answer.wait_async()
+        _raise_failure(answer)
+        return _result(answer)
 
     def send(self, prompt: str) -> str:
         """Leave ``prompt`` for a process running ``agent.serve()`` (no answer here). Returns its id."""
-        self._check_prompt(prompt)
-        return self.store.add_message(self.id, role="user", text=prompt, status="pending", agent=self.agent.name).id
+        return self.store.ask(self.id, prompt, agent=self.agent.name).prompt_id
 
-    def abort(self) -> list[str]:
-        """Stop every answer being written in this thread, by any process. The writer ends the
-        message ``aborted`` with its partial text. Returns the ids of the messages asked to stop."""
+    def abort(self, *, cancel_queued: bool = False) -> list[str]:
+        """Stop the answer being written in this thread, by any process: it ends ``aborted`` with
+        its partial text. Queued prompts are answered next, unless ``cancel_queued=True``.
+        Returns the ids of the messages asked to stop or cancelled."""
         self.abort_local("aborted")
-        return self.store.request_abort(self.id)
+        return self.store.request_abort(self.id, cancel_queued=cancel_queued)
 
     def abort_local(self, reason: str) -> None:
-        for run in list(self._runs):
+        with self._lock:
+            runs = list(self._runs)
+        for run in runs:
             run.abort(reason)
 
-    def messages(self, limit: int = 50) -> list[Any]:
+    def messages(self, limit: int = 50) -> list[Message]:
         return self.store.list_messages(self.id, limit=limit)
 
 
-class Worker:
-    """Background answering of pending prompts for one agent (``agent.serve()``)."""
+def _stop_unread(answer: Answer) -> None:
+    """The caller stopped reading an answer that goes on: abort it, and return once it has ended."""
+    if answer.done:
+        return
+    answer.abort("the caller stopped reading the stream")
+    try:
+        answer.wait(timeout=STOP_WAIT)
+    except AnswerTimeoutError:
+        log.warning("threadwidget: the answer to %s did not stop within %s s", answer.prompt_id, STOP_WAIT)
 
-    def __init__(self, agent: Agent, *, max_concurrent: int = 4):
-        if max_concurrent < 1:
+
+def _raise_failure(answer: Answer) -> None:
+    """What ``stream_text``/``generate_text`` raise for a failed answer: the runtime's exception
+    when this process wrote it, else a ``ModelError`` with the recorded reason."""
+    if answer.failure is not None:
+        raise answer.failure
+    if answer.status == "failed":
+        raise ModelError(answer.error or "the answer failed")
+
+
+def _result(answer: Answer) -> GenerateResult:
+    steps = answer.messages
+    last = steps[-1] if steps else None
+    return GenerateResult(
+        text=last.text if last is not None else "",
+        status=answer.status,
+        usage=answer.usage,
+        message_id=last.id if last is not None else None,
+        message_ids=[m.id for m in steps],
+        error=answer.error,
+    )
+
+
+class Worker:
+    """Background answering of prompts for one agent (``agent.serve()``): in every thread, or in
+    one (``thread_id``). With ``until`` (an ``Answer`` this process asked for), the worker stops by
+    itself once that prompt is taken (by it or by another process) and its answers are written."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        thread_id: str | None = None,
+        max_concurrent: int = 4,
+        until: Answer | None = None,
+        owner: AgentThread | None = None,
+    ):
+        if not isinstance(max_concurrent, int) or max_concurrent < 1:
             raise InvalidArgumentError(f"max_concurrent={max_concurrent!r} is not valid; expected an int >= 1.")
         self.agent = agent
+        self.thread_id = thread_id
         self.answered = 0
+        self._until = until
+        self._threads_by_id: dict[str, AgentThread] = {}
+        if owner is not None:
+            self._threads_by_id[owner.id] = owner
         self._slots = threading.Semaphore(max_concurrent)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._runs: set[Run] = set()
-        self._threads: list[threading.Thread] = []
+        self._writers: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._sub = agent.store.subscribe(self._on_event)
-        self._thread = threading.Thread(target=self._loop, name=f"threadwidget-serve-{agent.name}", daemon=True)
+        self._sub = agent.store.subscribe(self._on_event, thread_id=thread_id)
+        scope = f"-{thread_id}" if thread_id else ""
+        self._thread = threading.Thread(target=self._loop, name=f"threadwidget-serve-{agent.name}{scope}", daemon=True)
         self._thread.start()
 
     def __repr__(self) -> str:
         state = "stopped" if self._stop.is_set() else "serving"
-        return f"<tw.Agent.serve {self.agent.name!r} {state}, {self.answered} answered>"
+        scope = f" thread {self.thread_id}" if self.thread_id else ""
+        return f"<tw.Agent.serve {self.agent.name!r}{scope} {state}, {self.answered} answered>"
 
     def _on_event(self, event: Event) -> None:
         row = event.row
-        if event.kind == "message" and getattr(row, "status", None) == "pending" and getattr(row, "role", "") == "user":
-            self._wake.set()
+        if (event.kind == "run" and event.op == "delete") or (
+            event.kind == "message" and isinstance(row, Message) and row.status == "pending" and row.role == "user"
+        ):
+            self._wake.set()  # a prompt waits, or a thread's turn came free
+
+    def _agent_thread(self, thread_id: str) -> AgentThread:
+        with self._lock:
+            if thread_id not in self._threads_by_id:
+                self._threads_by_id[thread_id] = AgentThread(self.agent, thread_id)
+            return self._threads_by_id[thread_id]
 
     def _loop(self) -> None:
+        store, agent = self.agent.store, self.agent
         while not self._stop.is_set():
             self._wake.clear()
             try:
                 while not self._stop.is_set() and self._slots.acquire(timeout=0.5):
-                    claimed = self.agent.store.claim_pending(self.agent.name, model=self.agent.model.name)
+                    claimed = store.claim_pending(agent.name, thread_id=self.thread_id, model=agent.model.name)
                     if claimed is None:
                         self._slots.release()
                         break
-                    answer = threading.Thread(target=self._answer, args=(claimed[1],), daemon=True)
+                    prompt, first = claimed
+                    until = self._until if self._until is not None and prompt.id == self._until.prompt_id else None
+                    writer = self._agent_thread(prompt.thread_id)._start(first, until, self._answered)
                     with self._lock:
-                        self._threads = [t for t in self._threads if t.is_alive()] + [answer]
-                    answer.start()
+                        self._writers = [t for t in self._writers if t.is_alive()] + [writer]
+                if self._until is not None and self._until.status != "queued":
+                    self._finish()
+                    return
             except Exception:
-                log.exception("threadwidget: serve(%s) could not claim work; retrying", self.agent.name)
+                log.exception("threadwidget: serve(%s) could not claim work; retrying", agent.name)
             self._wake.wait(1.0)  # also re-check now and then: a missed wake-up costs at most a second
 
-    def _answer(self, message: Any) -> None:
-        run = Run(self.agent, message.thread_id, first_message=message)
-        with self._lock:
-            self._runs.add(run)
-        try:
-            for _ in run.steps():
-                pass
+    def _answered(self, run: Run) -> None:
+        if run.result.status != "failed":
             self.answered += 1
-        except Exception:
-            log.exception("threadwidget: serve(%s) failed answering in thread %s", self.agent.name, message.thread_id)
-        finally:
-            with self._lock:
-                self._runs.discard(run)
-            self._slots.release()
-            self._wake.set()
+        self._slots.release()
+        self._wake.set()
+
+    def _finish(self) -> None:
+        """``until`` mode: the prompt is taken; stop listening, let the answers finish."""
+        self._stop.set()
+        self._sub.close()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming, abort answers in progress (they end ``aborted``), and wait for them."""
@@ -275,13 +359,14 @@ class Worker:
         self._wake.set()
         self._sub.close()
         with self._lock:
-            runs = list(self._runs)
-        for run in runs:
-            run.abort("the serving process stopped")
-        self._thread.join(timeout)
+            threads = list(self._threads_by_id.values())
+        for agent_thread in threads:
+            agent_thread.abort_local("the serving process stopped")
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
         with self._lock:
-            threads = list(self._threads)
-        for t in threads:
+            writers = list(self._writers)
+        for t in writers:
             t.join(timeout)
 
     def __enter__(self) -> Worker:

@@ -35,9 +35,12 @@ def build_messages(
     *,
     instructions: str | None,
     window: int,
+    through: str | None = None,
     exclude: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[dict[str, Any]]:
-    history = [m for m in store.list_messages(thread_id, limit=window) if m.id not in exclude]
+    """The last ``window`` messages up to the answer to prompt ``through`` (later prompts are not
+    shown to the model), without ``exclude``, in chat shapes after the instructions."""
+    history = [m for m in store.list_messages(thread_id, limit=window, through=through) if m.id not in exclude]
     calls = {m.id: store.list_tool_calls(thread_id, message_id=m.id) for m in history if m.role == "assistant"}
     out: list[dict[str, Any]] = [{"role": "system", "content": instructions}] if instructions else []
     for m in history:

@@ -63,19 +63,25 @@ class _Aborted(Exception):
 
 
 class Run:
-    """Writes one answer to ``thread_id``; iterate ``steps()`` for the text deltas."""
+    """Writes one answer: ``first_step`` is its step 0, created with this process's lease when the
+    thread's turn was taken (``Store.add_prompt`` / ``claim_pending``). Iterate ``steps()`` for the
+    text as the model produces it."""
 
-    def __init__(self, agent: Agent, thread_id: str, *, first_message: Message | None = None):
+    def __init__(self, agent: Agent, first_step: Message):
+        if first_step.reply_to is None:
+            raise ValueError(f"message {first_step.id!r} answers no prompt")
         self.agent = agent
         self.store: Store = agent.store
-        self.thread_id = thread_id
+        self.thread_id = first_step.thread_id
+        self.prompt_id: str = first_step.reply_to
         self.result = GenerateResult()
         self.cancel = threading.Event()
         self.cancel_reason = "aborted"
-        self._first = first_message
+        self._first = first_step
         self._lock = threading.Lock()
         self._message_id: str | None = None  # the step being written (abort requests name it)
-        self._held: str | None = None  # the message whose lease this run holds and renews
+        self._held: str | None = first_step.id  # the message whose lease this run holds and renews
+        self._ended = False  # a step with ends_answer was written
         self._stream: ModelStream | None = None
         self._buffer: list[str] = []
         self._buffered = 0  # characters in _buffer
@@ -161,54 +167,73 @@ class Run:
                     return
                 self._run_tools(calls)
                 if self.failure is not None:
-                    self._failed_step(step + 1)
+                    self._last_step(step + 1, "failed", str(self.failure))
                     return
                 if self.cancel.is_set():
-                    self.result.status, self.result.error = "aborted", self.cancel_reason
+                    self._last_step(step + 1, "aborted", self.cancel_reason)
                     return
             self.failure = ToolError(
                 f"the model was still calling tools after max_steps={self.agent.max_steps} steps; "
                 "raise max_steps or check the tools' results"
             )
-            self._failed_step(self.agent.max_steps)
+            self._last_step(self.agent.max_steps, "failed", str(self.failure))
         finally:
             self._stopping = True
             self._kick.set()
             keeper.join()
-            self._hand_over(None)
+            self._release()
             sub.close()
 
-    def _hand_over(self, message_id: str | None) -> None:
-        """Hold the lease of ``message_id`` (or none) and release the one held before."""
-        previous, self._held = self._held, message_id
-        if previous is not None and previous != message_id:
-            self.store.end_run(previous)
+    def _release(self) -> None:
+        """However the run ends, the answer ends and the thread's turn passes on."""
+        if not self._ended and self._held is not None:
+            try:
+                self._last_step(None, "failed", "the answer stopped unexpectedly in the writing process")
+            except Exception:
+                log.exception("threadwidget: could not record the end of an answer")
+        if self._held is not None:
+            self.store.end_run(self._held)
+            self._held = None
 
-    def _failed_step(self, step: int) -> None:
-        """Leave the reason a run failed between steps where every view sees it: a failed message."""
-        error = str(self.failure)
-        msg = self.store.start_run(self.thread_id, agent=self.agent.name, model=self.agent.model.name, step=step)
-        self._hand_over(None)
-        self.store.update_message(msg.id, status="failed", error=error, end_run=True)
-        self.result.status, self.result.error, self.result.text = "failed", error, ""
-        self.result.message_id = msg.id
-        self.result.message_ids.append(msg.id)
+    def _last_step(self, step: int | None, status: str, error: str) -> None:
+        """End the answer with a step that says why (between steps: after tools, or past max_steps).
+        ``step=None``: end the step being written, or add one after it if it is already final."""
+        held = self._held
+        current = self.store.get_message(held) if held is not None else None
+        if step is None and current is not None and not current.is_final:
+            msg = current
+        else:
+            number = step if step is not None else (current.step + 1 if current is not None else 0)
+            msg = self.store.start_run(
+                self.thread_id, reply_to=self.prompt_id, previous=held, agent=self.agent.name,
+                model=self.agent.model.name, step=number,
+            )  # fmt: skip
+            self.result.message_ids.append(msg.id)
+            self.result.text, self.result.message_id = "", msg.id
+        self._held = None
+        self.store.update_message(msg.id, status=status, error=error, ends_answer=True, end_run=True)
+        self._ended = True
+        self.result.status, self.result.error = status, error
 
     def _step(self, step: int) -> Generator[str, None, list[dict[str, Any]]]:
         agent, store = self.agent, self.store
-        if step == 0 and self._first is not None:
+        if step == 0:
             message = self._first
             if message.model != agent.model.name:
                 store.update_message(message.id, model=agent.model.name)
         else:
-            message = store.start_run(self.thread_id, agent=agent.name, model=agent.model.name, step=step)
-        self._hand_over(message.id)
+            message = store.start_run(
+                self.thread_id, reply_to=self.prompt_id, previous=self._held, agent=agent.name,
+                model=agent.model.name, step=step,
+            )  # fmt: skip
+            self._held = message.id
         self._message_id = message.id
         self.result.message_id = message.id
         self.result.message_ids.append(message.id)
         context = build_messages(
-            store, self.thread_id, instructions=agent.instructions, window=agent.context_messages, exclude={message.id}
-        )
+            store, self.thread_id, instructions=agent.instructions, window=agent.context_messages,
+            through=self.prompt_id, exclude={message.id},
+        )  # fmt: skip
         tools = [t.schema for t in agent.tools.values()]
         text: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
@@ -252,6 +277,8 @@ class Run:
             raise
         except BaseException as exc:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, Exception):
+                self.failure = exc
             raise
         finally:
             with self._lock:
@@ -267,8 +294,6 @@ class Run:
         calls are still to run (abort requests must find the run meanwhile), the lease."""
         self._flush()
         keep_lease = status == "success" and bool(calls)
-        if not keep_lease:
-            self._held = None
         for call in calls.values():
             self._flush_args(call, force=True)
             if status != "success":
@@ -282,8 +307,11 @@ class Run:
             usage=usage,
             finish_reason=finish.reason if finish else None,
             metadata={"usage_estimated": True} if not (finish and finish.usage) else None,
+            ends_answer=not keep_lease,
             end_run=not keep_lease,
         )
+        if not keep_lease:
+            self._held, self._ended = None, True
         self.result.usage += usage
         self.result.text = text
         if status != "success":

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
+from .._statuses import FINAL_STATUSES, EventKind, MessageStatus, Role, ToolCallStatus
 from .._usage import Usage
 
 __all__ = [
-    "MESSAGE_STATUSES",
-    "ROLES",
-    "TOOL_CALL_STATUSES",
     "Delta",
     "Event",
     "Message",
     "Thread",
     "ToolCall",
 ]
-
-MessageStatus = Literal["pending", "streaming", "success", "failed", "aborted"]
-ToolCallStatus = Literal["streaming_args", "running", "success", "error"]
-Role = Literal["system", "user", "assistant", "tool"]
-
-MESSAGE_STATUSES: tuple[str, ...] = ("pending", "streaming", "success", "failed", "aborted")
-#: statuses after which a message never changes again
-FINAL_STATUSES: frozenset[str] = frozenset({"success", "failed", "aborted"})
-TOOL_CALL_STATUSES: tuple[str, ...] = ("streaming_args", "running", "success", "error")
-ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
 
 def _json(value: str | None) -> Any:
@@ -65,9 +53,9 @@ class Message(_Row):
     thread_id: str
     position: int
     step: int
-    role: str
+    role: Role
     text: str
-    status: str
+    status: MessageStatus
     error: str | None
     agent: str | None
     model: str | None
@@ -76,6 +64,14 @@ class Message(_Row):
     metadata: dict[str, Any]
     created_at: float
     updated_at: float
+    #: an assistant step: the id of the prompt (user message) it answers
+    reply_to: str | None = None
+    #: where the message sorts: the position of the prompt it answers, else its own position
+    turn: int = 0
+    #: the last step of an answer (final, nothing follows it for that prompt)
+    ends_answer: bool = False
+    #: who wrote a prompt (``store.ask(..., user_id=...)``)
+    user_id: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -86,6 +82,7 @@ class Message(_Row):
         return cls(
             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
             Usage.from_dict(_json(r[10])), r[11], _json(r[12]) or {}, r[13], r[14],
+            r[15], r[16], bool(r[17]), r[18],
         )  # fmt: skip
 
 
@@ -111,7 +108,7 @@ class ToolCall(_Row):
     call_id: str
     name: str
     arguments: str
-    status: str
+    status: ToolCallStatus
     progress: float | None
     progress_note: str | None
     result: str | None
@@ -139,7 +136,7 @@ class Event:
 
     seq: int
     thread_id: str | None
-    kind: str
+    kind: EventKind
     op: str
     row_id: str | None
     row: Thread | Message | Delta | ToolCall | dict[str, Any] | None

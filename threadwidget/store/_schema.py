@@ -117,7 +117,39 @@ def _m001_initial(db: Database) -> None:
     db.execute("CREATE INDEX runs_thread ON runs (thread_id)")
 
 
-MIGRATIONS = [_m001_initial]
+def _m002_answers(db: Database) -> None:
+    """Answers linked to their prompts: ``reply_to``, ``turn`` (sort order), ``ends_answer``; who asked."""
+    for column in (
+        "reply_to TEXT",                            # assistant step: the prompt (user message) it answers
+        "turn INTEGER",                             # sort key: the prompt's position, else its own
+        "ends_answer INTEGER NOT NULL DEFAULT 0",   # 1 on an answer's last step
+        "user_id TEXT",                             # who wrote a prompt
+    ):  # fmt: skip
+        db.execute(f"ALTER TABLE messages ADD COLUMN {column}")
+    # what earlier files hold: an assistant message answers the user message before it, and ends
+    # the answer when it is final and no later step answers the same prompt
+    db.execute(
+        """UPDATE messages SET reply_to = (
+            SELECT u.id FROM messages u WHERE u.thread_id = messages.thread_id AND u.role = 'user'
+            AND u.position < messages.position ORDER BY u.position DESC LIMIT 1
+        ) WHERE role = 'assistant'"""
+    )
+    db.execute(
+        "UPDATE messages SET turn = "
+        "COALESCE((SELECT u.position FROM messages u WHERE u.id = messages.reply_to), position)"
+    )
+    db.execute(
+        """UPDATE messages SET ends_answer = 1 WHERE role = 'assistant' AND reply_to IS NOT NULL
+        AND status IN ('success', 'failed', 'aborted') AND NOT EXISTS (
+            SELECT 1 FROM messages n WHERE n.reply_to = messages.reply_to AND n.position > messages.position
+        )"""
+    )
+    db.execute("CREATE INDEX messages_turn ON messages (thread_id, turn, position)")
+    db.execute("CREATE INDEX messages_reply_to ON messages (reply_to)")
+    db.execute("CREATE INDEX messages_queue ON messages (thread_id, status, role, position)")
+
+
+MIGRATIONS = [_m001_initial, _m002_answers]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

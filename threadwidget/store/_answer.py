@@ -1,0 +1,211 @@
+"""``tw.Answer``: the answer to one prompt, followed through the store whoever writes it.
+
+An answer is the run of assistant steps (step 0, 1, … with tool calls between) whose ``reply_to`` is
+the prompt's id; its last step has ``ends_answer``. Everything here reads the store and its feed, so
+an ``Answer`` works the same in the process that writes it and in any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .._errors import AnswerTimeoutError
+from .._statuses import AnswerStatus
+from .._usage import Usage
+from ._rows import Event, Message, ToolCall
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+__all__ = ["Answer", "answer_status"]
+
+_RECHECK = 1.0  # seconds: waits re-read the store now and then, whatever the feed says
+
+
+def answer_status(prompt: Message, steps: list[Message]) -> AnswerStatus:
+    """``queued`` while the prompt waits for the thread's turn, ``running`` until a step ends the
+    answer, then that step's status (a prompt cancelled in the queue: ``aborted``)."""
+    if prompt.status == "pending":
+        return "queued"
+    if steps and steps[-1].ends_answer:
+        return "failed" if steps[-1].status == "failed" else "aborted" if steps[-1].status == "aborted" else "success"
+    if not steps and prompt.status in ("aborted", "failed"):
+        return "aborted" if prompt.status == "aborted" else "failed"
+    return "running"
+
+
+class Answer:
+    """The answer to one prompt. Iterate it for the text as it streams (every step's text, from the
+    store's feed); ``wait()`` for the end; read ``status``, ``text``, ``messages``, ``tool_calls``,
+    ``usage`` and ``error`` at any time (they read the store, so they are live); ``abort()`` it
+    from any process. ``async for`` and ``await answer.wait_async()`` are the async twins.
+
+    Get one from ``thread.ask(...)`` (answered in this process), ``store.ask(...)`` (answered by a
+    process serving the thread's agent), ``store.answer(prompt_id)`` or
+    ``store.answer_in_progress(thread_id)``.
+    """
+
+    def __init__(self, store: Store, prompt: Message):
+        self.store = store
+        self.prompt = prompt
+        self.prompt_id = prompt.id
+        self.thread_id = prompt.thread_id
+        self._writer: Any = None  # the runtime's writer (abort(reason), failure) when this process writes it
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The exception that failed the answer, when this process wrote it (else ``None``)."""
+        return getattr(self._writer, "failure", None)
+
+    # -- state, read from the store -------------------------------------------------------------
+
+    def _read(self) -> tuple[Message, list[Message]]:
+        return self.store.get_message(self.prompt_id), self.store.answer_steps(self.prompt_id)
+
+    @property
+    def status(self) -> AnswerStatus:
+        return answer_status(*self._read())
+
+    @property
+    def done(self) -> bool:
+        return self.status not in ("queued", "running")
+
+    @property
+    def messages(self) -> list[Message]:
+        """The answer's steps, in order (assistant messages)."""
+        return self.store.answer_steps(self.prompt_id)
+
+    @property
+    def text(self) -> str:
+        """The last step's text: final, or streamed so far."""
+        steps = self.messages
+        return self.store.text(steps[-1].id) if steps else ""
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [c for m in self.messages for c in self.store.list_tool_calls(self.thread_id, message_id=m.id)]
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens used by every step so far."""
+        return sum((m.usage for m in self.messages if m.usage is not None), Usage())
+
+    @property
+    def error(self) -> str | None:
+        """Why the answer failed or was stopped (``None`` while it runs or when it succeeded)."""
+        prompt, steps = self._read()
+        last = steps[-1] if steps else prompt
+        return last.error if answer_status(prompt, steps) in ("failed", "aborted") else None
+
+    def __repr__(self) -> str:
+        prompt, steps = self._read()
+        status = answer_status(prompt, steps)
+        text = " ".join((self.store.text(steps[-1].id) if steps else "").split())
+        text = text if len(text) <= 60 else text[:59] + "…"
+        return f"<tw.Answer to {prompt.text[:40]!r} {status}, {len(steps)} step(s): {text!r}>"
+
+    # -- waiting and streaming ----------------------------------------------------------------------
+
+    def _events(self) -> tuple[queue.SimpleQueue[Event], Any]:
+        events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        return events, self.store.subscribe(events.put, thread_id=self.thread_id, since=self.store.last_seq())
+
+    def wait(self, timeout: float | None = None) -> Answer:
+        """Block until the answer has ended (whoever writes it); returns it. Raises
+        ``AnswerTimeoutError`` after ``timeout`` seconds (the answer goes on)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        events, sub = self._events()
+        try:
+            while not self.done:
+                left = _RECHECK if deadline is None else min(_RECHECK, deadline - time.monotonic())
+                if left <= 0:
+                    raise AnswerTimeoutError(
+                        f"the answer to prompt {self.prompt_id!r} is still {self.status} after {timeout} s; "
+                        "wait longer, or abort() it."
+                    )
+                try:
+                    events.get(timeout=left)
+                except queue.Empty:
+                    pass
+        finally:
+            sub.close()
+        return self
+
+    async def wait_async(self, timeout: float | None = None) -> Answer:
+        """The async twin of ``wait``."""
+        return await asyncio.to_thread(self.wait, timeout)
+
+    def __iter__(self) -> Iterator[str]:
+        """Text as it streams, every step's, in order; ends when the answer ends."""
+        events, sub = self._events()
+        sent: dict[str, tuple[int, int]] = {}  # step id -> (last delta seq given, characters given)
+        try:
+            while True:
+                prompt, steps = self._read()
+                for step in steps:
+                    seq, chars = sent.get(step.id, (0, 0))
+                    for delta in self.store.list_deltas(step.id, after_seq=seq):
+                        seq, chars = delta.seq, chars + len(delta.text)
+                        yield delta.text
+                    if step.is_final and len(step.text) > chars:  # text written without deltas
+                        yield step.text[chars:]
+                        chars = len(step.text)
+                    sent[step.id] = (seq, chars)
+                if answer_status(prompt, steps) not in ("queued", "running"):
+                    return
+                self._next_change(events)
+        finally:
+            sub.close()
+
+    @staticmethod
+    def _next_change(events: queue.SimpleQueue[Event]) -> None:
+        """Wait for the next change of the thread (or ``_RECHECK``), then take every change that
+        came with it: one read of the store covers them all."""
+        try:
+            events.get(timeout=_RECHECK)
+            while True:
+                events.get_nowait()
+        except queue.Empty:
+            return
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for text in self:
+                    if stop.is_set():
+                        return
+                    loop.call_soon_threadsafe(chunks.put_nowait, ("text", text))
+                loop.call_soon_threadsafe(chunks.put_nowait, ("end", None))
+            except BaseException as exc:
+                loop.call_soon_threadsafe(chunks.put_nowait, ("error", exc))
+
+        threading.Thread(target=produce, name="threadwidget-answer-stream", daemon=True).start()
+        try:
+            while True:
+                kind, value = await chunks.get()
+                if kind == "text":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            stop.set()
+
+    # -- control -----------------------------------------------------------------------------------
+
+    def abort(self, reason: str = "aborted") -> None:
+        """Stop this answer, from any process: a queued prompt is cancelled, a running answer ends
+        ``aborted`` with its partial text. Other prompts of the thread are not touched."""
+        if self._writer is not None:
+            self._writer.abort(reason)
+        self.store.abort_answer(self.prompt_id)
