@@ -40,5 +40,41 @@ def serve(db: str, name: str) -> None:
     store.close()
 
 
+@tw.tool
+def lookup_order(order_id: str, ctx: tw.ToolContext) -> dict:
+    """Look up an order by id (takes half a second, as a warehouse query would)."""
+    ctx.wait(0.5)
+    return {"order_id": order_id, "status": f"order {order_id} shipped"}
+
+
+class RecordingModel(tw.ScriptedModel):
+    """The scripted model, writing what it was asked (the last prompt it sees) to a shared log."""
+
+    def __init__(self, log: str) -> None:
+        order = (r"order (\d+)", lambda m: tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": m[1]})]))
+        super().__init__(tokens_per_second=400, rules=[order])
+        self.log = log
+
+    def stream(self, messages: list, tools: list):  # type: ignore[no-untyped-def]
+        last = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+        after_tool = messages[-1]["role"] == "tool"
+        line = json.dumps({"pid": os.getpid(), "prompt": last, "after_tool": after_tool}) + "\n"
+        with open(self.log, "a") as f:  # one short append: atomic between processes
+            f.write(line)
+        return super().stream(messages, tools)
+
+
+def serve_orders(db: str, log: str) -> None:
+    """Serve agent "support" with a slow lookup_order tool until a line arrives on stdin."""
+    store = tw.Store(db)
+    agent = tw.Agent("support", model=RecordingModel(log), tools=[lookup_order], store=store)
+    worker = agent.serve()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    worker.stop()
+    print(json.dumps({"answered": worker.answered, "pid": os.getpid()}), flush=True)
+    store.close()
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1]](*sys.argv[2:])

@@ -12,7 +12,8 @@ import threadwidget as tw
 from .conftest import PYTHON, python_env
 
 EXPECTED = {
-    "Answer", "AnswerTimeoutError", "Delta", "Event", "InvalidArgumentError", "Message", "MissingAPIKeyError", "MissingBundleError", "ModelError",
+    "Answer", "AnswerTimeoutError",
+    "Delta", "Event", "InvalidArgumentError", "Message", "MissingAPIKeyError", "MissingBundleError", "ModelError",
     "NotADatabaseError", "NotFoundError", "SchemaVersionError", "Store", "StoreClosedError", "StoreError",
     "StoreWarning", "Subscription", "Thread", "ThreadwidgetError", "ToolArgumentsError", "ToolCall", "ToolError",
     "Usage", "__version__",

@@ -69,7 +69,7 @@ def load_agent(target: str) -> Agent:
 
 
 class Answers:
-    """Collects the final steps of one agent's answers (an answer's steps share its thread)."""
+    """Collects the steps of one agent's answers until each one's last step (``ends_answer``)."""
 
     def __init__(self, agent: str):
         self.agent = agent
@@ -77,7 +77,7 @@ class Answers:
         self.usage = Usage()
         self.open: set[str] = set()
         self._done: set[str] = set()
-        self._steps: dict[str, tuple[float, Usage]] = {}  # thread id -> (answer start, usage so far)
+        self._steps: dict[str, tuple[float, Usage]] = {}  # prompt id -> (answer start, usage so far)
 
     def add(self, m: Message) -> tuple[Message, float, Usage] | None:
         """The answer's last step, its start and its usage, once it ended; else None."""
@@ -88,10 +88,11 @@ class Answers:
             return None
         self._done.add(m.id)
         self.open.discard(m.id)
-        start, used = self._steps.pop(m.thread_id, (m.created_at, Usage()))
+        key = m.reply_to or m.id
+        start, used = self._steps.pop(key, (m.created_at, Usage()))
         used += m.usage or Usage()
-        if m.status == "success" and m.finish_reason == "tool_calls":  # more steps follow
-            self._steps[m.thread_id] = (start, used)
+        if not m.ends_answer:  # more steps follow
+            self._steps[key] = (start, used)
             return None
         self.counts[m.status] += 1
         self.usage += used

@@ -9,7 +9,6 @@ caller's thread: the feed's callback only queues events.
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -17,15 +16,10 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from ._cli_render import message_header, status_line, tool_note
+from ._statuses import LIVE_STATUSES
 from .store import Delta, Event, Message, Store, Thread, ToolCall
 
 __all__ = ["Follower"]
-
-#: after a step that called tools, how long the next step may take to start before the answer counts
-#: as over (the runtime starts it as soon as the tools return; this only covers an answer that ended
-#: there, e.g. aborted while its tools ran)
-NEXT_STEP_GRACE = 2.0
-_OPEN = ("pending", "streaming")
 
 
 @dataclass
@@ -48,7 +42,7 @@ class Follower:
         self.out = out or sys.stdout
         self.shown: dict[str, _Shown] = {}
         self.notes: dict[str, tuple[object, ...]] = {}  # tool call id -> what its last note said
-        self.floor = 0  # messages before this position are history, not followed
+        self.floor = 0  # messages of earlier turns are history, not followed
         self.open_line: str | None = None  # the message whose text ends the current line
         self.finished = False  # an answer reached a final status while following
         self.gone = False  # the thread was deleted
@@ -88,9 +82,9 @@ class Follower:
         recent = self.store.list_messages(self.thread.id, limit=everything if limit is None else max(limit, 20))
         shown = recent if limit is None else recent[len(recent) - limit :] if limit else []
         ids = {m.id for m in shown}
-        early = [m for m in recent if m.status in _OPEN and m.id not in ids]
+        early = [m for m in recent if m.role == "assistant" and m.status in LIVE_STATUSES and m.id not in ids]
         messages = early + shown
-        self.floor = messages[0].position if messages else (recent[-1].position + 1 if recent else 0)
+        self.floor = messages[0].turn if messages else (recent[-1].turn + 1 if recent else 0)
         calls: dict[str, list[ToolCall]] = {}
         if messages:
             for tc in self.store.list_tool_calls(self.thread.id):
@@ -102,7 +96,7 @@ class Follower:
         """Show a message once: its header, its text, and (for answers) its final status line."""
         shown = self.shown.get(m.id)
         if shown is None:
-            if m.position < self.floor:
+            if m.turn < self.floor:
                 return  # an older message changed: not part of what is followed
             shown = self.shown[m.id] = _Shown(m.role)
             self._print()
@@ -119,7 +113,7 @@ class Follower:
         if m.role != "assistant" or shown.final or not m.is_final:
             return
         shown.final = True
-        if m.status != "success" or m.finish_reason != "tool_calls":  # a step that called tools goes on
+        if m.ends_answer or m.status != "success":  # a step that called tools goes on
             self._print(status_line(m))
 
     def _catch_up(self, message_id: str, shown: _Shown) -> None:
@@ -152,7 +146,7 @@ class Follower:
             self._print(Text(f"thread {self.thread.id} was deleted", style="yellow"))
             self.gone = True
         elif isinstance(row, Message):
-            if row.role == "assistant" and row.is_final:
+            if row.role == "assistant" and row.ends_answer:
                 self.finished = True  # every queued event happened after tail subscribed
             self.message(row)
         elif isinstance(row, Delta):
@@ -175,18 +169,9 @@ class Follower:
         return self.shown.get(message_id)
 
     def in_progress(self) -> bool:
-        """True while an answer is being written in the thread (or a prompt waits for one)."""
-        recent = self.store.list_messages(self.thread.id, limit=20)
-        if any(m.status in _OPEN for m in recent):
-            return True
-        last = recent[-1] if recent else None
-        if last is None or last.role != "assistant" or last.finish_reason != "tool_calls" or last.status != "success":
-            return False
-        calls = self.store.list_tool_calls(self.thread.id, message_id=last.id)
-        if any(tc.status in ("streaming_args", "running") for tc in calls):
-            return True
-        ended = max([last.updated_at, *(tc.updated_at for tc in calls)])
-        return time.time() - ended < NEXT_STEP_GRACE
+        """True while an answer is being written in the thread, or a prompt waits for one."""
+        thread_id = self.thread.id
+        return self.store.answer_in_progress(thread_id) is not None or bool(self.store.queued_prompts(thread_id))
 
     def close(self) -> None:
         self._end_line()

@@ -4,9 +4,18 @@ import { applyChunk, applySnapshot, type StreamState } from "./chunks";
 import { frameScheduler, h, isolateKeys, reconcile, setText, widget } from "./dom";
 import { nowSeconds } from "./format";
 import { createMessageElement, updateMessageElement } from "./message";
-import { listen, type ChatTraits, type InboundMsg, type Message, type Model, type ThreadState } from "./protocol";
+import {
+  LIVE_STATUSES,
+  listen,
+  type ChatTraits,
+  type InboundMsg,
+  type Message,
+  type Model,
+  type ThreadState,
+} from "./protocol";
 
-const LIVE = new Set(["pending", "streaming"]);
+/** An answer's step still being written (a queued prompt is not streamed). */
+const streamed = (m: Message): boolean => m.role === "assistant" && LIVE_STATUSES.has(m.status);
 const NEAR_BOTTOM_PX = 32;
 
 const STATUS_TEXT: Record<ThreadState, string> = {
@@ -68,7 +77,7 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
 
   const isFinished = (id: string): boolean => {
     const m = recent.find((x) => x.id === id);
-    return m !== undefined && !LIVE.has(m.status);
+    return m !== undefined && !streamed(m);
   };
 
   function onCustom(msg: InboundMsg): void {
@@ -96,7 +105,7 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
   }
 
   function showMessage(node: HTMLElement, m: Message): void {
-    if (!LIVE.has(m.status)) return updateMessageElement(node, m, m.text, false);
+    if (!streamed(m)) return updateMessageElement(node, m, m.text, false);
     const s = stream?.message_id === m.id ? stream : null;
     const text = s && s.text.length >= m.text.length ? s.text : m.text;
     updateMessageElement(node, m, text, !s?.ended);

@@ -22,7 +22,13 @@ export function createMessageElement(m: Message): HTMLElement {
   const el = h(
     "div",
     { class: "tw-msg", "data-testid": "tw-message", "data-message-id": m.id },
-    h("div", { class: "tw-meta" }, h("span", { class: "tw-who" }), h("time", { class: "tw-when" })),
+    h(
+      "div",
+      { class: "tw-meta" },
+      h("span", { class: "tw-who" }),
+      h("span", { class: "tw-queued", "data-testid": "tw-queued" }),
+      h("time", { class: "tw-when" }),
+    ),
     h("div", { class: "tw-body" }, h("div", { class: "tw-settled" }), h("div", { class: "tw-tail" })),
     h("div", { class: "tw-chips" }),
     h("div", { class: "tw-msg-error" }),
@@ -65,6 +71,9 @@ export function updateMessageElement(el: HTMLElement, m: Message, text: string, 
   el.classList.toggle("tw-live", streaming);
 
   setText(part(el, "tw-who"), who(m));
+  const queued = part(el, "tw-queued");
+  setText(queued, m.queue_position ? `queued · #${m.queue_position}` : "");
+  queued.hidden = !m.queue_position;
   const when = part(el, "tw-when");
   const date = new Date(m.created_at * 1000);
   setText(when, m.created_at ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "");

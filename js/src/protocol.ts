@@ -5,6 +5,12 @@ export type Role = "user" | "assistant" | "system" | "tool";
 export type MessageStatus = "pending" | "streaming" | "success" | "failed" | "aborted";
 export type ToolCallStatus = "streaming_args" | "running" | "success" | "error";
 
+// Mirrors threadwidget/_statuses.py.
+/** A message being written: an assistant step, or a prompt waiting in the thread's queue. */
+export const LIVE_STATUSES: ReadonlySet<MessageStatus> = new Set(["pending", "streaming"]);
+/** A tool call that has not ended: the answer goes on after it. */
+export const OPEN_TOOL_STATUSES: ReadonlySet<ToolCallStatus> = new Set(["streaming_args", "running"]);
+
 export interface Usage {
   input_tokens: number;
   output_tokens: number;
@@ -41,6 +47,10 @@ export interface Message {
   created_at: number;
   usage: Usage | null;
   tool_calls: ToolCall[];
+  /** An answer's step: the id of the prompt it answers. */
+  reply_to?: string | null;
+  /** A prompt waiting for the thread's turn: its place in the queue (1 is answered next). */
+  queue_position?: number | null;
 }
 
 export interface ThreadInfo {

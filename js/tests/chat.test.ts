@@ -44,6 +44,27 @@ describe("ChatView", () => {
     expect(host.querySelector(".tw-title")?.textContent).toBe("Order help");
   });
 
+  it("shows prompts waiting their turn as queued, with their place, and not as streaming", async () => {
+    const { model, messages, $ } = mount({
+      messages: [
+        message("p1", { role: "user", text: "first" }),
+        message("a1", { status: "streaming", text: "" }),
+        message("p2", { role: "user", text: "second", status: "pending", queue_position: 1 }),
+      ],
+      status: { state: "streaming", note: "Answering… · 1 prompt queued" },
+    });
+    const [, , queued] = messages();
+    const badge = queued!.querySelector<HTMLElement>('[data-testid="tw-queued"]')!;
+    expect(badge.hidden).toBe(false);
+    expect(badge.textContent).toBe("queued · #1");
+    expect(queued!.classList.contains("tw-live")).toBe(false);
+    expect(queued!.textContent).toContain("second");
+    expect($("tw-status").textContent).toBe("Answering… · 1 prompt queued");
+    model.update({ messages: [message("p2", { role: "user", text: "second", status: "success", queue_position: null })] });
+    await nextFrame();
+    expect(messages()[2]!.querySelector<HTMLElement>('[data-testid="tw-queued"]')!.hidden).toBe(true);
+  });
+
   it("keeps messages that an update leaves out: Python sends only the changed tail of the window", async () => {
     const { model, messages } = mount({
       messages: ["m1", "m2", "m3"].map((id) => message(id, { role: "user", text: id })),

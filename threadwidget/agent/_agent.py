@@ -353,14 +353,15 @@ class Worker:
         self._stop.set()
         self._sub.close()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming, abort answers in progress (they end ``aborted``), and wait for them."""
+    def stop(self, timeout: float = 10.0, *, abort: bool = True) -> None:
+        """Stop taking prompts; abort the answers in progress (they end ``aborted``), or with
+        ``abort=False`` let them finish; wait up to ``timeout`` seconds for them."""
         self._stop.set()
         self._wake.set()
         self._sub.close()
         with self._lock:
             threads = list(self._threads_by_id.values())
-        for agent_thread in threads:
+        for agent_thread in threads if abort else ():
             agent_thread.abort_local("the serving process stopped")
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)

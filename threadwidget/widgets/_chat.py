@@ -52,9 +52,10 @@ class ChatView(ChatWiring, ChatTraits, TwWidget):
     """A live view of one thread: its last ``window`` messages, the answer streaming in, and an input
     box. ``ChatView(agent_thread)``, or ``ChatView(thread_id, store=store, agent=agent)``.
 
-    With an agent, prompts typed in the view are answered in a background thread of this process;
-    without one they wait in the store for a process running ``agent.serve()``. The view follows the
-    store, so answers written by any process appear as they stream.
+    Prompts typed in the view go to the thread's queue (``store.ask``) and are answered one at a
+    time, in order. With an agent, the view serves its thread while it is open, so this process
+    answers them; without one they wait for a process running ``agent.serve()``. The view follows
+    the store, so answers written by any process appear as they stream.
     """
 
     _esm = STATIC / "chat.js"
@@ -70,8 +71,7 @@ class ChatView(ChatWiring, ChatTraits, TwWidget):
     ) -> None:
         self._tw_prepare()
         thread_id, store, agent = resolve_thread(thread_or_id, store, agent)
-        given = None if isinstance(thread_or_id, str) else thread_or_id
-        self._chat = ChatController(self, store, window=check_count("window", window), agent=agent, agent_thread=given)
+        self._chat = ChatController(self, store, window=check_count("window", window), agent=agent)
         with self._lock:
             values = self._chat.open(thread_id)
         super().__init__(_view_count=0, **values)  # 0: views report themselves (see on_view_count)
@@ -87,8 +87,9 @@ class ChatView(ChatWiring, ChatTraits, TwWidget):
         return self._chat.store
 
     def send_prompt(self, text: str) -> None:
-        """Send a prompt as if typed into the view: answered by the attached agent in the background,
-        or left pending for a process running ``agent.serve()``. Problems show in the view."""
+        """Send a prompt as if typed into the view: it joins the thread's queue, answered by the
+        view's agent in this process or by a process running ``agent.serve()``. Problems show in
+        the view."""
         self._chat.send(text)
 
     def abort(self) -> None:

@@ -1,9 +1,8 @@
 """What a chat view asks of Python: send a prompt, stop the answers, load older messages.
 
 The handlers may run on any thread (the kernel's shell thread, or another, depending on the
-ipykernel version). They only write intents to the store (a prompt left ``pending``, an abort
-request) or start a background thread for the attached agent's answer, and take the widget's lock
-only to read state or to reply.
+ipykernel version). They only write intents to the store (a prompt in the thread's queue, an abort
+request), and take the widget's lock only to read state or to reply.
 """
 
 from __future__ import annotations
@@ -14,12 +13,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..store import Message, Store
-from ._base import Host, weak_callback
+from ._base import Host
 from ._shapes import message_dict, tool_call_dict, waiting_note
 from ._stream import LiveText
 
 if TYPE_CHECKING:
-    from ..agent import AgentThread
+    from ..agent import Agent
 
 __all__ = ["ChatRequests"]
 
@@ -36,7 +35,7 @@ class ChatRequests:
     thread_id: str | None
     _error: str
     _thread_agent: str | None
-    _agent_thread: AgentThread | None
+    agent: Agent | None
     _on_no_thread: Callable[[str], str | None] | None
     _rows: dict[str, Message]
     _live: dict[str, LiveText]
@@ -62,44 +61,29 @@ class ChatRequests:
             self._host.set_traits({"error": text})
 
     def send(self, text: str) -> None:
-        """Answer ``text`` with the attached agent (in a background thread), or leave it pending for
-        a process running ``agent.serve()``."""
+        """Put ``text`` in the thread's queue (``store.ask``): the view's agent answers it in this
+        process, else a process running ``agent.serve()`` for the thread's agent."""
         if not text.strip():
             return
         if self.thread_id is None and (self._on_no_thread is None or self._on_no_thread(text) is None):
             self.set_error("No thread is selected: pick one in the list first.")
             return
         with self._lock:
-            thread_id, agent_thread, thread_agent = self.thread_id, self._agent_thread, self._thread_agent
-            busy = any(self._rows[mid].role == "assistant" for mid in self._live)
+            thread_id = self.thread_id
+            agent = self.agent.name if self.agent is not None else self._thread_agent
         if thread_id is None:
             return
-        if agent_thread is not None and busy:
-            self.set_error("An answer is still being written: wait for it, or press Stop, then send again.")
-            return
-        self.set_error("")
-        if agent_thread is not None:
-            report = weak_callback(self.set_error)
-            worker = threading.Thread(
-                target=_answer, args=(agent_thread, text, report), name="threadwidget-answer", daemon=True
-            )
-            worker.start()
-            return
-        if thread_agent is None:
+        if agent is None:
             self.set_error(f"Cannot send: {waiting_note(None)}")
             return
-        self.store.add_message(thread_id, role="user", text=text, status="pending", agent=thread_agent)
-        with self._lock:
-            if self.thread_id == thread_id:
-                self._host.set_traits({"status": {"state": "waiting", "note": waiting_note(thread_agent)}})
+        self.store.ask(thread_id, text, agent=agent)
+        self.set_error("")
 
     def abort(self) -> None:
-        """Ask every writer of the thread's answers (in any process) to stop."""
+        """Ask the writer of the thread's answer (in any process) to stop; queued prompts stay."""
         with self._lock:
-            thread_id, agent_thread = self.thread_id, self._agent_thread
-        if agent_thread is not None:
-            agent_thread.abort()  # stops this process's runs at once, and asks the others
-        elif thread_id is not None:
+            thread_id = self.thread_id
+        if thread_id is not None:
             self.store.request_abort(thread_id)
 
     def load_older(self, request_id: str, before: str) -> None:
@@ -118,13 +102,3 @@ class ChatRequests:
         with self._lock:
             if self.thread_id == thread_id:
                 self._host.send_custom(reply)
-
-
-def _answer(agent_thread: AgentThread, text: str, report: Callable[[str], None]) -> None:
-    """Background thread of a prompt sent from a view with an agent attached."""
-    try:
-        for _ in agent_thread.stream_text(text):
-            pass
-    except Exception as exc:
-        log.exception("threadwidget: answering a prompt from the chat view failed")
-        report(f"The answer failed: {exc}")

@@ -25,15 +25,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._statuses import LIVE_STATUSES
 from ..store import Delta, Event, Message, Store, Thread, ToolCall
 from ._base import Host, ThreadFollower
 from ._chatinput import ChatRequests
-from ._shapes import LIVE, message_dict, thread_status, tool_call_dict, transcript
+from ._shapes import message_dict, number_queue, thread_status, tool_call_dict, transcript
 from ._stream import LiveText
 from ._ticker import RATE, Throttle
 
 if TYPE_CHECKING:
-    from ..agent import Agent, AgentThread
+    from ..agent import Agent, Worker
 
 __all__ = ["ChatController"]
 
@@ -56,7 +57,6 @@ class ChatController(ThreadFollower, ChatRequests):
         *,
         window: int,
         agent: Agent | None = None,
-        agent_thread: AgentThread | None = None,
         on_no_thread: Callable[[str], str | None] | None = None,
     ) -> None:
         self._host = host
@@ -64,7 +64,7 @@ class ChatController(ThreadFollower, ChatRequests):
         self.store = store
         self.window = window
         self.agent = agent
-        self._given_thread = agent_thread
+        self._server: Worker | None = None  # with an agent: serves the open thread (agent.serve)
         self._on_no_thread = on_no_thread
         ThreadFollower.__init__(self)
         self._deltas = Throttle(self._lock, self._flush_deltas, interval=DELTA_INTERVAL, limit=RATE)
@@ -90,7 +90,7 @@ class ChatController(ThreadFollower, ChatRequests):
         self._stream: dict[str, Any] | None = None
         self._has_older = False
         self._error = ""
-        self._agent_thread: AgentThread | None = None
+        self._serve(thread_id)
 
     def _load(self, thread_id: str) -> None:
         """Read the thread's window from the store (only the window: construction stays fast)."""
@@ -106,14 +106,18 @@ class ChatController(ThreadFollower, ChatRequests):
                 calls = store.list_tool_calls(thread_id, message_id=row.id)
                 self._calls[row.id] = {c.id: tool_call_dict(c) for c in calls}
         for row in self._rows.values():
-            if row.role == "assistant" and row.status in LIVE:
+            if row.role == "assistant" and row.status in LIVE_STATUSES:
                 self._live[row.id] = self._read_live(row.id)
-        given = self._given_thread
-        if self.agent is not None:
-            from ..agent import AgentThread
 
-            same = given is not None and given.id == thread_id
-            self._agent_thread = given if same else AgentThread(self.agent, thread_id)
+    def _serve(self, thread_id: str | None) -> None:
+        """With an agent, serve the thread the view shows (and only while it shows it): prompts sent
+        from any view of it are answered here, one at a time, in order. Answers already started go
+        on when the view moves to another thread or closes."""
+        if self._server is not None and self._server.thread_id != thread_id:
+            self._server.stop(timeout=0, abort=False)
+            self._server = None
+        if self.agent is not None and thread_id is not None and self._server is None and not self._closed:
+            self._server = self.agent.serve(thread_id=thread_id, max_concurrent=1)
 
     def _read_live(self, message_id: str) -> LiveText:
         text, seq = self.store.streamed_text(message_id)
@@ -127,12 +131,12 @@ class ChatController(ThreadFollower, ChatRequests):
     def _put(self, row: Message) -> None:
         """Insert or replace a message of the window; slide the window on insert."""
         if row.id not in self._rows:
-            if self._order and row.position < self._rows[self._order[0]].position:
+            if self._order and _place(row) < _place(self._rows[self._order[0]]):
                 return  # older than the window (e.g. a late status change): not shown
             self._rows[row.id] = row
             self._order.append(row.id)
-            if len(self._order) > 1 and row.position < self._rows[self._order[-2]].position:
-                self._order.sort(key=lambda mid: self._rows[mid].position)
+            if len(self._order) > 1 and _place(row) < _place(self._rows[self._order[-2]]):
+                self._order.sort(key=lambda mid: _place(self._rows[mid]))
             while len(self._order) > self.window:
                 gone = self._order.pop(0)
                 for table in (self._rows, self._dicts, self._calls, self._live):
@@ -149,6 +153,7 @@ class ChatController(ThreadFollower, ChatRequests):
             d = dict(self._dicts[mid])
             d["tool_calls"] = list(self._calls.get(mid, {}).values())
             out.append(d)
+        number_queue(out)
         return out
 
     def values(self) -> dict[str, Any]:
@@ -159,7 +164,7 @@ class ChatController(ThreadFollower, ChatRequests):
             "title": self._title,
             "messages": messages,
             "stream": self._stream_value(time.monotonic()),
-            "status": thread_status(messages, self._thread_agent),
+            "status": thread_status(messages, self._thread_agent, served=self._server is not None),
             "has_older": self._has_older,
             "agent_attached": self.agent is not None,
             "error": self._error,
@@ -189,6 +194,10 @@ class ChatController(ThreadFollower, ChatRequests):
 
     def _throttles(self) -> list[Any]:
         return [self._deltas, self._traits, self._progress]
+
+    def close(self) -> None:
+        super().close()
+        self._serve(None)
 
     def _on_event(self, event: Event) -> None:
         """Store watcher thread: one committed change of the thread (or a resync)."""
@@ -228,7 +237,7 @@ class ChatController(ThreadFollower, ChatRequests):
         self._put(row)
         if row.id not in self._rows:
             return
-        if row.role == "assistant" and row.status in LIVE:
+        if row.role == "assistant" and row.status in LIVE_STATUSES:
             self._live.setdefault(row.id, LiveText(row.id))
         else:
             ended = self._live.pop(row.id, None)
@@ -308,6 +317,11 @@ class ChatController(ThreadFollower, ChatRequests):
                     count = self.store.count_messages(self.thread_id)
                 except Exception:  # a closed store: the window is all we know
                     pass
-            state = thread_status(messages, self._thread_agent)["state"]
+            state = thread_status(messages, self._thread_agent, served=self._server is not None)["state"]
             head = f"{self._title!r}, {count} message{'s' if count != 1 else ''}, {state}"
             return head, transcript(messages)
+
+
+def _place(row: Message) -> tuple[int, int]:
+    """Where a message sorts in its thread: each prompt followed by its answer's steps."""
+    return row.turn, row.position

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .._statuses import LIVE_STATUSES, OPEN_TOOL_STATUSES
 from ..store import Message, Thread, ToolCall
 
 __all__ = [
-    "LIVE",
     "MESSAGE_FIELDS",
     "TOOL_CALL_FIELDS",
     "message_dict",
@@ -23,10 +23,7 @@ __all__ = [
     "waiting_note",
 ]
 
-#: message statuses of an answer still being written
-LIVE = frozenset({"pending", "streaming"})
-
-MESSAGE_FIELDS = ("id", "role", "text", "status", "error", "agent", "model", "created_at", "usage")
+MESSAGE_FIELDS = ("id", "role", "text", "status", "error", "agent", "model", "created_at", "usage", "reply_to")
 TOOL_CALL_FIELDS = (
     "id", "message_id", "call_id", "name", "arguments", "status", "progress", "progress_note", "result", "error",
     "started_at", "ended_at",
@@ -39,6 +36,7 @@ def message_dict(message: Message, tool_calls: Iterable[dict[str, Any]] = ()) ->
     data = message.to_dict()
     out = {key: data[key] for key in MESSAGE_FIELDS}
     out["tool_calls"] = list(tool_calls)
+    out["queue_position"] = None  # set by the chat for the prompts of its window that wait their turn
     return out
 
 
@@ -76,24 +74,37 @@ def waiting_note(agent: str | None) -> str:
     return f"Waiting for a process running agent.serve() for agent {agent!r} to answer."
 
 
-def thread_status(messages: Sequence[dict[str, Any]], agent: str | None) -> dict[str, str]:
-    """A ``ThreadStatus`` of protocol.ts for a window of message dicts (oldest first).
+def number_queue(messages: Sequence[dict[str, Any]]) -> None:
+    """Set ``queue_position`` (1, 2, …) on the prompts waiting their turn, in answering order."""
+    place = 0
+    for m in messages:
+        if m["role"] == "user" and m["status"] == "pending":
+            place += 1
+            m["queue_position"] = place
 
-    streaming: an assistant message is pending or streaming, or one of its tool calls still runs (the
-    answer goes on after it); waiting: the newest message is a user message left pending for
-    ``agent.serve()``; failed/aborted: the newest answer (with no prompt after it) ended so, with its
-    error as the note; else idle.
+
+def thread_status(messages: Sequence[dict[str, Any]], agent: str | None, *, served: bool = False) -> dict[str, str]:
+    """A ``ThreadStatus`` of protocol.ts for a window of message dicts (thread order).
+
+    streaming: an answer is being written (a step pending or streaming, or one of its tool calls
+    still runs), the note says what runs and how many prompts wait behind it; waiting: prompts wait
+    and no answer runs (``served``: this process serves the thread, so one starts at once);
+    failed/aborted: the newest answer (with no prompt after it) ended so, with its error as the
+    note; else idle.
     """
+    queued = sum(1 for m in messages if m["role"] == "user" and m["status"] == "pending")
+    behind = f"{queued} prompt{'s' if queued != 1 else ''} queued" if queued else ""
     for m in messages:
         if m["role"] != "assistant":
             continue
-        if m["status"] in LIVE:
-            return {"state": "streaming", "note": ""}
-        running = [c["name"] for c in m.get("tool_calls") or () if c["status"] in ("streaming_args", "running")]
-        if running:
-            return {"state": "streaming", "note": f"Running {', '.join(running)}…"}
-    if messages and messages[-1]["role"] == "user" and messages[-1]["status"] == "pending":
-        return {"state": "waiting", "note": waiting_note(messages[-1]["agent"] or agent)}
+        running = [c["name"] for c in m.get("tool_calls") or () if c["status"] in OPEN_TOOL_STATUSES]
+        if m["status"] in LIVE_STATUSES or running:
+            doing = f"Running {', '.join(running)}…" if running else "Answering…"
+            return {"state": "streaming", "note": f"{doing} · {behind}" if behind else doing}
+    if queued:
+        first = next(m for m in messages if m["role"] == "user" and m["status"] == "pending")
+        note = "Starting the answer…" if served else waiting_note(first["agent"] or agent)
+        return {"state": "waiting", "note": f"{behind}. {note}" if queued > 1 else note}
     for m in reversed(messages):
         if m["role"] == "user":
             break
@@ -110,7 +121,7 @@ def transcript(messages: Sequence[dict[str, Any]], count: int = 3, width: int = 
     lines = []
     for m in messages[-count:]:
         who = "You" if m["role"] == "user" else (m["agent"] or m["role"]) if m["role"] == "assistant" else m["role"]
-        text = m["text"] or ("…" if m["status"] in LIVE else "")
+        text = m["text"] or ("…" if m["status"] in LIVE_STATUSES else "")
         if m["status"] in ("failed", "aborted"):
             text = f"{text} [{m['status']}: {m['error'] or ''}]".strip()
         lines.append(one_line(f"{who}: {text}", width))
