@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 
@@ -129,11 +128,9 @@ def test_abort_closes_the_http_stream_quickly(store: tw.Store, openai_server: Op
     runner.start()
     wait_until(lambda: any(m.text == "" and m.status == "streaming" for m in store.list_messages(thread.id))
                and store.streamed_text(store.list_messages(thread.id)[-1].id)[0] == "Thinking about it")  # fmt: skip
-    asked = time.monotonic()
     agent.continue_thread(thread.id).abort()
-    runner.join(5)
-    assert time.monotonic() - asked < 0.3
-    assert results[0].status == "aborted"
+    runner.join(10)  # the server would stall for 30 s: only a closed stream ends it sooner
+    assert not runner.is_alive() and results[0].status == "aborted"
     answer = store.list_messages(thread.id)[-1]
     assert (answer.status, answer.text) == ("aborted", "Thinking about it")
     assert answer.usage is not None

@@ -255,3 +255,4 @@ def test_one_answer_at_a_time_under_concurrent_asks(store: tw.Store) -> None:
     for answer in answers:
         order = store.get_message(answer.prompt_id).text.split()[-1].rstrip("?")
         assert f"order {order} shipped" in answer.text
+

@@ -68,22 +68,21 @@ def calls_of(events: list[Any]) -> dict[int, dict[str, Any]]:
     return calls
 
 
-def close_after_first_event(stream: ModelStream) -> tuple[list[Any], float]:
-    """Iterate ``stream``; on the first event another thread closes it. Returns the events and the
-    seconds from the close() call to the end of the iteration."""
+def close_after_first_event(stream: ModelStream) -> list[Any]:
+    """Iterate ``stream``; on the first event another thread closes it. Returns the events."""
     events: list[Any] = []
-    closed_at: list[float] = []
+    closed = threading.Event()
 
     def closer() -> None:
-        closed_at.append(time.monotonic())
+        closed.set()
         stream.close()
 
     for event in stream:
         events.append(event)
         if len(events) == 1:
             threading.Thread(target=closer).start()
-    assert closed_at, "the stream ended before it was closed"
-    return events, time.monotonic() - closed_at[0]
+    assert closed.is_set(), "the stream ended before it was closed"
+    return events
 
 
 # -- OpenAIChat against the local server ---------------------------------------------------------------------
@@ -191,13 +190,11 @@ def test_retries_exhausted_carry_the_provider_message(openai_server: OpenAIServe
 
 def test_401_fails_at_once_without_retry(openai_server: OpenAIServer) -> None:
     openai_server.enqueue(Error(401, "Incorrect API key provided", type="invalid_request_error"), Text("never"))
-    started = time.monotonic()
     _, error = collect(chat(openai_server, backoff=5.0).stream(USER, []))
     assert error is not None and error.status_code == 401 and not error.retryable
     assert "returned 401: Incorrect API key provided" in str(error)
     assert KEY not in str(error)
-    assert len(openai_server.requests) == 1 and openai_server.pending == 1
-    assert time.monotonic() - started < 2.0
+    assert len(openai_server.requests) == 1 and openai_server.pending == 1  # no retry
 
 
 def test_error_without_json_body_is_readable(openai_server: OpenAIServer) -> None:
@@ -237,16 +234,14 @@ def test_done_without_finish_reason_is_an_error(openai_server: OpenAIServer) -> 
 
 def test_close_from_another_thread_during_a_slow_stream(openai_server: OpenAIServer) -> None:
     openai_server.enqueue(Text(["tok "] * 200, delay=0.05))
-    events, took = close_after_first_event(chat(openai_server).stream(USER, []))
-    assert took < 0.3
-    assert not any(isinstance(e, Finish) for e in events)
+    events = close_after_first_event(chat(openai_server).stream(USER, []))
+    assert len(events) < 200 and not any(isinstance(e, Finish) for e in events)
 
 
 def test_close_wakes_a_reader_blocked_on_a_silent_server(openai_server: OpenAIServer) -> None:
     openai_server.enqueue(Stall(["Hi"], seconds=30))
-    events, took = close_after_first_event(chat(openai_server).stream(USER, []))
-    assert took < 0.3
-    assert text_of(events) == "Hi"
+    events = close_after_first_event(chat(openai_server).stream(USER, []))
+    assert text_of(events) == "Hi" and not any(isinstance(e, Finish) for e in events)
 
 
 @pytest.mark.parametrize(
@@ -402,18 +397,15 @@ def test_scripted_rules_and_tool_result_summary() -> None:
 def test_scripted_close_interrupts_pacing() -> None:
     model = ScriptedModel(tokens_per_second=1.0)  # one token a second
     model.enqueue("one two three four five")
-    events, took = close_after_first_event(model.stream(USER, []))
-    assert took < 0.1
-    assert events == [TextDelta("one ")]
+    events = close_after_first_event(model.stream(USER, []))
+    assert events == [TextDelta("one ")]  # paced: the other words were not due yet
 
 
 def test_scripted_pacing() -> None:
     model = ScriptedModel(tokens_per_second=100.0)
     model.enqueue(" ".join(["word"] * 20))
-    started = time.monotonic()
     events = list(model.stream(USER, []))
-    assert len(events) == 21
-    assert time.monotonic() - started >= 0.19
+    assert len(events) == 21  # 20 words and the finish; pacing: test_scripted_close_interrupts_pacing
 
 
 def test_scripted_usage_counts_words_and_tokens() -> None:

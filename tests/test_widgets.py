@@ -572,3 +572,36 @@ def test_status_is_streaming_while_a_tool_of_the_answer_runs() -> None:
     }  # fmt: skip
     assert thread_status([asked, msg("assistant", "success", ("success",))], None)["state"] == "idle"
     assert thread_status([asked, msg("assistant", "streaming")], None)["state"] == "streaming"
+
+
+def test_store_without_arguments_is_shared_per_process(comms: list[RecordingComm]) -> None:
+    first, second = tw.Store(), tw.Store()
+    assert first is second and tw.Agent("a", store=None).store is first  # one store, one watcher
+    thread = first.create_thread(agent="a")
+    assert tw.ChatView(thread.id).store is first
+    assert tw.Store(first.path) is not first  # a path opens a store of its own
+    first.close()
+    third = tw.Store()
+    assert third is not first and not third._closed
+    third.close()
+
+
+def live_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name != "threadwidget-ticker"}
+
+
+def test_closing_views_and_agents_leaks_no_thread_or_connection(store: tw.Store, comms: list[RecordingComm]) -> None:
+    store.start_watching()
+    before = live_threads()
+    agent = make_agent(store)
+    thread = agent.create_thread()
+    view = tw.ChatView(thread)  # serves its thread while open
+    view.send_prompt("Where is order 8?")
+    wait_until(lambda: any(m.ends_answer for m in store.list_messages(thread.id)))
+    worker = agent.serve()
+    assert thread.ask("Where is order 9?").wait(timeout=10).status == "success"
+    worker.stop()
+    view.close()
+    wait_until(lambda: live_threads() <= before)  # answer, keeper, serving threads: all gone
+    gc.collect()
+    assert {c.owner for c in store._conns} <= {t.ident for t in threading.enumerate()}  # closed with their threads

@@ -333,3 +333,92 @@ assert result.status == "success", result""",
     screenshot(views_output(page), "e2e-notebook7.png")
     # Notebook 7's own bundle throws at start-up ("reading 'schema'"), with no widget on the page.
     assert pages.page_errors("notebook7", thrown_outside=("/static/notebook/",)) == []
+
+
+ORDER_PROMPTS = {"a": ["Where is order 22?"], "b": ["Where is order 11?", "Where is order 33?"]}
+
+
+def queue_notebook(db: str, id_file: str, *, serves: bool) -> list[str]:
+    """A notebook on the thread of ``id_file``: with ``serves``, it creates the thread and its view
+    has the agent (a scripted model that looks orders up with a one-second tool); else a plain view."""
+    if not serves:
+        return [
+            f"import pathlib\nimport threadwidget as tw\n\nstore = tw.Store({db!r})\n"
+            f"thread_id = pathlib.Path({id_file!r}).read_text()",
+            "tw.ChatView(thread_id, store=store)  # no agent here",
+        ]
+    return [
+        f"""\
+import pathlib
+import threadwidget as tw
+
+store = tw.Store({db!r})
+
+
+@tw.tool
+def lookup_order(order_id: str, ctx: tw.ToolContext) -> dict:
+    \"\"\"Look up an order.\"\"\"
+    ctx.wait(1.0)
+    return {{"order_id": order_id, "status": f"order {{order_id}} shipped"}}
+
+
+lookup = (r"order (\\d+)", lambda m: tw.ScriptedModel.tool_calls([("lookup_order", {{"order_id": m[1]}})]))
+agent = tw.Agent("support", model=tw.ScriptedModel(rules=[lookup]), tools=[lookup_order], store=store)
+thread = agent.create_thread(title="Orders, one at a time")
+pathlib.Path({id_file!r}).write_text(thread.id)""",
+        "tw.ChatView(thread)  # with the agent: this kernel answers the thread's prompts",
+    ]
+
+
+def type_prompt(chat: Locator, text: str) -> None:
+    box = chat.get_by_test_id("tw-input")
+    box.click()
+    box.press_sequentially(text)
+    box.press("Enter")
+    expect(box).to_have_value("")
+
+
+def test_prompts_typed_in_two_kernels_are_answered_one_at_a_time_in_order(lab: JupyterServer, pages: Pages) -> None:
+    db, id_file = str(lab.root_dir / "queue.db"), str(lab.root_dir / "queue-thread-id.txt")
+    lab.write_notebook("queue_a.ipynb", queue_notebook(db, id_file, serves=True))
+    lab.write_notebook("queue_b.ipynb", queue_notebook(db, id_file, serves=False))
+    a, b = pages.new("queue-a"), pages.new("queue-b")
+    run_notebook(a, lab, "queue_a.ipynb")
+    run_notebook(b, lab, "queue_b.ipynb")
+    chats = {"a": widget_view(a, "chat"), "b": widget_view(b, "chat")}
+    for chat in chats.values():
+        expect(chat.locator(".tw-title")).to_have_text("Orders, one at a time", timeout=LIVE_MS)
+
+    type_prompt(chats["b"], ORDER_PROMPTS["b"][0])
+    running = chats["a"].locator(f"{MESSAGE}[data-role=assistant]", has=a.locator("[data-status=running]"))
+    expect(running).to_have_count(1, timeout=LIVE_MS)  # the first answer's tool runs
+    type_prompt(chats["a"], ORDER_PROMPTS["a"][0])  # asked meanwhile, from the other kernel
+    type_prompt(chats["b"], ORDER_PROMPTS["b"][1])
+    for chat in chats.values():  # both wait their turn, shown with their place in the queue
+        badges = chat.get_by_test_id("tw-queued")
+        expect(badges.filter(has_text="queued · #2")).to_have_count(1, timeout=LIVE_MS)
+        expect(chat.get_by_test_id("tw-status")).to_contain_text("queued")
+    screenshot(views_output(b), "e2e-queue-b.png")
+
+    order = ["11", "22", "33"]
+    for chat in chats.values():
+        finals = chat.locator(f"{MESSAGE}[data-role=assistant][data-status=success]", has_text="shipped")
+        expect(finals).to_have_count(3, timeout=LIVE_MS)
+        expect(chat.get_by_test_id("tw-status")).to_have_attribute("data-state", "idle", timeout=LIVE_MS)
+        shown = chat.locator(MESSAGE).evaluate_all(
+            "(ms) => ms.map((m) => [m.dataset.role, m.querySelector('.tw-body').innerText.trim()])"
+        )
+        prompts = [text for role, text in shown if role == "user"]
+        assert prompts == [f"Where is order {n}?" for n in order], prompts
+        # each answer follows its own prompt and names its own order: nothing interleaved
+        current = None
+        for role, text in shown:
+            if role == "user":
+                current = re.search(r"order (\d+)", text)[1]  # type: ignore[index]
+            elif "shipped" in text:
+                assert f"order {current} shipped" in text and all(
+                    f"order {n} shipped" not in text for n in order if n != current
+                ), (current, text)
+        expect(chat.get_by_test_id("tw-queued").filter(has_text="queued")).to_have_count(0)
+    screenshot(views_output(a), "e2e-queue-a-done.png")
+    assert pages.page_errors("queue-a") == [] and pages.page_errors("queue-b") == []

@@ -38,10 +38,11 @@ class _ThreadConnection:
     """One thread's connection. When the thread ends, ``threading.local`` drops this holder and the
     connection closes with it, so threads that come and go (answers, views) do not leak them."""
 
-    __slots__ = ("__weakref__", "conn")
+    __slots__ = ("__weakref__", "conn", "owner")
 
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
+        self.owner = threading.get_ident()
 
     def __del__(self) -> None:
         self.conn.close()
@@ -76,7 +77,30 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 class Database:
-    """The file, its connections and transactions, and the change feed; ``Store`` adds the rows."""
+    """The file, its connections and transactions, and the change feed; ``Store`` adds the rows.
+
+    ``Store()`` with no arguments is the process's shared store of the default path: every call
+    (and every agent or view made without ``store=``) gets the same open store, with one watcher
+    thread, until it is closed. A path or an option opens a store of its own.
+    """
+
+    _shared: dict[Path, Database] = {}
+    _shared_lock = threading.Lock()
+    _shared_key: Path | None = None
+    _opened = False
+
+    def __new__(cls: type[D], path: str | os.PathLike[str] | None = None, **options: object) -> D:
+        if path is not None or options:
+            return super().__new__(cls)
+        key = default_path().expanduser().absolute()
+        with Database._shared_lock:
+            found = Database._shared.get(key)
+            if isinstance(found, cls) and found._opened and not found._closed:
+                return found
+            made = super().__new__(cls)
+            made._shared_key = key  # __init__ opens it; close() forgets it
+            Database._shared[key] = made
+            return made
 
     def __init__(
         self,
@@ -87,6 +111,8 @@ class Database:
         busy_timeout: float = 5.0,
         keep_changes: int = 50_000,
     ):
+        if self._opened:
+            return  # the shared store, already open
         check_choice("watch", watch, ("auto", "inotify", "poll"))
         self.path = Path(path).expanduser() if path is not None else default_path()
         if path is None and not os.environ.get("THREADWIDGET_DB"):
@@ -116,6 +142,7 @@ class Database:
         conn = self._conn()
         migrate(conn, str(self.path))
         self._bell = Bell(Path(f"{self.path}-bell"), mode=self._file_mode())
+        self._opened = True
 
     # -- connections --------------------------------------------------------------------------
 
@@ -212,6 +239,9 @@ class Database:
         """Stop the feed and close every connection. Safe to call twice."""
         if self._closed:
             return
+        with Database._shared_lock:
+            if self._shared_key is not None and Database._shared.get(self._shared_key) is self:
+                del Database._shared[self._shared_key]
         with self._feed_lock:
             if self._feed is not None:
                 self._feed.stop()
