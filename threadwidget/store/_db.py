@@ -19,7 +19,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from .._errors import InvalidArgumentError, NotADatabaseError, StoreClosedError, StoreError
 from ._feed import Callback, Feed, Subscription
@@ -84,8 +84,8 @@ class Database:
     thread, until it is closed. A path or an option opens a store of its own.
     """
 
-    _shared: dict[Path, Database] = {}
-    _shared_lock = threading.Lock()
+    _shared: ClassVar[dict[Path, Database]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
     _shared_key: Path | None = None
     _opened = False
 
