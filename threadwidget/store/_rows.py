@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,6 +17,11 @@ __all__ = [
     "Thread",
     "ToolCall",
 ]
+
+
+def new_id(prefix: str) -> str:
+    """A new row id: ``th_…``, ``msg_…``, ``tc_…``."""
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
 def _json(value: str | None) -> Any:

@@ -1,0 +1,377 @@
+"""Prompts, answers and the thread's turn: the part of ``Store`` that makes a thread answer one
+prompt at a time, in order, whichever process writes the answers.
+
+A prompt waiting for its turn is a user message with status ``pending``. The thread's turn is its
+row in ``runs`` (the lease of the answer being written): whoever inserts it, in the same
+transaction as the answer's first step, writes the answer; each next step takes the lease over in
+one transaction, and the answer's last step (``ends_answer``) deletes it. A writer that stops
+renewing its lease is reaped: its answer ends ``failed`` and the turn passes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from .._errors import InvalidArgumentError, NotFoundError
+from ._answer import Answer
+from ._rows import Message, Thread, new_id
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+__all__ = ["CANCELLED", "LEASE_SECONDS", "WRITER_STOPPED", "Turns"]
+
+log = logging.getLogger("threadwidget.store")
+
+LEASE_SECONDS = 3.0
+WRITER_STOPPED = "writer stopped: the process writing this answer died or hung (its lease expired)"
+CANCELLED = "cancelled before it was answered"
+_NO_CLAIM: Any = object()
+
+
+class Turns:
+    """Prompts, answers, turns, leases and aborts (a part of ``Store``)."""
+
+    if TYPE_CHECKING:  # what Store and Database provide
+        path: Path
+        owner: str
+
+        def _conn(self) -> sqlite3.Connection: ...
+        def _write(self, fn: Any) -> Any: ...
+        @staticmethod
+        def _log(conn: sqlite3.Connection, thread_id: str | None, kind: str, op: str, row_id: object,
+                 now: float) -> None: ...  # fmt: skip
+        def _insert_message(self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, role: str,
+                            text: str, status: str, agent: str | None, model: str | None, step: int,
+                            meta: str | None, *, reply_to: str | None = None, turn: int | None = None,
+                            user_id: str | None = None) -> Message: ...  # fmt: skip
+        def get_message(self, message_id: str) -> Message: ...
+        def get_thread(self, thread_id: str) -> Thread: ...
+
+    def _handle(self, prompt: Message) -> Answer:
+        return Answer(cast("Store", self), prompt)
+
+    # -- answers -----------------------------------------------------------------------------------
+
+    def answer_steps(self, prompt_id: str) -> list[Message]:
+        """The assistant steps answering a prompt, in order."""
+        rows = self._conn().execute("SELECT * FROM messages WHERE reply_to = ? ORDER BY position", (prompt_id,))
+        return [Message.from_sql(r) for r in rows]
+
+    def answer(self, prompt_id: str) -> Answer:
+        """The ``Answer`` to a prompt asked with ``ask`` (queued, running or ended)."""
+        prompt = self.get_message(prompt_id)
+        if prompt.role != "user" or (prompt.status == "success" and not self.answer_steps(prompt_id)):
+            raise InvalidArgumentError(
+                f"message {prompt_id!r} is a {prompt.status} {prompt.role} message that was never asked, so it "
+                "has no answer; pass the id of a prompt from store.ask() or thread.ask()."
+            )
+        return self._handle(prompt)
+
+    def answer_in_progress(self, thread_id: str) -> Answer | None:
+        """The answer being written in the thread now (``None`` when its turn is free)."""
+        sql = "SELECT m.reply_to FROM runs r JOIN messages m ON m.id = r.message_id WHERE r.thread_id = ?"
+        row = self._conn().execute(sql, (thread_id,)).fetchone()
+        if row is None or row[0] is None:
+            self.get_thread(thread_id)  # a clear error for an unknown thread
+            return None
+        return self._handle(self.get_message(row[0]))
+
+    def queued_prompts(self, thread_id: str) -> list[Message]:
+        """Prompts waiting for the thread's turn, in the order they will be answered."""
+        rows = self._conn().execute(
+            "SELECT * FROM messages WHERE thread_id = ? AND status = 'pending' AND role = 'user' ORDER BY position",
+            (thread_id,),
+        )
+        return [Message.from_sql(r) for r in rows]
+
+    def wait_answer(self, prompt_id: str, *, timeout: float | None = None) -> Answer:
+        """Wait until the answer to ``prompt_id`` has ended, whichever process writes it."""
+        return self.answer(prompt_id).wait(timeout)
+
+    # -- prompts, turns and leases ---------------------------------------------------------------
+    #
+    # A thread answers one prompt at a time. The thread's turn is its row in ``runs``: whoever
+    # inserts it (in the same transaction as the answer's first step) writes the answer; each next
+    # step takes the lease over in one transaction, and the last step deletes it. Prompts waiting
+    # for the turn are user messages with status ``pending``, answered oldest first.
+
+    def ask(self, thread_id: str, text: str, *, user_id: str | None = None, agent: str | None = None) -> Answer:
+        """Leave a prompt in the thread's queue for whichever process serves ``agent`` (default: the
+        thread's agent), and return its ``Answer`` to follow, wait for or abort."""
+        prompt, _ = self.add_prompt(thread_id, text, user_id=user_id, agent=agent)
+        return self._handle(prompt)
+
+    def add_prompt(
+        self,
+        thread_id: str,
+        text: str,
+        *,
+        user_id: str | None = None,
+        agent: str | None = None,
+        claim_model: str | None = _NO_CLAIM,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> tuple[Message, Message | None]:
+        """Write a prompt into the thread's queue. With ``claim_model=`` (the answering model's
+        name), also take the thread's turn in the same transaction when it is free and nothing
+        waits before it: returns ``(prompt, first step)``, the step ``pending`` with this process's
+        lease. Else ``(prompt, None)``: the prompt waits as ``pending``."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidArgumentError(f"prompt {text!r} is not valid; expected a non-empty str.")
+        for name, value in (("user_id", user_id), ("agent", agent)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidArgumentError(f"{name}={value!r} is not valid; expected a str or None.")
+        mid = new_id("msg")
+
+        def write(conn: sqlite3.Connection, now: float) -> tuple[Message, Message | None]:
+            row = conn.execute("SELECT agent FROM threads WHERE id = ?", (thread_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(
+                    f"no thread with id {thread_id!r} in {self.path}; create it with store.create_thread()."
+                )
+            addressed = agent or row[0]
+            if addressed is None:
+                raise InvalidArgumentError(
+                    f"thread {thread_id!r} names no agent, so nobody would answer this prompt; pass "
+                    "agent='name' (the agent a process serves), or create the thread with agent=..."
+                )
+            free = claim_model is not _NO_CLAIM and self._turn_free(conn, thread_id)
+            prompt = self._insert_message(
+                conn, now, mid, thread_id, "user", text, "success" if free else "pending", addressed, None, 0,
+                None, user_id=user_id,
+            )  # fmt: skip
+            if not free:
+                return prompt, None
+            return prompt, self._start_answer(conn, now, prompt, addressed, claim_model, lease_seconds)
+
+        return self._write(write)
+
+    @staticmethod
+    def _turn_free(conn: sqlite3.Connection, thread_id: str) -> bool:
+        """No answer is being written in the thread and no prompt waits."""
+        return (
+            conn.execute("SELECT 1 FROM runs WHERE thread_id = ? LIMIT 1", (thread_id,)).fetchone() is None
+            and conn.execute(
+                "SELECT 1 FROM messages WHERE thread_id = ? AND status = 'pending' AND role = 'user' LIMIT 1",
+                (thread_id,),
+            ).fetchone()
+            is None
+        )
+
+    def _start_answer(
+        self, conn: sqlite3.Connection, now: float, prompt: Message, agent: str | None, model: str | None,
+        lease: float,
+    ) -> Message:  # fmt: skip
+        step = self._insert_message(
+            conn, now, new_id("msg"), prompt.thread_id, "assistant", "", "pending", agent, model, 0, None,
+            reply_to=prompt.id, turn=prompt.turn,
+        )  # fmt: skip
+        self._insert_run(conn, now, step.id, prompt.thread_id, agent, lease)
+        return step
+
+    def start_run(
+        self, thread_id: str, *, reply_to: str | None = None, previous: str | None = None,
+        agent: str | None = None, model: str | None = None, step: int = 0, lease_seconds: float = LEASE_SECONDS,
+    ) -> Message:  # fmt: skip
+        """Create an assistant message (``pending``) with this process's lease on writing it: the
+        next step of the answer to ``reply_to``, or (without it) a message of its own, e.g. one
+        imported from elsewhere. ``previous``: the step whose lease this one takes over, in the same
+        transaction (its abort request goes along), so the thread's turn never lapses between steps."""
+        mid = new_id("msg")
+
+        def write(conn: sqlite3.Connection, now: float) -> Message:
+            turn = None
+            if reply_to is not None:
+                prompt = conn.execute("SELECT turn FROM messages WHERE id = ?", (reply_to,)).fetchone()
+                if prompt is None:
+                    raise NotFoundError(f"no prompt with id {reply_to!r} in {self.path}.")
+                turn = prompt[0]
+            msg = self._insert_message(
+                conn, now, mid, thread_id, "assistant", "", "pending", agent, model, step, None,
+                reply_to=reply_to, turn=turn,
+            )  # fmt: skip
+            aborted = 0
+            if previous is not None:
+                row = conn.execute("SELECT abort_requested FROM runs WHERE message_id = ?", (previous,)).fetchone()
+                if row is not None:
+                    aborted = row[0]
+                    conn.execute("DELETE FROM runs WHERE message_id = ?", (previous,))
+                    self._log(conn, thread_id, "run", "delete", previous, now)
+            self._insert_run(conn, now, mid, thread_id, agent, lease_seconds, aborted)
+            return msg
+
+        return self._write(write)
+
+    def _insert_run(
+        self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, agent: str | None, lease: float,
+        aborted: int = 0,
+    ) -> None:  # fmt: skip
+        conn.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (mid, thread_id, agent, self.owner, now + lease, aborted, now, now),
+        )
+        self._log(conn, thread_id, "run", "insert", mid, now)
+
+    def claim_pending(
+        self,
+        agent: str,
+        *,
+        thread_id: str | None = None,
+        model: str | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> tuple[Message, Message] | None:
+        """Atomically take the turn of a thread whose next prompt waits for ``agent`` (in
+        ``thread_id`` only, if given): marks the prompt taken and creates the answer's first step
+        with this process's lease. ``None`` when nothing is ready. A thread's prompts are taken
+        oldest first, one at a time, and exactly one of many processes gets each."""
+        scope, args = ("AND m.thread_id = ? ", [thread_id]) if thread_id is not None else ("", [])
+
+        def write(conn: sqlite3.Connection, now: float) -> tuple[Message, Message] | None:
+            row = conn.execute(
+                "SELECT m.* FROM messages m JOIN threads t ON t.id = m.thread_id "
+                "WHERE m.status = 'pending' AND m.role = 'user' AND COALESCE(m.agent, t.agent) = ? " + scope +
+                "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = m.thread_id) "
+                "AND NOT EXISTS (SELECT 1 FROM messages e WHERE e.thread_id = m.thread_id AND e.status = 'pending' "
+                "AND e.role = 'user' AND e.position < m.position) "
+                "ORDER BY m.created_at LIMIT 1",
+                [agent, *args],
+            ).fetchone()  # fmt: skip
+            if row is None:
+                return None
+            prompt = Message.from_sql(row)
+            conn.execute("UPDATE messages SET status = 'success', updated_at = ? WHERE id = ?", (now, prompt.id))
+            self._log(conn, prompt.thread_id, "message", "update", prompt.id, now)
+            return prompt, self._start_answer(conn, now, prompt, agent, model, lease_seconds)
+
+        claimed = self._write(write)
+        if claimed is None:
+            return None
+        return self.get_message(claimed[0].id), claimed[1]
+
+    def renew_lease(self, message_id: str, *, lease_seconds: float = LEASE_SECONDS) -> bool:
+        """Extend this process's lease. False when the run is gone (reaped or ended): stop writing."""
+
+        def write(conn: sqlite3.Connection, now: float) -> bool:
+            cur = conn.execute(
+                "UPDATE runs SET lease_expires_at = ?, updated_at = ? WHERE message_id = ? AND owner = ?",
+                (now + lease_seconds, now, message_id, self.owner),
+            )
+            return cur.rowcount > 0
+
+        return self._write(write)
+
+    def end_run(self, message_id: str) -> bool:
+        """Release a writer's lease without changing its message. False when there was none."""
+
+        def write(conn: sqlite3.Connection, now: float) -> bool:
+            row = conn.execute("SELECT thread_id FROM runs WHERE message_id = ?", (message_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM runs WHERE message_id = ?", (message_id,))
+            self._log(conn, row[0], "run", "delete", message_id, now)
+            return True
+
+        return self._write(write)
+
+    def request_abort(self, thread_id: str, *, cancel_queued: bool = False) -> list[str]:
+        """Ask the writer of the thread's running answer (in any process) to stop; it ends the
+        answer ``aborted`` with its partial text. Prompts waiting in the queue are still answered,
+        unless ``cancel_queued=True``: then they end ``aborted`` unanswered. Returns the ids of the
+        messages asked to stop or cancelled."""
+        return self._write(lambda conn, now: self._abort(conn, now, thread_id, None, cancel_queued))
+
+    def abort_answer(self, prompt_id: str) -> list[str]:
+        """Stop the answer to one prompt: cancel the prompt if it still waits in the queue, else ask
+        its writer to stop. Nothing happens to an answer that has ended."""
+        prompt = self.get_message(prompt_id)
+        return self._write(lambda conn, now: self._abort(conn, now, prompt.thread_id, prompt_id, False))
+
+    def _abort(
+        self, conn: sqlite3.Connection, now: float, thread_id: str, prompt_id: str | None, cancel_queued: bool
+    ) -> list[str]:
+        sql = "SELECT r.message_id FROM runs r JOIN messages m ON m.id = r.message_id WHERE r.thread_id = ? "
+        sql += "AND r.abort_requested = 0" + (" AND m.reply_to = ?" if prompt_id else "")
+        ids = [r[0] for r in conn.execute(sql, (thread_id, prompt_id) if prompt_id else (thread_id,))]
+        for mid in ids:
+            conn.execute("UPDATE runs SET abort_requested = 1, updated_at = ? WHERE message_id = ?", (now, mid))
+            self._log(conn, thread_id, "run", "update", mid, now)
+        if cancel_queued or prompt_id:
+            sql = "SELECT id FROM messages WHERE thread_id = ? AND status = 'pending' AND role = 'user'"
+            queued = [r[0] for r in conn.execute(sql + (" AND id = ?" if prompt_id else ""),
+                                                 (thread_id, prompt_id) if prompt_id else (thread_id,))]  # fmt: skip
+            for mid in queued:
+                conn.execute(
+                    "UPDATE messages SET status = 'aborted', error = ?, updated_at = ? WHERE id = ?",
+                    (CANCELLED, now, mid),
+                )
+                self._log(conn, thread_id, "message", "update", mid, now)
+            ids += queued
+        return ids
+
+    def abort_requested(self, message_id: str) -> bool:
+        row = self._conn().execute("SELECT abort_requested FROM runs WHERE message_id = ?", (message_id,)).fetchone()
+        return bool(row and row[0])
+
+    def active_runs(self, thread_id: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT message_id, thread_id, agent, owner, lease_expires_at, abort_requested FROM runs"
+        args: tuple[Any, ...] = ()
+        if thread_id is not None:
+            sql += " WHERE thread_id = ?"
+            args = (thread_id,)
+        keys = ("message_id", "thread_id", "agent", "owner", "lease_expires_at", "abort_requested")
+        return [dict(zip(keys, r, strict=True)) for r in self._conn().execute(sql, args)]
+
+    def reap_expired(self) -> list[str]:
+        """End every answer whose writer's lease expired: its step ``failed`` with the text streamed
+        so far (or, in its tool phase, a ``failed`` last step), its open tool calls ``error``, and
+        the thread's turn handed to the next prompt. Any process with an open store may do this;
+        the watcher thread does it about once a second."""
+        conn = self._conn()
+        if conn.execute("SELECT 1 FROM runs WHERE lease_expires_at < ? LIMIT 1", (time.time(),)).fetchone() is None:
+            return []
+
+        def write(conn: sqlite3.Connection, now: float) -> list[str]:
+            expired = conn.execute(
+                "SELECT r.message_id, r.thread_id, r.agent, m.status, m.reply_to, m.turn, m.step, m.model "
+                "FROM runs r LEFT JOIN messages m ON m.id = r.message_id WHERE r.lease_expires_at < ?",
+                (now,),
+            ).fetchall()
+            for mid, thread_id, agent, status, reply_to, turn, step, model in expired:
+                text = "".join(t for (t,) in conn.execute(
+                    "SELECT text FROM deltas WHERE message_id = ? ORDER BY seq", (mid,)))  # fmt: skip
+                cur = conn.execute(
+                    "UPDATE messages SET status = 'failed', error = ?, text = ?, ends_answer = 1, updated_at = ? "
+                    "WHERE id = ? AND status IN ('pending', 'streaming')",
+                    (WRITER_STOPPED, text, now, mid),
+                )
+                if cur.rowcount:
+                    self._log(conn, thread_id, "message", "update", mid, now)
+                elif status is not None and reply_to is not None:  # between steps: its tools were running
+                    last = self._insert_message(
+                        conn, now, new_id("msg"), thread_id, "assistant", "", "failed", agent, model, step + 1,
+                        None, reply_to=reply_to, turn=turn,
+                    )  # fmt: skip
+                    conn.execute(
+                        "UPDATE messages SET error = ?, ends_answer = 1 WHERE id = ?", (WRITER_STOPPED, last.id)
+                    )
+                for (tcid,) in conn.execute(
+                    "SELECT id FROM tool_calls WHERE message_id = ? AND status IN ('streaming_args', 'running')",
+                    (mid,),
+                ).fetchall():
+                    conn.execute(
+                        "UPDATE tool_calls SET status = 'error', error = ?, ended_at = ?, updated_at = ? WHERE id = ?",
+                        (WRITER_STOPPED, now, now, tcid),
+                    )
+                    self._log(conn, thread_id, "tool_call", "update", tcid, now)
+                conn.execute("DELETE FROM runs WHERE message_id = ?", (mid,))
+                self._log(conn, thread_id, "run", "delete", mid, now)
+            return [mid for mid, *_ in expired]
+
+        reaped = self._write(write)
+        if reaped:
+            log.warning("threadwidget: marked %d message(s) failed: %s", len(reaped), WRITER_STOPPED)
+        return reaped
