@@ -19,6 +19,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from ._statuses import OPEN_TOOL_STATUSES
 from ._usage import Usage
 from .store import Message, Thread, ToolCall
 
@@ -157,7 +158,7 @@ def tool_note(tc: ToolCall, *, result: bool = True) -> Text:
     note.append(tc.name or "(tool)", style="bold")
     note.append(" ")
     note.append_text(status_text(tc.status))
-    if tc.status in ("streaming_args", "running"):
+    if tc.status in OPEN_TOOL_STATUSES:
         if tc.progress is not None:
             note.append(f" {tc.progress:.0%}")
         if tc.progress_note:
@@ -187,9 +188,9 @@ def _tool_lines(tc: ToolCall) -> list[Text]:
     head = Text("⚙ ", style="dim").append(tc.name or "(tool)", style="bold")
     head.append(" ").append(clip(compact_json(tc.arguments), 300), style="dim")
     parts: list[str | Text] = [status_text(tc.status)]
-    if tc.status in ("streaming_args", "running") and tc.progress is not None:
+    if tc.status in OPEN_TOOL_STATUSES and tc.progress is not None:
         parts.append(f"{tc.progress:.0%}")
-    if tc.progress_note and tc.status in ("streaming_args", "running"):
+    if tc.progress_note and tc.status in OPEN_TOOL_STATUSES:
         parts.append(tc.progress_note)
     parts.append(duration(tc.started_at, tc.ended_at))
     head.append("  ").append_text(_join(*parts))
