@@ -226,18 +226,19 @@ def serve(target: str, db: Path | None, max_concurrent: int) -> None:
         os.environ["THREADWIDGET_DB"] = str(db)
     agent = load_agent(target)
     store, console = agent.store, _console()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # before anything is printed: whoever reads our output may signal us at once
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     if db is not None and store.path.resolve() != db.resolve():
         click.echo(
             f"Warning: agent {agent.name!r} writes to {store.path}, not --db {db}; serving that store. "
             f"Create its store with tw.Store() (no path) in {target.partition(':')[0]} to follow --db.",
             err=True,
         )
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     events: queue.SimpleQueue[Event] = queue.SimpleQueue()
     answers = Answers(agent.name)
     sub = store.subscribe(events.put)

@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from .._errors import AnswerTimeoutError, InvalidArgumentError, ModelError
+from .._errors import AnswerTimeoutError, InvalidArgumentError, ModelError, ThreadwidgetError
 from .._usage import Usage
 from ..store import Answer, Event, Message, Store, Thread
 from ._model import Model
@@ -165,6 +165,8 @@ class AgentThread:
             try:
                 for _ in run.steps():
                     pass
+            except ThreadwidgetError as exc:  # recorded on the answer's last step, for every view
+                log.info("threadwidget: the answer in thread %s failed: %s", self.id, exc)
             except Exception:
                 log.exception("threadwidget: answering in thread %s failed", self.id)
             finally:

@@ -81,6 +81,7 @@ class Run:
         self._lock = threading.Lock()
         self._message_id: str | None = None  # the step being written (abort requests name it)
         self._held: str | None = first_step.id  # the message whose lease this run holds and renews
+        self._lease_lock = threading.Lock()  # a lease moves (or ends) and _held follows it, as one
         self._ended = False  # a step with ends_answer was written
         self._stream: ModelStream | None = None
         self._buffer: list[str] = []
@@ -127,8 +128,9 @@ class Run:
                     self._flush()
                 if time.monotonic() >= next_renew:
                     next_renew = time.monotonic() + RENEW_SECONDS
-                    mid = self._held
-                    if mid and not self.store.renew_lease(mid) and mid == self._held:
+                    with self._lease_lock:  # not while the lease moves to the next step
+                        lost = self._held is not None and not self.store.renew_lease(self._held)
+                    if lost:
                         self.abort("lease lost: another process marked this answer failed")
             except Exception:
                 log.exception("threadwidget: renewing the lease or flushing text failed")
@@ -191,28 +193,30 @@ class Run:
                 self._last_step(None, "failed", "the answer stopped unexpectedly in the writing process")
             except Exception:
                 log.exception("threadwidget: could not record the end of an answer")
-        if self._held is not None:
-            self.store.end_run(self._held)
-            self._held = None
+        with self._lease_lock:
+            if self._held is not None:
+                self.store.end_run(self._held)
+                self._held = None
 
     def _last_step(self, step: int | None, status: str, error: str) -> None:
         """End the answer with a step that says why (between steps: after tools, or past max_steps).
         ``step=None``: end the step being written, or add one after it if it is already final."""
-        held = self._held
-        current = self.store.get_message(held) if held is not None else None
-        if step is None and current is not None and not current.is_final:
-            msg = current
-        else:
-            number = step if step is not None else (current.step + 1 if current is not None else 0)
-            msg = self.store.start_run(
-                self.thread_id, reply_to=self.prompt_id, previous=held, agent=self.agent.name,
-                model=self.agent.model.name, step=number,
-            )  # fmt: skip
-            self.result.message_ids.append(msg.id)
-            self.result.text, self.result.message_id = "", msg.id
-        self._held = None
-        self.store.update_message(msg.id, status=status, error=error, ends_answer=True, end_run=True)
-        self._ended = True
+        with self._lease_lock:
+            held = self._held
+            current = self.store.get_message(held) if held is not None else None
+            if step is None and current is not None and not current.is_final:
+                msg = current
+            else:
+                number = step if step is not None else (current.step + 1 if current is not None else 0)
+                msg = self.store.start_run(
+                    self.thread_id, reply_to=self.prompt_id, previous=held, agent=self.agent.name,
+                    model=self.agent.model.name, step=number,
+                )  # fmt: skip
+                self._held = msg.id
+                self.result.message_ids.append(msg.id)
+                self.result.text, self.result.message_id = "", msg.id
+            self.store.update_message(msg.id, status=status, error=error, ends_answer=True, end_run=True)
+            self._held, self._ended = None, True
         self.result.status, self.result.error = status, error
 
     def _step(self, step: int) -> Generator[str, None, list[dict[str, Any]]]:
@@ -222,11 +226,12 @@ class Run:
             if message.model != agent.model.name:
                 store.update_message(message.id, model=agent.model.name)
         else:
-            message = store.start_run(
-                self.thread_id, reply_to=self.prompt_id, previous=self._held, agent=agent.name,
-                model=agent.model.name, step=step,
-            )  # fmt: skip
-            self._held = message.id
+            with self._lease_lock:
+                message = store.start_run(
+                    self.thread_id, reply_to=self.prompt_id, previous=self._held, agent=agent.name,
+                    model=agent.model.name, step=step,
+                )  # fmt: skip
+                self._held = message.id
         self._message_id = message.id
         self.result.message_id = message.id
         self.result.message_ids.append(message.id)
@@ -299,19 +304,20 @@ class Run:
             if status != "success":
                 self.store.update_tool_call(call["row"], status="error", error=f"not run: the answer {status}")
         usage = finish.usage if finish and finish.usage else Usage(estimate_tokens(context), len(text) // 4)
-        self.store.update_message(
-            message.id,
-            text=text,
-            status=status,
-            error=error,
-            usage=usage,
-            finish_reason=finish.reason if finish else None,
-            metadata={"usage_estimated": True} if not (finish and finish.usage) else None,
-            ends_answer=not keep_lease,
-            end_run=not keep_lease,
-        )
-        if not keep_lease:
-            self._held, self._ended = None, True
+        with self._lease_lock:
+            self.store.update_message(
+                message.id,
+                text=text,
+                status=status,
+                error=error,
+                usage=usage,
+                finish_reason=finish.reason if finish else None,
+                metadata={"usage_estimated": True} if not (finish and finish.usage) else None,
+                ends_answer=not keep_lease,
+                end_run=not keep_lease,
+            )
+            if not keep_lease:
+                self._held, self._ended = None, True
         self.result.usage += usage
         self.result.text = text
         if status != "success":
