@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,31 @@ def test_list_tool_calls_limit_keeps_the_newest(store: tw.Store) -> None:
         store.add_tool_call(m.id, call_id=f"c{i}", name="f")
     assert [c.call_id for c in store.list_tool_calls(t.id, limit=2)] == ["c3", "c4"]
     assert [c.call_id for c in store.list_tool_calls(t.id, message_id=m.id)] == [f"c{i}" for i in range(5)]
+
+
+def test_closing_while_other_threads_write_never_crashes(db_path: Path) -> None:
+    """Closing a store does not close connections under threads in mid-statement: they finish what
+    they do and get StoreClosedError at their next call."""
+    for _ in range(10):
+        store = tw.Store(db_path)
+        thread_id = store.create_thread().id
+        outcomes: list[BaseException] = []
+        writing = threading.Semaphore(0)
+
+        def write() -> None:
+            try:
+                while True:
+                    store.add_message(thread_id, role="user", text="x" * 200_000)  # long statements
+                    writing.release()
+            except tw.StoreClosedError as exc:
+                outcomes.append(exc)
+
+        writers = [threading.Thread(target=write) for _ in range(4)]
+        for w in writers:
+            w.start()
+        for _ in range(8):
+            assert writing.acquire(timeout=10)  # they are all busy writing
+        store.close()
+        for w in writers:
+            w.join(10)
+        assert len(outcomes) == 4 and all("is closed" in str(e) for e in outcomes)

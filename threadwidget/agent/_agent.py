@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from .._errors import AnswerTimeoutError, InvalidArgumentError, ModelError, ThreadwidgetError
+from .._errors import AnswerTimeoutError, InvalidArgumentError, ModelError, StoreClosedError, ThreadwidgetError
 from .._usage import Usage
 from ..store import Answer, Event, Message, Store, Thread
 from ._model import Model
@@ -225,8 +225,9 @@ class AgentThread:
         """Stop the answer being written in this thread, by any process: it ends ``aborted`` with
         its partial text. Queued prompts are answered next, unless ``cancel_queued=True``.
         Returns the ids of the messages asked to stop or cancelled."""
-        self.abort_local("aborted")
-        return self.store.request_abort(self.id, cancel_queued=cancel_queued)
+        asked = self.store.request_abort(self.id, cancel_queued=cancel_queued)  # the queue first, atomically
+        self.abort_local("aborted by request")  # then this process's writers at once, without waiting for the feed
+        return asked
 
     def abort_local(self, reason: str) -> None:
         with self._lock:
@@ -340,6 +341,9 @@ class Worker:
                 if self._until is not None and self._until.status != "queued":
                     self._finish()
                     return
+            except StoreClosedError:
+                self._finish()  # nothing more to serve from a closed store
+                return
             except Exception:
                 log.exception("threadwidget: serve(%s) could not claim work; retrying", agent.name)
             self._wake.wait(1.0)  # also re-check now and then: a missed wake-up costs at most a second

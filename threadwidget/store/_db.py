@@ -184,9 +184,12 @@ class Database:
         return conn
 
     def _conn(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
         holder: _ThreadConnection | None = getattr(self._local, "conn", None)
+        if self._closed:
+            if holder is not None:
+                holder.conn.close()
+                self._local.conn = None
+            raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
         if holder is None:
             holder = _ThreadConnection(self._connect())
             self._local.conn = holder
@@ -248,9 +251,14 @@ class Database:
                 self._feed = None
         self._closed = True
         self._bell.close()
+        # Close this thread's connection and those of threads that have ended. A connection of a
+        # thread still running may be in the middle of a statement (closing it then crashes the
+        # interpreter): it closes when that thread next uses the store, or ends.
+        running = {t.ident for t in threading.enumerate()} - {threading.get_ident()}
         with self._conns_lock:
             for holder in list(self._conns):
-                holder.conn.close()
+                if holder.owner not in running:
+                    holder.conn.close()
             self._conns.clear()
 
     def __enter__(self: D) -> D:

@@ -52,22 +52,25 @@ class Bell:
     def __init__(self, path: Path, mode: int = 0o666):
         self.path = path
         self._fd: int | None = None
+        self._lock = threading.Lock()  # a ring never writes to a closed (maybe reused) descriptor
         try:
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
         except OSError:
             self._fd = None  # read-only directory: readers fall back to data_version checks
 
     def ring(self) -> None:
-        if self._fd is not None:
-            try:
-                os.pwrite(self._fd, b"\0", 0)
-            except OSError:
-                pass
+        with self._lock:
+            if self._fd is not None:
+                try:
+                    os.pwrite(self._fd, b"\0", 0)
+                except OSError:
+                    pass
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 class Waiter:
