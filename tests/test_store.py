@@ -252,29 +252,35 @@ def test_list_tool_calls_limit_keeps_the_newest(store: tw.Store) -> None:
     assert [c.call_id for c in store.list_tool_calls(t.id, message_id=m.id)] == [f"c{i}" for i in range(5)]
 
 
+def _close_under_writers(db_path: Path) -> list[BaseException]:
+    """Close a store while four threads are busy writing to it; what each writer ended with."""
+    store = tw.Store(db_path)
+    thread_id = store.create_thread().id
+    outcomes: list[BaseException] = []
+    writing = threading.Semaphore(0)
+
+    def write() -> None:
+        try:
+            while True:
+                store.add_message(thread_id, role="user", text="x" * 200_000)  # long statements
+                writing.release()
+        except tw.StoreClosedError as exc:
+            outcomes.append(exc)
+
+    writers = [threading.Thread(target=write) for _ in range(4)]
+    for w in writers:
+        w.start()
+    for _ in range(8):
+        assert writing.acquire(timeout=10)  # they are all busy writing
+    store.close()
+    for w in writers:
+        w.join(10)
+    return outcomes
+
+
 def test_closing_while_other_threads_write_never_crashes(db_path: Path) -> None:
-    """Closing a store does not close connections under threads in mid-statement: they finish what
-    they do and get StoreClosedError at their next call."""
+    """Closing a store does not close connections under threads in mid-statement (that crashed the
+    interpreter): they finish what they do and get StoreClosedError at their next call."""
     for _ in range(10):
-        store = tw.Store(db_path)
-        thread_id = store.create_thread().id
-        outcomes: list[BaseException] = []
-        writing = threading.Semaphore(0)
-
-        def write() -> None:
-            try:
-                while True:
-                    store.add_message(thread_id, role="user", text="x" * 200_000)  # long statements
-                    writing.release()
-            except tw.StoreClosedError as exc:
-                outcomes.append(exc)
-
-        writers = [threading.Thread(target=write) for _ in range(4)]
-        for w in writers:
-            w.start()
-        for _ in range(8):
-            assert writing.acquire(timeout=10)  # they are all busy writing
-        store.close()
-        for w in writers:
-            w.join(10)
+        outcomes = _close_under_writers(db_path)
         assert len(outcomes) == 4 and all("is closed" in str(e) for e in outcomes)
