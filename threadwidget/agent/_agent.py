@@ -172,6 +172,8 @@ class AgentThread:
             finally:
                 with self._lock:
                     self._runs.discard(run)
+                if answer is not None:
+                    answer.ended()
                 if done is not None:
                     done(run)
 

@@ -56,6 +56,7 @@ class Answer:
         self.prompt_id = prompt.id
         self.thread_id = prompt.thread_id
         self._writer: Any = None  # the runtime's writer (abort(reason), failure) when this process writes it
+        self._waiters: set[threading.Event] = set()  # wait() calls in progress: ended() wakes them
 
     @property
     def failure(self) -> BaseException | None:
@@ -119,7 +120,14 @@ class Answer:
         """Block until the answer has ended (whoever writes it); returns it. Raises
         ``AnswerTimeoutError`` after ``timeout`` seconds (the answer goes on)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        events, sub = self._events()
+        changed = threading.Event()
+
+        def on_event(event: Event) -> None:
+            if event.kind != "delta":  # streamed text never ends an answer: sleep through it
+                changed.set()
+
+        sub = self.store.subscribe(on_event, thread_id=self.thread_id, since=self.store.last_seq())
+        self._waiters.add(changed)
         try:
             while not self.done:
                 left = _RECHECK if deadline is None else min(_RECHECK, deadline - time.monotonic())
@@ -128,13 +136,18 @@ class Answer:
                         f"the answer to prompt {self.prompt_id!r} is still {self.status} after {timeout} s; "
                         "wait longer, or abort() it."
                     )
-                try:
-                    events.get(timeout=left)
-                except queue.Empty:
-                    pass
+                changed.wait(left)
+                changed.clear()
         finally:
+            self._waiters.discard(changed)
             sub.close()
         return self
+
+    def ended(self) -> None:
+        """Called by this process's writer when it has written the answer's end: waiters look at
+        once, without waiting for the feed to bring the news."""
+        for waiter in list(self._waiters):
+            waiter.set()
 
     async def wait_async(self, timeout: float | None = None) -> Answer:
         """The async twin of ``wait``."""
