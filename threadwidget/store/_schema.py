@@ -127,7 +127,7 @@ def _m002_answers(db: Database) -> None:
     ):  # fmt: skip
         db.execute(f"ALTER TABLE messages ADD COLUMN {column}")
     # what earlier files hold: an assistant message answers the user message before it, and ends
-    # the answer when it is final and no later step answers the same prompt
+    # the answer when it is final and the next message is not an assistant's
     db.execute(
         """UPDATE messages SET reply_to = (
             SELECT u.id FROM messages u WHERE u.thread_id = messages.thread_id AND u.role = 'user'
@@ -141,12 +141,12 @@ def _m002_answers(db: Database) -> None:
     db.execute(
         """UPDATE messages SET ends_answer = 1 WHERE role = 'assistant' AND reply_to IS NOT NULL
         AND status IN ('success', 'failed', 'aborted') AND NOT EXISTS (
-            SELECT 1 FROM messages n WHERE n.reply_to = messages.reply_to AND n.position > messages.position
+            SELECT 1 FROM messages n WHERE n.thread_id = messages.thread_id
+            AND n.position = messages.position + 1 AND n.role = 'assistant'
         )"""
     )
+    # thread order, and an answer's steps (same thread and turn); waiting prompts use messages_pending
     db.execute("CREATE INDEX messages_turn ON messages (thread_id, turn, position)")
-    db.execute("CREATE INDEX messages_reply_to ON messages (reply_to)")
-    db.execute("CREATE INDEX messages_queue ON messages (thread_id, status, role, position)")
 
 
 MIGRATIONS = [_m001_initial, _m002_answers]

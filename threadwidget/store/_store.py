@@ -204,7 +204,7 @@ class Store(Turns, Database):
             (mid, thread_id, position, step, role, text, status, agent, model, meta, now, now, reply_to, turn, user_id),
         )
         self._log(conn, thread_id, "message", "insert", mid, now)
-        metadata = json.loads(meta) if meta else {}
+        metadata = json.loads(meta) if meta else {}  # a copy the caller cannot change under us
         return Message(
             mid, thread_id, position, step, role, text, status, None, agent, model, None, None, metadata, now, now,  # type: ignore[arg-type]
             reply_to, turn, False, user_id,

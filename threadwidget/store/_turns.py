@@ -59,7 +59,11 @@ class Turns:
 
     def answer_steps(self, prompt_id: str) -> list[Message]:
         """The assistant steps answering a prompt, in order."""
-        rows = self._conn().execute("SELECT * FROM messages WHERE reply_to = ? ORDER BY position", (prompt_id,))
+        rows = self._conn().execute(
+            "SELECT m.* FROM messages p JOIN messages m ON m.thread_id = p.thread_id AND m.turn = p.turn "
+            "AND m.reply_to = p.id WHERE p.id = ? ORDER BY m.position",
+            (prompt_id,),
+        )
         return [Message.from_sql(r) for r in rows]
 
     def answer(self, prompt_id: str) -> Answer:
@@ -84,7 +88,7 @@ class Turns:
     def queued_prompts(self, thread_id: str) -> list[Message]:
         """Prompts waiting for the thread's turn, in the order they will be answered."""
         rows = self._conn().execute(
-            "SELECT * FROM messages WHERE thread_id = ? AND status = 'pending' AND role = 'user' ORDER BY position",
+            "SELECT * FROM messages WHERE +thread_id = ? AND status = 'pending' AND role = 'user' ORDER BY position",
             (thread_id,),
         )
         return [Message.from_sql(r) for r in rows]
@@ -150,13 +154,17 @@ class Turns:
 
         return self._write(write)
 
+    # Queries for waiting prompts write `+thread_id`: SQLite then looks them up through
+    # messages_pending (few rows: the prompts waiting in the whole store), not through the thread's
+    # history.
+
     @staticmethod
     def _turn_free(conn: sqlite3.Connection, thread_id: str) -> bool:
         """No answer is being written in the thread and no prompt waits."""
         return (
             conn.execute("SELECT 1 FROM runs WHERE thread_id = ? LIMIT 1", (thread_id,)).fetchone() is None
             and conn.execute(
-                "SELECT 1 FROM messages WHERE thread_id = ? AND status = 'pending' AND role = 'user' LIMIT 1",
+                "SELECT 1 FROM messages WHERE +thread_id = ? AND status = 'pending' AND role = 'user' LIMIT 1",
                 (thread_id,),
             ).fetchone()
             is None
@@ -235,7 +243,7 @@ class Turns:
                 "SELECT m.* FROM messages m JOIN threads t ON t.id = m.thread_id "
                 "WHERE m.status = 'pending' AND m.role = 'user' AND COALESCE(m.agent, t.agent) = ? " + scope +
                 "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = m.thread_id) "
-                "AND NOT EXISTS (SELECT 1 FROM messages e WHERE e.thread_id = m.thread_id AND e.status = 'pending' "
+                "AND NOT EXISTS (SELECT 1 FROM messages e WHERE +e.thread_id = m.thread_id AND e.status = 'pending' "
                 "AND e.role = 'user' AND e.position < m.position) "
                 "ORDER BY m.created_at LIMIT 1",
                 [agent, *args],
@@ -300,7 +308,7 @@ class Turns:
             conn.execute("UPDATE runs SET abort_requested = 1, updated_at = ? WHERE message_id = ?", (now, mid))
             self._log(conn, thread_id, "run", "update", mid, now)
         if cancel_queued or prompt_id:
-            sql = "SELECT id FROM messages WHERE thread_id = ? AND status = 'pending' AND role = 'user'"
+            sql = "SELECT id FROM messages WHERE +thread_id = ? AND status = 'pending' AND role = 'user'"
             queued = [r[0] for r in conn.execute(sql + (" AND id = ?" if prompt_id else ""),
                                                  (thread_id, prompt_id) if prompt_id else (thread_id,))]  # fmt: skip
             for mid in queued:
