@@ -47,10 +47,9 @@ export interface Message {
   created_at: number;
   usage: Usage | null;
   tool_calls: ToolCall[];
-  /** An answer's step: the id of the prompt it answers. */
-  reply_to?: string | null;
-  /** A prompt waiting for the thread's turn: its place in the queue (1 is answered next). */
-  queue_position?: number | null;
+  /** A prompt waiting for the thread's turn: its place in the queue (1 is answered next); absent
+   * on every other message. */
+  queue_position?: number;
 }
 
 export interface ThreadInfo {

@@ -60,7 +60,7 @@ describe("ChatView", () => {
     expect(queued!.classList.contains("tw-live")).toBe(false);
     expect(queued!.textContent).toContain("second");
     expect($("tw-status").textContent).toBe("Answering… · 1 prompt queued");
-    model.update({ messages: [message("p2", { role: "user", text: "second", status: "success", queue_position: null })] });
+    model.update({ messages: [message("p2", { role: "user", text: "second", status: "success" })] });
     await nextFrame();
     expect(messages()[2]!.querySelector<HTMLElement>('[data-testid="tw-queued"]')!.hidden).toBe(true);
   });

@@ -23,7 +23,7 @@ __all__ = [
     "waiting_note",
 ]
 
-MESSAGE_FIELDS = ("id", "role", "text", "status", "error", "agent", "model", "created_at", "usage", "reply_to")
+MESSAGE_FIELDS = ("id", "role", "text", "status", "error", "agent", "model", "created_at", "usage")
 TOOL_CALL_FIELDS = (
     "id", "message_id", "call_id", "name", "arguments", "status", "progress", "progress_note", "result", "error",
     "started_at", "ended_at",
@@ -36,7 +36,6 @@ def message_dict(message: Message, tool_calls: Iterable[dict[str, Any]] = ()) ->
     data = message.to_dict()
     out = {key: data[key] for key in MESSAGE_FIELDS}
     out["tool_calls"] = list(tool_calls)
-    out["queue_position"] = None  # set by the chat for the prompts of its window that wait their turn
     return out
 
 
@@ -75,7 +74,8 @@ def waiting_note(agent: str | None) -> str:
 
 
 def number_queue(messages: Sequence[dict[str, Any]]) -> None:
-    """Set ``queue_position`` (1, 2, …) on the prompts waiting their turn, in answering order."""
+    """Set ``queue_position`` (1, 2, …) on the prompts waiting their turn, in answering order (only
+    on them: the other messages do not carry the key)."""
     place = 0
     for m in messages:
         if m["role"] == "user" and m["status"] == "pending":
