@@ -294,7 +294,8 @@ class Worker:
         self.thread_id = thread_id
         self.answered = 0
         self._until = until
-        self._threads_by_id: dict[str, AgentThread] = {}
+        self._owner = owner
+        self._threads_by_id: dict[str, AgentThread] = {}  # threads with answers being written here
         if owner is not None:
             self._threads_by_id[owner.id] = owner
         self._slots = threading.Semaphore(max_concurrent)
@@ -319,11 +320,6 @@ class Worker:
         ):
             self._wake.set()  # a prompt waits, or a thread's turn came free
 
-    def _agent_thread(self, thread_id: str) -> AgentThread:
-        with self._lock:
-            if thread_id not in self._threads_by_id:
-                self._threads_by_id[thread_id] = AgentThread(self.agent, thread_id)
-            return self._threads_by_id[thread_id]
 
     def _loop(self) -> None:
         store, agent = self.agent.store, self.agent
@@ -337,8 +333,10 @@ class Worker:
                         break
                     prompt, first = claimed
                     until = self._until if self._until is not None and prompt.id == self._until.prompt_id else None
-                    writer = self._agent_thread(prompt.thread_id)._start(first, until, self._answered)
-                    with self._lock:
+                    with self._lock:  # registered with its thread before _answered may look
+                        if prompt.thread_id not in self._threads_by_id:
+                            self._threads_by_id[prompt.thread_id] = AgentThread(agent, prompt.thread_id)
+                        writer = self._threads_by_id[prompt.thread_id]._start(first, until, self._answered)
                         self._writers = [t for t in self._writers if t.is_alive()] + [writer]
                 if self._until is not None and self._until.status != "queued":
                     self._finish()
@@ -351,8 +349,12 @@ class Worker:
             self._wake.wait(1.0)  # also re-check now and then: a missed wake-up costs at most a second
 
     def _answered(self, run: Run) -> None:
-        if run.result.status != "failed":
-            self.answered += 1
+        with self._lock:
+            if run.result.status != "failed":
+                self.answered += 1
+            done = self._threads_by_id.get(run.thread_id)
+            if done is not None and done is not self._owner and not done._runs:
+                del self._threads_by_id[run.thread_id]  # a long serve() does not pile them up
         self._slots.release()
         self._wake.set()
 
