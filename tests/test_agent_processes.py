@@ -56,7 +56,7 @@ def test_killed_writer_is_failed_within_5_s_with_partial_text(db_path: Path, pro
     message_id = read_json(writer)["message_id"]
     with tw.Store(db_path) as view:
         view.start_watching()  # an open view is enough to notice
-        wait_until(lambda: len(view.streamed_text(message_id)[0]) > 20)
+        wait_until(lambda: len(view.text(message_id)) > 20)
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait(10)
         wait_until(lambda: view.get_message(message_id).status == "failed", timeout=10)

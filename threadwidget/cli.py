@@ -29,6 +29,7 @@ from ._cli_render import print_transcript, span, threads_table, usage_dict, usag
 from ._cli_serve import Answers, answer_line, load_agent
 from ._cli_tail import Follower
 from ._errors import NotFoundError, ThreadwidgetError
+from ._statuses import LIVE_STATUSES
 from .store import Event, Message, Store, Thread, default_path
 
 __all__ = ["cli", "main"]
@@ -148,11 +149,7 @@ def show(db: Path | None, thread_id: str, limit: int | None, as_json: bool) -> N
         count = store.count_messages(thread.id)
         messages = store.list_messages(thread.id, limit=limit or max(count, 1))
         calls = store.list_tool_calls(thread.id)
-        texts = {
-            m.id: store.streamed_text(m.id)[0]
-            for m in messages
-            if m.role == "assistant" and m.status in ("pending", "streaming")
-        }
+        texts = {m.id: store.text(m.id) for m in messages if m.role == "assistant" and m.status in LIVE_STATUSES}
         total = store.usage(thread_id=thread.id)
     if as_json:
         by_message: dict[str, list[dict[str, Any]]] = {}
