@@ -320,7 +320,6 @@ class Worker:
         ):
             self._wake.set()  # a prompt waits, or a thread's turn came free
 
-
     def _loop(self) -> None:
         store, agent = self.agent.store, self.agent
         while not self._stop.is_set():
