@@ -29,15 +29,17 @@ def stream(db: str, thread_id: str, rate: str) -> None:
 
 def serve(db: str, name: str) -> None:
     """Serve an agent until a line arrives on stdin; print how many answers this process wrote."""
-    store = tw.Store(db)
-    model = tw.ScriptedModel(tokens_per_second=400)
-    agent = tw.Agent(name, model=model, store=store)
+    _serve_until_told(tw.Agent(name, model=tw.ScriptedModel(tokens_per_second=400), store=tw.Store(db)))
+
+
+def _serve_until_told(agent: tw.Agent) -> None:
+    """Serve ``agent``, print ``ready``, stop at a line on stdin, print how many answers it wrote."""
     worker = agent.serve()
     print("ready", flush=True)
     sys.stdin.readline()
     worker.stop()
     print(json.dumps({"answered": worker.answered, "pid": os.getpid()}), flush=True)
-    store.close()
+    agent.store.close()
 
 
 @tw.tool
@@ -66,14 +68,7 @@ class RecordingModel(tw.ScriptedModel):
 
 def serve_orders(db: str, log: str) -> None:
     """Serve agent "support" with a slow lookup_order tool until a line arrives on stdin."""
-    store = tw.Store(db)
-    agent = tw.Agent("support", model=RecordingModel(log), tools=[lookup_order], store=store)
-    worker = agent.serve()
-    print("ready", flush=True)
-    sys.stdin.readline()
-    worker.stop()
-    print(json.dumps({"answered": worker.answered, "pid": os.getpid()}), flush=True)
-    store.close()
+    _serve_until_told(tw.Agent("support", model=RecordingModel(log), tools=[lookup_order], store=tw.Store(db)))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -215,22 +214,6 @@ def test_dead_writer_in_its_tool_phase_ends_the_answer_and_passes_the_turn(store
     assert [c.status for c in gone.tool_calls] == ["error"]
     assert later.status == "queued" and store.active_runs(thread.id) == []
     assert store.claim_pending("support", thread_id=thread.id) is not None  # the turn passed on
-
-
-def test_v1_file_migrates_answers(tmp_path: Path) -> None:
-    fixture = Path(__file__).parent / "fixtures" / "store_v1.sql"
-    p = tmp_path / "v1.db"
-    conn = sqlite3.connect(p)
-    conn.executescript(fixture.read_text())
-    conn.close()
-    with tw.Store(p) as store:
-        (thread,) = store.list_threads()
-        messages = store.list_messages(thread.id)
-        prompts = {m.id for m in messages if m.role == "user"}
-        for m in messages:
-            if m.role == "assistant":
-                assert m.reply_to in prompts
-        assert any(m.ends_answer for m in messages)
 
 
 def test_one_answer_at_a_time_under_concurrent_asks(store: tw.Store) -> None:

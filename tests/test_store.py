@@ -200,8 +200,12 @@ def test_frozen_v1_fixture_still_opens(tmp_path: Path) -> None:
     with tw.Store(p) as s:
         (thread,) = s.list_threads()
         assert thread.title == "Frozen v1 thread"
-        assert [m.text for m in s.list_messages(thread.id)] == ["hello", "Hi! How can I help?"]
+        prompt, answer = s.list_messages(thread.id)
+        assert [prompt.text, answer.text] == ["hello", "Hi! How can I help?"]
         assert s.usage(thread_id=thread.id) == tw.Usage(12, 6)
+        # migrated to answers: the reply names its prompt and ends its answer
+        assert (answer.reply_to, answer.turn, answer.ends_answer) == (prompt.id, prompt.position, True)
+        assert s.answer(prompt.id).status == "success"
 
 
 def test_default_path_comes_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
