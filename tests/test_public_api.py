@@ -12,7 +12,8 @@ import threadwidget as tw
 from .conftest import PYTHON, python_env
 
 EXPECTED = {
-    "Answer", "AnswerTimeoutError",
+    "Answer", "AnswerTimeoutError", "CorruptStoreError", "ReadOnlyStoreError", "StoreBusyError", "StoreFullError",
+    "StoreIOError",
     "Delta", "Event", "InvalidArgumentError", "Message", "MissingAPIKeyError", "MissingBundleError", "ModelError",
     "NotADatabaseError", "NotFoundError", "SchemaVersionError", "Store", "StoreClosedError", "StoreError",
     "StoreWarning", "Subscription", "Thread", "ThreadwidgetError", "ToolArgumentsError", "ToolCall", "ToolError",

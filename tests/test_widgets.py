@@ -306,6 +306,7 @@ def test_send_to_a_thread_without_an_agent_explains(store: tw.Store, comms: list
     view = tw.ChatView(thread.id, store=store)
     browser_sends(view, {"kind": "send", "text": "hello"})
     assert store.list_messages(thread.id) == [] and "agent=tw.Agent" in view.error
+    assert comm_of(view).customs("unsent") == [{"kind": "unsent", "text": "hello"}]  # back into the box
     browser_sends(view, {"kind": "send", "text": "   "})
     browser_sends(view, {"kind": "no-such-kind"})
     browser_sends(view, ["not", "an", "object"])  # type: ignore[arg-type]
@@ -602,3 +603,15 @@ def test_closing_views_and_agents_leaks_no_thread_or_connection(store: tw.Store,
     wait_until(lambda: live_threads() <= before)  # answer, keeper, serving threads: all gone
     gc.collect()
     assert {c.owner for c in store._conns} <= {t.ident for t in threading.enumerate()}  # closed with their threads
+
+
+def test_a_read_only_store_disables_the_box_and_keeps_what_was_typed(
+    store: tw.Store, comms: list[RecordingComm]
+) -> None:
+    thread = store.create_thread(agent="support")
+    store.read_only = "threads.db is read-only here: ... chmod g+w ..."  # what Store finds at open
+    view = tw.ChatView(thread.id, store=store)
+    assert view.read_only == store.read_only  # the browser disables the box and says why
+    browser_sends(view, {"kind": "send", "text": "typed before the box was disabled"})
+    assert store.list_messages(thread.id) == [] and view.error == f"Not sent: {store.read_only}"
+    assert comm_of(view).customs("unsent") == [{"kind": "unsent", "text": "typed before the box was disabled"}]

@@ -7,7 +7,12 @@ The tree::
     │   ├── NotADatabaseError         the path is not a SQLite file
     │   ├── SchemaVersionError        the file was written by a newer threadwidget
     │   ├── StoreClosedError          the Store was used after close()
-    │   └── NotFoundError             no thread / message / tool call with that id (also a KeyError)
+    │   ├── NotFoundError             no thread / message / tool call with that id (also a KeyError)
+    │   ├── StoreBusyError            another process held the write lock too long
+    │   ├── ReadOnlyStoreError        this process cannot write the file or its folder (names the fix)
+    │   ├── StoreFullError            the disk or quota is full
+    │   ├── StoreIOError              the operating system failed to read or write the files
+    │   └── CorruptStoreError         the file is damaged or lacks threadwidget's tables
     ├── AnswerTimeoutError            Answer.wait(timeout=...) ran out; the answer goes on (also a TimeoutError)
     ├── InvalidArgumentError          a bad value passed by the caller (also a ValueError)
     ├── MissingBundleError            a widget's browser bundle was not built (also a FileNotFoundError)
@@ -23,6 +28,12 @@ from __future__ import annotations
 
 __all__ = [
     "AnswerTimeoutError",
+    "StoreWarning",
+    "CorruptStoreError",
+    "ReadOnlyStoreError",
+    "StoreBusyError",
+    "StoreFullError",
+    "StoreIOError",
     "InvalidArgumentError",
     "MissingAPIKeyError",
     "MissingBundleError",
@@ -61,12 +72,32 @@ class StoreClosedError(StoreError):
 class NotFoundError(StoreError, KeyError):
     """No row with that id."""
 
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreBusyError(StoreError):
+    """Another process held the store's write lock for too long."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """This process may read the store but not write it (file or folder permissions)."""
+
+
+class StoreFullError(StoreError):
+    """The disk (or quota) holding the store is full."""
+
+
+class StoreIOError(StoreError):
+    """The operating system failed to read or write the store's files."""
+
+
+class CorruptStoreError(StoreError):
+    """The store's file is damaged, or lacks threadwidget's tables."""
+
 
 class AnswerTimeoutError(ThreadwidgetError, TimeoutError):
     """An answer did not end within the time waited for it (it goes on)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 class InvalidArgumentError(ThreadwidgetError, ValueError):
@@ -96,3 +127,8 @@ class ToolError(ThreadwidgetError):
 
 class ToolArgumentsError(ToolError):
     """The arguments the model sent do not match the tool's schema."""
+
+
+class StoreWarning(UserWarning):
+    """Something works, but not as well as it should (e.g. a store on a network file system, a
+    process that may only read the store, a bell file that cannot be used)."""

@@ -89,6 +89,8 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
       older = [...msg.messages.filter((m) => !known.has(m.id)), ...older];
       olderHasMore = msg.has_older;
       prepended = true;
+    } else if (msg.kind === "unsent" && input.value.trim() === "") {
+      input.value = msg.text; // the send failed (the error box says why): keep what was typed
     }
     frame.schedule();
   }
@@ -130,9 +132,12 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
     statusLine.dataset.state = state;
     setText(statusLine, state === "failed" && status.note ? `Failed: ${status.note}` : status.note || STATUS_TEXT[state]);
     stop.hidden = state !== "streaming";
-    send.disabled = input.value.trim() === "";
-    input.placeholder =
-      state === "idle" && !model.get("agent_attached")
+    const readOnly = model.get("read_only") ?? "";
+    input.disabled = readOnly !== "";
+    send.disabled = readOnly !== "" || input.value.trim() === "";
+    input.placeholder = readOnly
+      ? "Read-only here: this kernel cannot write the store (see the note above)"
+      : state === "idle" && !model.get("agent_attached")
         ? "Message… answers come from a process running agent.serve()"
         : "Message… (Shift+Enter for a new line)";
 
@@ -193,6 +198,7 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
     has_older: frame.schedule,
     agent_attached: frame.schedule,
     error: frame.schedule,
+    read_only: frame.schedule,
     custom: onCustom,
   });
   return () => {

@@ -89,6 +89,8 @@ export interface ChatTraits {
   has_older: boolean;
   agent_attached: boolean;
   error: string;
+  /** Why this kernel may only read the store ("" when it can write): the box is disabled. */
+  read_only?: string;
 }
 
 export interface ToolsTraits {
@@ -127,7 +129,13 @@ export interface OlderMsg {
   has_older: boolean;
 }
 
-export type InboundMsg = DeltaMsg | OlderMsg;
+/** A prompt Python could not send: its text goes back into the box (nothing typed is lost). */
+export interface UnsentMsg {
+  kind: "unsent";
+  text: string;
+}
+
+export type InboundMsg = DeltaMsg | OlderMsg | UnsentMsg;
 
 // Custom messages, JS → Python.
 

@@ -65,6 +65,21 @@ describe("ChatView", () => {
     expect(messages()[2]!.querySelector<HTMLElement>('[data-testid="tw-queued"]')!.hidden).toBe(true);
   });
 
+  it("puts an unsent prompt back into an empty box, and disables the box when the store is read-only", async () => {
+    const { model, $ } = mount();
+    const input = $<HTMLTextAreaElement>("tw-input");
+    model.custom({ kind: "unsent", text: "please keep me" });
+    await nextFrame();
+    expect(input.value).toBe("please keep me");
+    model.custom({ kind: "unsent", text: "an older one" }); // never over what is being typed
+    expect(input.value).toBe("please keep me");
+    model.update({ read_only: "threads.db is read-only here" });
+    await nextFrame();
+    expect(input.disabled).toBe(true);
+    expect(input.placeholder).toContain("Read-only");
+    expect($<HTMLButtonElement>("tw-send").disabled).toBe(true);
+  });
+
   it("keeps messages that an update leaves out: Python sends only the changed tail of the window", async () => {
     const { model, messages } = mount({
       messages: ["m1", "m2", "m3"].map((id) => message(id, { role: "user", text: id })),

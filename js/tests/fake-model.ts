@@ -101,6 +101,7 @@ export function chatTraits(fields: Partial<ChatTraits> = {}): ChatTraits {
     has_older: false,
     agent_attached: true,
     error: "",
+    read_only: "",
     ...fields,
   };
 }

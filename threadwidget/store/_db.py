@@ -21,8 +21,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
-from .._errors import InvalidArgumentError, NotADatabaseError, StoreClosedError, StoreError
+from .._errors import (
+    InvalidArgumentError,
+    NotADatabaseError,
+    ReadOnlyStoreError,
+    StoreClosedError,
+    StoreError,
+    StoreWarning,
+)
 from ._feed import Callback, Feed, Subscription
+from ._files import create_mode, precreate, sqlite_error, write_problem
 from ._schema import migrate
 from ._wake import Bell, make_waiter, network_filesystem
 
@@ -48,10 +56,6 @@ class _ThreadConnection:
         self.conn.close()
 
 
-class StoreWarning(UserWarning):
-    """Something works, but not as well as it should (e.g. a store on a network file system)."""
-
-
 def default_path() -> Path:
     """``$THREADWIDGET_DB``, else ``threads.db`` in the per-user data directory."""
     env = os.environ.get("THREADWIDGET_DB")
@@ -72,8 +76,9 @@ def check_choice(name: str, value: str, choices: Iterable[str]) -> None:
         raise InvalidArgumentError(f"{name}={value!r} is not valid; expected one of {', '.join(choices)}.")
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
+def _is_busy(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc)
 
 
 class Database:
@@ -118,6 +123,8 @@ class Database:
         if path is None and not os.environ.get("THREADWIDGET_DB"):
             self.path.parent.mkdir(parents=True, exist_ok=True)  # the per-user data directory
         self._check_file()
+        if not self.path.exists():
+            precreate(self.path, create_mode(self.path.parent))  # group-writable in a shared folder
         self._busy_timeout = busy_timeout
         self._watch = watch
         self._poll_interval = poll_interval
@@ -140,8 +147,17 @@ class Database:
                 stacklevel=2,
             )
         conn = self._conn()
-        migrate(conn, str(self.path))
-        self._bell = Bell(Path(f"{self.path}-bell"), mode=self._file_mode())
+        try:
+            migrate(conn, str(self.path))
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, self.path) from exc
+        #: why this process cannot write the store (``None`` when it can); views show it
+        self.read_only: str | None = write_problem(self.path)
+        if self.read_only:
+            warnings.warn(self.read_only, StoreWarning, stacklevel=2)
+        self._bell = Bell(Path(f"{self.path}-bell"), mode=self._file_mode(), write=not self.read_only)
+        if self._bell.problem:
+            warnings.warn(self._bell.problem, StoreWarning, stacklevel=2)
         self._opened = True
 
     # -- connections --------------------------------------------------------------------------
@@ -162,10 +178,11 @@ class Database:
                 )
 
     def _file_mode(self) -> int:
+        """A new side file's mode: the database's (so every user of it can write it too)."""
         try:
             return self.path.stat().st_mode & 0o666
         except OSError:
-            return 0o644
+            return create_mode(self.path.parent)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -198,23 +215,24 @@ class Database:
         return holder.conn
 
     def _retry(self, fn: Callable[[], T]) -> T:
-        deadline = time.monotonic() + max(30.0, self._busy_timeout * 4)
+        deadline = time.monotonic() + self._busy_timeout * 6  # 30 s at the default busy_timeout
         delay = 0.001
         while True:
             try:
                 return fn()
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 if not _is_busy(exc) or time.monotonic() > deadline:
-                    raise StoreError(
-                        f"{self.path} stayed locked by another process for too long ({exc}). "
-                        "Is a process holding a long write transaction (a sqlite3 shell with BEGIN)?"
-                    ) from exc
+                    raise sqlite_error(exc, self.path) from exc
                 time.sleep(delay + random.random() * delay)  # back off before retrying the lock
                 delay = min(delay * 2, 0.1)
 
     def _write(self, fn: Callable[[sqlite3.Connection, float], T]) -> T:
         """Run ``fn(conn, now)`` in one ``BEGIN IMMEDIATE`` transaction, retrying if locked."""
         conn = self._conn()
+        if self.read_only:  # until someone fixes the permissions
+            self.read_only = write_problem(self.path)
+            if self.read_only:
+                raise ReadOnlyStoreError(self.read_only)
 
         def attempt() -> T:
             conn.execute("BEGIN IMMEDIATE")
@@ -292,7 +310,8 @@ class Database:
         with self._feed_lock:
             if self._feed is None:
                 self._conn()  # raises if closed
-                waiter = make_waiter(self._bell.path, mode=self._watch, poll_interval=self._poll_interval)
+                mode = "poll" if self._bell.problem else self._watch  # a refused bell rings for nobody
+                waiter = make_waiter(self._bell.path, mode=mode, poll_interval=self._poll_interval)
                 self._feed = Feed(self, self._connect, waiter)
             return self._feed
 

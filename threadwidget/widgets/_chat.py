@@ -30,6 +30,7 @@ class ChatTraits(ThreadTraits):
     has_older = t.Bool(False).tag(sync=True)
     agent_attached = t.Bool(False).tag(sync=True)
     error = t.Unicode("").tag(sync=True)
+    read_only = t.Unicode("").tag(sync=True)  # why this kernel cannot write the store ("" if it can)
 
 
 class ChatWiring:

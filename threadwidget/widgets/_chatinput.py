@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._errors import ThreadwidgetError
 from ..store import Message, Store
 from ._base import Host
 from ._shapes import message_dict, tool_call_dict, waiting_note
@@ -62,22 +63,34 @@ class ChatRequests:
 
     def send(self, text: str) -> None:
         """Put ``text`` in the thread's queue (``store.ask``): the view's agent answers it in this
-        process, else a process running ``agent.serve()`` for the thread's agent."""
+        process, else a process running ``agent.serve()`` for the thread's agent. A prompt that
+        cannot be sent goes back to the box (``UnsentMsg``) and the error says why."""
         if not text.strip():
             return
+        try:
+            problem = self._send(text)
+        except ThreadwidgetError as exc:
+            problem = f"Not sent: {exc}"
+        self.set_error(problem or "")
+        if problem:
+            with self._lock:
+                self._host.send_custom({"kind": "unsent", "text": text})
+
+    def _send(self, text: str) -> str | None:
+        """Send; what went wrong, or None."""
+        if self.store.read_only:
+            return f"Not sent: {self.store.read_only}"
         if self.thread_id is None and (self._on_no_thread is None or self._on_no_thread(text) is None):
-            self.set_error("No thread is selected: pick one in the list first.")
-            return
+            return "No thread is selected: pick one in the list first."
         with self._lock:
             thread_id = self.thread_id
             agent = self.agent.name if self.agent is not None else self._thread_agent
         if thread_id is None:
-            return
+            return "No thread is selected: pick one in the list first."
         if agent is None:
-            self.set_error(f"Cannot send: {waiting_note(None)}")
-            return
+            return f"Cannot send: {waiting_note(None)}"
         self.store.ask(thread_id, text, agent=agent)
-        self.set_error("")
+        return None
 
     def abort(self) -> None:
         """Ask the writer of the thread's answer (in any process) to stop; queued prompts stay."""

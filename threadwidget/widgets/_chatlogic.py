@@ -168,6 +168,7 @@ class ChatController(ThreadFollower, ChatRequests):
             "has_older": self._has_older,
             "agent_attached": self.agent is not None,
             "error": self._error,
+            "read_only": self.store.read_only or "",
         }
 
     def _stream_value(self, now: float) -> dict[str, Any] | None:
