@@ -134,3 +134,26 @@ def test_abort_closes_the_http_stream_quickly(store: tw.Store, openai_server: Op
     answer = store.list_messages(thread.id)[-1]
     assert (answer.status, answer.text) == ("aborted", "Thinking about it")
     assert answer.usage is not None
+
+
+def test_a_gateway_that_echoes_the_key_never_gets_it_stored_logged_or_shown(
+    store: tw.Store, openai_server: OpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "sk-test-secret"
+    openai_server.enqueue(Error(401, f"invalid credentials in header Authorization: Bearer {secret}"))
+    thread = make_agent(store, openai_server).create_thread()
+    with caplog.at_level("DEBUG"), pytest.raises(tw.ModelError) as err:
+        thread.generate_text("hi")
+    failed = store.list_messages(thread.id)[-1]
+    assert failed.status == "failed" and "Bearer [hidden]" in (failed.error or "")
+    for shown in (str(err.value), failed.error or "", caplog.text, repr(thread.agent.model)):
+        assert secret not in shown
+
+
+def test_credentials_in_the_base_url_stay_out_of_sight() -> None:
+    model = tw.OpenAIChat("m", base_url="https://alice:s3cr3t-pass@llm.example.com/v1", api_key="none")
+    assert model.base_url == "https://[hidden]@llm.example.com/v1"
+    assert "s3cr3t" not in repr(model) and "s3cr3t" not in model.redact("url was alice:s3cr3t-pass")
+    for bad in ({"timeout": "x"}, {"connect_timeout": 0}, {"backoff": -1}, {"temperature": "hot"}):
+        with pytest.raises(tw.InvalidArgumentError, match=next(iter(bad))):
+            tw.OpenAIChat("m", base_url="http://localhost:1/v1", **bad)  # type: ignore[arg-type]

@@ -69,28 +69,44 @@ class OpenAIChat:
                  extra_body: Mapping[str, Any] | None = None) -> None:  # fmt: skip
         if not isinstance(model, str) or not model:
             raise InvalidArgumentError(f"model must be a non-empty model id such as 'gpt-4o-mini', not {model!r}")
-        if not (timeout > 0 and connect_timeout > 0 and backoff >= 0 and max_backoff >= 0):
-            raise InvalidArgumentError("timeout and connect_timeout must be > 0 s, backoff and max_backoff >= 0 s")
+        for name, value, least in (("timeout", timeout, 0), ("connect_timeout", connect_timeout, 0),
+                                   ("backoff", backoff, None), ("max_backoff", max_backoff, None)):  # fmt: skip
+            if not _number(value) or (value <= least if least is not None else value < 0):
+                bound = "> 0" if least is not None else ">= 0"
+                raise InvalidArgumentError(f"{name}={value!r} is not valid; expected a number of seconds {bound}.")
+        if temperature is not None and not _number(temperature):
+            raise InvalidArgumentError(f"temperature={temperature!r} is not valid; expected a number such as 0.2.")
         if not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidArgumentError(f"max_retries must be an int >= 0, not {max_retries!r}")
         self.name = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_API_BASE).rstrip("/")
+        self._base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_API_BASE).rstrip("/")
+        shown_url, url_secret = _split_credentials(self._base_url)
+        self.base_url = shown_url  # credentials in the URL stay out of sight
         key = api_key or os.environ.get("OPENAI_API_KEY")
         if not key:
-            if _is_openai(self.base_url):
+            if _is_openai(self._base_url):
                 raise MissingAPIKeyError(_MISSING_KEY)
             key = "not-needed"
         self._key = _Secret(key)
+        # what no error text, stored error, log line or repr may show, whatever a server echoes
+        self._secrets = [_Secret(x) for x in (key, url_secret) if x and len(x) >= 4 and x != "not-needed"]
+        self._shown_url = shown_url
         self.timeout, self.connect_timeout = float(timeout), float(connect_timeout)
         self.max_retries, self.backoff, self.max_backoff = max_retries, float(backoff), float(max_backoff)
         self.temperature = temperature
         self.extra_body = dict(extra_body) if extra_body else None
-        self._where = "OpenAI API" if _is_openai(self.base_url) else f"OpenAI-compatible server at {self.base_url}"
+        self._where = "OpenAI API" if _is_openai(self._base_url) else f"OpenAI-compatible server at {shown_url}"
         self._client: Any = None
         self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"OpenAIChat({self.name!r}, base_url={self.base_url!r})"
+        return f"OpenAIChat({self.name!r}, base_url={self._shown_url!r})"
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key and any credentials of ``base_url`` replaced by ``[hidden]``."""
+        for secret in self._secrets:
+            text = text.replace(secret.value, "[hidden]")
+        return text
 
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> _ChatStream:
         """Start one streamed completion; iterate the result once, ``close()`` it to abort."""
@@ -106,11 +122,15 @@ class OpenAIChat:
                 import openai
 
                 limits = openai.Timeout(self.timeout, connect=self.connect_timeout)
-                self._client = openai.OpenAI(api_key=self._key.value, base_url=self.base_url, timeout=limits,
+                self._client = openai.OpenAI(api_key=self._key.value, base_url=self._base_url, timeout=limits,
                                              max_retries=0)  # fmt: skip
             return self._client
 
     def _model_error(self, exc: Exception, *, attempts: int = 1, mid_stream: bool = False) -> ModelError:
+        error = self._describe_error(exc, attempts=attempts, mid_stream=mid_stream)
+        return ModelError(self.redact(str(error)), status_code=error.status_code, retryable=error.retryable)
+
+    def _describe_error(self, exc: Exception, *, attempts: int, mid_stream: bool) -> ModelError:
         import openai
 
         after = f" (after {attempts} attempts)" if attempts > 1 else ""
@@ -243,6 +263,20 @@ def _deltas(delta: Any) -> Iterator[ModelEvent]:
             getattr(function, "name", None) or None,
             getattr(function, "arguments", None) or "",
         )
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """``url`` without a ``user:password@`` part, and that part (``None`` when there is none)."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    if not sep or "@" not in host:
+        return url, None
+    userinfo, _, hostname = host.rpartition("@")
+    return f"{scheme}://[hidden]@{hostname}{slash}{path}", userinfo
 
 
 def _is_openai(base_url: str) -> bool:
