@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,13 @@ class Collector:
     def kinds(self) -> list[tuple[str, str]]:
         with self.lock:
             return [(e.kind, e.op) for e in self.events]
+
+    def wait_for(self, condition: Callable[[list[tw.Event]], object]) -> None:
+        def met() -> object:
+            with self.lock:
+                return condition(list(self.events))
+
+        wait_until(met)
 
 
 def test_events_arrive_in_commit_order_with_rows(store: tw.Store) -> None:
@@ -272,3 +280,54 @@ def test_dead_writer_is_failed_with_its_partial_text(db_path: Path, procs: list)
         assert msg.text == "partial answer"
         assert msg.error is not None and "writer stopped" in msg.error
         assert view.active_runs(t.id) == []
+
+
+def test_bad_arguments_are_refused_at_the_call_and_the_feed_goes_on(store: tw.Store) -> None:
+    got = Collector()
+    store.subscribe(got)
+    for bad in ("5", -1, 1.5, True):
+        with pytest.raises(tw.InvalidArgumentError, match="since="):
+            store.subscribe(print, since=bad)  # type: ignore[arg-type]
+    with pytest.raises(tw.InvalidArgumentError, match="thread_id="):
+        store.subscribe(print, thread_id=42)  # type: ignore[arg-type]
+    for option in ({"poll_interval": "x"}, {"poll_interval": 0}, {"poll_interval": float("nan")},
+                   {"busy_timeout": -1}, {"keep_changes": "many"}):  # fmt: skip
+        with pytest.raises(tw.InvalidArgumentError, match=next(iter(option))):
+            tw.Store(store.path, **option)  # type: ignore[arg-type]
+    store.create_thread(title="still delivered")
+    got.wait_for(lambda events: any(e.kind == "thread" for e in events))
+
+
+def test_a_row_another_program_broke_does_not_stop_the_feed(store: tw.Store) -> None:
+    got = Collector()
+    store.subscribe(got)
+    broken = store.create_thread(title="broken")
+    raw = sqlite3.connect(store.path)
+    raw.execute("UPDATE threads SET metadata = '{not json' WHERE id = ?", (broken.id,))
+    raw.execute("INSERT INTO changes (thread_id, kind, op, row_id, created_at) VALUES (?, 'thread', 'update', ?, 0)",
+                (broken.id, broken.id))  # fmt: skip
+    raw.commit()
+    raw.close()
+    later = store.create_thread(title="after the broken row")
+    got.wait_for(lambda events: any(e.row_id == later.id for e in events))
+
+
+def test_the_watcher_works_in_a_process_with_more_than_1024_open_files(tmp_path: Path) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard limit of open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # the store's files get numbers > 1024
+    try:
+        with tw.Store(tmp_path / "threads.db") as store:
+            got = Collector()
+            store.subscribe(got)
+            assert store.feed_mode == "inotify"
+            thread = store.create_thread()
+            got.wait_for(lambda events: any(e.row_id == thread.id for e in events))
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

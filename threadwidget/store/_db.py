@@ -7,6 +7,7 @@ connection. After each commit the store rings the bell that wakes the feed watch
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import socket
@@ -76,6 +77,13 @@ def check_choice(name: str, value: str, choices: Iterable[str]) -> None:
         raise InvalidArgumentError(f"{name}={value!r} is not valid; expected one of {', '.join(choices)}.")
 
 
+def check_number(name: str, value: object, *, above: float, example: str) -> None:
+    """A real number greater than ``above``, or a clear error."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value) and value > above
+    if not ok:
+        raise InvalidArgumentError(f"{name}={value!r} is not valid; expected a number > {above:g}, e.g. {example}.")
+
+
 def _is_busy(exc: sqlite3.Error) -> bool:
     name = getattr(exc, "sqlite_errorname", "") or ""
     return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc)
@@ -119,6 +127,12 @@ class Database:
         if self._opened:
             return  # the shared store, already open
         check_choice("watch", watch, ("auto", "inotify", "poll"))
+        check_number("poll_interval", poll_interval, above=0.0005, example="0.002 (seconds)")
+        check_number("busy_timeout", busy_timeout, above=0, example="5.0 (seconds)")
+        if not isinstance(keep_changes, int) or isinstance(keep_changes, bool) or keep_changes < 100:
+            raise InvalidArgumentError(
+                f"keep_changes={keep_changes!r} is not valid; expected an int >= 100, e.g. keep_changes=50_000."
+            )
         self.path = Path(path).expanduser() if path is not None else default_path()
         if path is None and not os.environ.get("THREADWIDGET_DB"):
             self.path.parent.mkdir(parents=True, exist_ok=True)  # the per-user data directory
@@ -295,6 +309,13 @@ class Database:
         in commit order, from this store's watcher thread. ``thread_id`` narrows to one thread."""
         if not callable(callback):
             raise InvalidArgumentError(f"callback={callback!r} is not callable; pass a function taking one event.")
+        if thread_id is not None and not isinstance(thread_id, str):
+            raise InvalidArgumentError(f"thread_id={thread_id!r} is not valid; expected a thread id (str) or None.")
+        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+            raise InvalidArgumentError(
+                f"since={since!r} is not valid; expected a change seq (an int >= 0, e.g. event.seq or "
+                "store.last_seq()) or None."
+            )
         return self._ensure_feed().add(callback, thread_id, since)
 
     def last_seq(self) -> int:

@@ -120,6 +120,7 @@ class Feed:
 
     def _run(self) -> None:
         next_housekeeping = 0.0
+        failing = 0  # failures in a row: back off, and log the first of a streak only
         while not self._stopping:
             try:
                 self._deliver()
@@ -127,10 +128,15 @@ class Feed:
                 if now >= next_housekeeping:
                     next_housekeeping = now + _HOUSEKEEPING_EVERY
                     self._store._housekeeping()
+                failing = 0
             except Exception:  # the watcher must outlive any error: log it and go on
                 if self._stopping:
                     return
-                log.exception("threadwidget feed: reading the change log failed; retrying")
+                failing += 1
+                if failing == 1:
+                    log.exception("threadwidget feed: reading the change log failed; retrying")
+                self._waiter.wait(min(1.0, 0.01 * 2**failing))  # not a busy loop
+                continue
             self._waiter.wait(min(_SLOW_CHECK, max(0.0, next_housekeeping - time.monotonic())))
 
     def _deliver(self) -> None:
@@ -206,7 +212,11 @@ class Feed:
             for i in range(0, len(id_list), 500):
                 chunk = id_list[i : i + 500]
                 for r in self._conn.execute(sql.format(",".join("?" * len(chunk))), chunk):
-                    row = build(r) if build else dict(zip(_RUN_COLUMNS, r, strict=True))
+                    try:
+                        row = build(r) if build else dict(zip(_RUN_COLUMNS, r, strict=True))
+                    except (ValueError, TypeError, IndexError):  # written by another program: not ours
+                        log.warning("threadwidget feed: cannot read %s %s; its event carries no row", kind, r[0])
+                        continue
                     loaded[(kind, str(r[0]))] = row
         return [
             Event(seq, thread_id, kind, op, row_id, loaded.get((kind, row_id)) if row_id else None)
