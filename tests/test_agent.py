@@ -352,3 +352,77 @@ def test_abort_while_a_tool_runs_cancels_it(store: tw.Store) -> None:
     assert last.reply_to == user.id
     assert not tool_step.ends_answer and store.active_runs(thread.id) == []
     assert store.active_runs(thread.id) == []
+
+
+# -- nothing stays live without an owner ------------------------------------------------------------
+
+
+def _no_live_rows(store: tw.Store, thread_id: str) -> None:
+    assert store.active_runs(thread_id) == []
+    assert all(m.is_final for m in store.list_messages(thread_id))
+    assert all(c.status in ("success", "error") for c in store.list_tool_calls(thread_id))
+
+
+def test_a_tool_result_with_a_lone_surrogate_is_stored_escaped(store: tw.Store) -> None:
+    @tw.tool
+    def list_files() -> list[str]:
+        """Files of a folder whose names are not UTF-8 (what os.listdir gives)."""
+        return ["report.txt", b"caf\xe9.txt".decode("utf-8", "surrogateescape")]
+
+    model = tw.ScriptedModel(tokens_per_second=None)
+    model.enqueue(tw.ScriptedModel.tool_calls([("list_files", {})]), "Two files.")
+    thread = tw.Agent("a", model=model, tools=[list_files], store=store).create_thread()
+    assert thread.generate_text("files?").status == "success"
+    (call,) = store.list_tool_calls(thread.id)
+    assert call.status == "success" and "caf\\udce9.txt" in (call.result or "")  # an escape, stored
+    _no_live_rows(store, thread.id)
+
+
+def test_model_text_with_a_lone_surrogate_streams_and_is_kept(store: tw.Store) -> None:
+    model = tw.ScriptedModel(tokens_per_second=None)
+    model.enqueue("bad \udcff byte")
+    thread = tw.Agent("a", model=model, store=store).create_thread()
+    result = thread.generate_text("hi")
+    assert result.status == "success" and result.text == "bad \\udcff byte"
+    _no_live_rows(store, thread.id)
+
+
+def test_arguments_nested_50000_deep_are_a_clear_tool_error(store: tw.Store) -> None:
+    @tw.tool
+    def echo(value: str) -> str:
+        """Echo."""
+        return value
+
+    model = tw.ScriptedModel(tokens_per_second=None)
+    deep = "[" * 50_000 + "]" * 50_000
+    model.enqueue(tw.ScriptedModel.tool_calls([("echo", {"value": "x"})]), "Done.")
+    thread = tw.Agent("a", model=model, tools=[echo], store=store).create_thread()
+    with pytest.raises(tw.ToolArgumentsError, match="nested too deeply"):
+        echo.validate('{"value": ' + deep + "}")
+    assert thread.generate_text("go").status == "success"
+    _no_live_rows(store, thread.id)
+
+
+def test_abort_does_not_wait_for_a_tool_that_ignores_it(store: tw.Store) -> None:
+    release = threading.Event()
+
+    @tw.tool
+    def stubborn() -> str:
+        """Never looks at its context: it cannot be cancelled."""
+        release.wait(60)
+        return "late"
+
+    model = tw.ScriptedModel(tokens_per_second=None)
+    model.enqueue(tw.ScriptedModel.tool_calls([("stubborn", {})]), "never reached")
+    thread = tw.Agent("a", model=model, tools=[stubborn], store=store).create_thread()
+    answer = thread.ask("go")
+    wait_until(lambda: [c.status for c in answer.tool_calls] == ["running"])
+    answer.abort()
+    assert answer.wait(timeout=30).status == "aborted"
+    assert not release.is_set()  # ended while the tool still runs
+    (call,) = answer.tool_calls
+    assert call.status == "error" and "did not stop" in (call.error or "")
+    _no_live_rows(store, thread.id)
+    release.set()
+    wait_until(lambda: "result was discarded" in (store.get_tool_call(call.id).error or ""))
+    assert store.get_tool_call(call.id).result is None  # the late result is not taken

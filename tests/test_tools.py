@@ -473,3 +473,4 @@ def test_result_to_text(result: object, text: str) -> None:
 def test_tool_and_arguments_model_are_pydantic_backed() -> None:
     assert issubclass(lookup_order.arguments_model, pydantic.BaseModel)
     assert repr(lookup_order) == "<Tool lookup_order(order_id, limit, items, mode)>"
+

@@ -14,6 +14,7 @@ and usage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -28,7 +29,7 @@ from .._usage import Usage
 from ..store import Event, Message, Store
 from ._context import build_messages, estimate_tokens
 from ._model import Finish, ModelStream, TextDelta, ToolCallDelta
-from ._tools import ToolContext
+from ._tools import Tool, ToolContext
 
 if TYPE_CHECKING:
     from ._agent import Agent
@@ -42,6 +43,17 @@ FLUSH_BYTES = 1024
 RENEW_SECONDS = 1.0
 ARGS_FLUSH_SECONDS = 0.05
 PROGRESS_SECONDS = 0.05
+CANCEL_GRACE = 0.5  # seconds an aborted answer waits for a running tool to notice and return
+
+
+def clean(text: str) -> str:
+    """``text`` as it can be stored: lone surrogates (from ``os.listdir`` of a file name that is not
+    UTF-8, or a model) written as ``\\udcXX`` escapes instead of failing the write."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass
@@ -83,6 +95,7 @@ class Run:
         self._held: str | None = first_step.id  # the message whose lease this run holds and renews
         self._lease_lock = threading.Lock()  # a lease moves (or ends) and _held follows it, as one
         self._ended = False  # a step with ends_answer was written
+        self._tool_waits: set[threading.Event] = set()  # set by abort(): stop waiting for tools
         self._stream: ModelStream | None = None
         self._buffer: list[str] = []
         self._buffered = 0  # characters in _buffer
@@ -98,6 +111,10 @@ class Run:
         if not self.cancel.is_set():
             self.cancel_reason = reason
             self.cancel.set()
+        with self._lock:
+            waits = list(self._tool_waits)
+        for wake in waits:  # running tools stop being waited for (after a grace)
+            wake.set()
         with self._lock:
             stream = self._stream
         if stream is not None:
@@ -215,7 +232,7 @@ class Run:
                 self._held = msg.id
                 self.result.message_ids.append(msg.id)
                 self.result.text, self.result.message_id = "", msg.id
-            self.store.update_message(msg.id, status=status, error=error, ends_answer=True, end_run=True)
+            self.store.update_message(msg.id, status=status, error=clean(error), ends_answer=True, end_run=True)
             self._held, self._ended = None, True
         self.result.status, self.result.error = status, error
 
@@ -257,9 +274,10 @@ class Run:
             for event in stream:
                 if isinstance(event, TextDelta):
                     if event.text:
-                        text.append(event.text)
-                        self._add_text(event.text)
-                        yield event.text
+                        piece = clean(event.text)
+                        text.append(piece)
+                        self._add_text(piece)
+                        yield piece
                 elif isinstance(event, ToolCallDelta):
                     self._tool_call_delta(message.id, calls, event)
                 elif isinstance(event, Finish):
@@ -309,7 +327,7 @@ class Run:
                 message.id,
                 text=text,
                 status=status,
-                error=error,
+                error=None if error is None else clean(error),
                 usage=usage,
                 finish_reason=finish.reason if finish else None,
                 metadata={"usage_estimated": True} if not (finish and finish.usage) else None,
@@ -326,6 +344,8 @@ class Run:
     # -- tool calls -------------------------------------------------------------------------------
 
     def _tool_call_delta(self, message_id: str, calls: dict[int, dict[str, Any]], event: ToolCallDelta) -> None:
+        event = ToolCallDelta(event.index, id=event.id and clean(event.id), name=event.name and clean(event.name),
+                              arguments=clean(event.arguments))  # fmt: skip
         call = calls.get(event.index)
         if call is None:
             call = {"id": event.id or f"call_{event.index}", "name": event.name or "", "args": [], "sent": 0, "at": 0.0}
@@ -359,6 +379,22 @@ class Run:
         )
 
     def _run_tool(self, call: dict[str, Any]) -> None:
+        """Validate and run one call. However it goes, its row ends: ``success``, or ``error`` with
+        the true reason (bad arguments, the tool raised, the answer was aborted, a store write
+        failed)."""
+        try:
+            self._validate_and_run(call)
+        except BaseException as exc:
+            reason = f"the tool call could not be completed: {type(exc).__name__}: {exc}"
+            try:
+                self.store.update_tool_call(call["row"], status="error", error=clean(reason))
+            except Exception:
+                log.exception("threadwidget: could not record the end of tool call %s", call["row"])
+            if isinstance(exc, Exception) and self.failure is None:
+                self.failure = exc
+            raise
+
+    def _validate_and_run(self, call: dict[str, Any]) -> None:
         store, row = self.store, call["row"]
         tool = self.agent.tools.get(call["name"])
         try:
@@ -371,9 +407,12 @@ class Run:
         except ToolArgumentsError as exc:
             with self._lock:
                 self._invalid_calls += 1
-            store.update_tool_call(row, status="error", error=str(exc))
+            store.update_tool_call(row, status="error", error=clean(str(exc)))
             if self._invalid_calls > self.agent.max_tool_retries:
                 self._fail_invalid()
+            return
+        if self.cancel.is_set():
+            store.update_tool_call(row, status="error", error=f"not run: the answer was {self.cancel_reason}")
             return
         store.update_tool_call(row, status="running")
         last = [0.0]
@@ -382,24 +421,77 @@ class Run:
             now = time.monotonic()
             if now - last[0] >= PROGRESS_SECONDS or fraction in (0.0, 1.0):
                 last[0] = now
-                store.update_tool_call(row, progress=fraction, progress_note=note)
+                store.update_tool_call(row, progress=fraction, progress_note=None if note is None else clean(note))
 
         ctx = ToolContext(
             thread_id=self.thread_id, message_id=self._message_id, call_id=call["id"], tool_name=tool.name,
             on_progress=on_progress, cancel_event=self.cancel,
         )  # fmt: skip
-        try:
-            result = tool.invoke(arguments, ctx)
-        except Exception as exc:
-            message = "aborted" if self.cancel.is_set() else f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, ToolError) and not self.cancel.is_set():
-                message = str(exc)
-            store.update_tool_call(row, status="error", error=message)
+        finished, outcome = self._invoke(tool, arguments, ctx, row)
+        if not finished:  # aborted, and the tool did not stop: its result, if any, comes too late
+            store.update_tool_call(row, status="error", error=f"cancelled: the answer was {self.cancel_reason} "
+                                   f"while the tool ran, and it did not stop within {CANCEL_GRACE:g} s")  # fmt: skip
+            return
+        if isinstance(outcome, BaseException):
+            if self.cancel.is_set():
+                message = f"cancelled: the answer was {self.cancel_reason} while the tool ran"
+            elif isinstance(outcome, ToolError):
+                message = str(outcome)
+            else:
+                message = f"{type(outcome).__name__}: {outcome}"
+            store.update_tool_call(row, status="error", error=clean(message))
             log.info("tool %s raised: %s", tool.name, message)
             return
-        text = tool.result_to_text(result)
+        text = clean(tool.result_to_text(outcome))
         try:
             json.loads(text)
         except ValueError:
             text = json.dumps(text)  # the result column holds JSON text
+        if self.cancel.is_set():  # it returned, but the answer was stopped meanwhile
+            cancelled = f"cancelled: the answer was {self.cancel_reason} while the tool ran"
+            store.update_tool_call(row, status="error", result=text, error=cancelled)
+            return
         store.update_tool_call(row, status="success", result=text, progress=1.0)
+
+    def _invoke(self, tool: Tool, arguments: dict[str, Any], ctx: ToolContext, row: str) -> tuple[bool, Any]:
+        """Run the tool in its own thread: ``(True, result or exception)``, or ``(False, None)`` when
+        the answer was aborted and the tool did not return within ``CANCEL_GRACE`` of it (it is left
+        to finish in the background; what it returns then is recorded as discarded)."""
+        finished = threading.Event()  # the tool returned or raised
+        wake = threading.Event()  # that, or the answer was aborted
+        lock = threading.Lock()
+        box: list[Any] = []
+        abandoned = [False]
+
+        def call() -> None:
+            try:
+                outcome: Any = tool.invoke(arguments, ctx)
+            except BaseException as exc:  # handed to the caller, who records it
+                outcome = exc
+            with lock:
+                box.append(outcome)
+                late = abandoned[0]
+            finished.set()
+            wake.set()
+            if late:
+                with contextlib.suppress(Exception):
+                    self.store.update_tool_call(row, error=clean(
+                        f"cancelled: the answer was {self.cancel_reason} while the tool ran; it finished "
+                        "later and its result was discarded"))  # fmt: skip
+
+        threading.Thread(target=call, name=f"threadwidget-tool-{tool.name}", daemon=True).start()
+        with self._lock:
+            self._tool_waits.add(wake)
+        if self.cancel.is_set():
+            wake.set()
+        try:
+            wake.wait()
+        finally:
+            with self._lock:
+                self._tool_waits.discard(wake)
+        finished.wait(CANCEL_GRACE)  # at once when it finished; else the grace of an abort
+        with lock:
+            if box:
+                return True, box[0]
+            abandoned[0] = True
+        return False, None

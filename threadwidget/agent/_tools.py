@@ -164,6 +164,10 @@ class Tool:
             raise ToolArgumentsError(
                 self._message([f"the arguments are not valid JSON ({exc}); the text was: {shown}"])
             ) from exc
+        except RecursionError:
+            raise ToolArgumentsError(
+                self._message(["the arguments are nested too deeply to read; send a flat JSON object"])
+            ) from None
         try:
             obj = self.arguments_model.model_validate_json(text, strict=self.strict)
         except pydantic.ValidationError as exc:
