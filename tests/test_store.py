@@ -124,7 +124,13 @@ def test_usage_by_agent_groups_most_tokens_first(store: tw.Store) -> None:
         (lambda s, t: s.add_message(t, role="user", text=3), r"text=3 .*expected a str"),
         (lambda s, t: s.add_message(t, role="user", status="done"), r"status='done'.*pending"),
         (lambda s, t: s.create_thread(metadata=["x"]), r"metadata=\['x'\].*expected a dict"),
-        (lambda s, t: s.create_thread(metadata={"f": object()}), r"cannot be stored.*JSON-serialisable"),
+        (lambda s, t: s.create_thread(metadata={"f": object()}), r"cannot be stored.*Pass only JSON values"),
+        (lambda s, t: s.create_thread(metadata={"score": float("nan")}), r"cannot be stored.*no NaN"),
+        (lambda s, t: s.create_thread(title=b"bytes title"), r"title=b'bytes title' is not valid; expected a str"),
+        (lambda s, t: s.add_message(t, role="user", text="caf\udce9"), r"text holds '\\udce9' at position 3"),
+        (lambda s, t: s.ask(t, "x", user_id=7), r"user_id=7 is not valid"),
+        (lambda s, t: s.add_message(t, role="assistant", status="streaming"), r"nothing would ever end it.*start_run"),
+
         (lambda s, t: s.list_messages(t, limit=0), r"limit=0 .*positive int"),
         (lambda s, t: s.append_delta("msg_nope", "x"), r"no message with id 'msg_nope'"),
         (lambda s, t: s.add_message("th_nope", role="user"), r"no thread with id 'th_nope'.*create_thread"),
@@ -288,3 +294,12 @@ def test_closing_while_other_threads_write_never_crashes(db_path: Path) -> None:
     for _ in range(10):
         outcomes = _close_under_writers(db_path)
         assert len(outcomes) == 4 and all("is closed" in str(e) for e in outcomes)
+
+
+def test_paging_with_a_message_of_another_thread_is_refused(store: tw.Store) -> None:
+    mine, other = store.create_thread(), store.create_thread()
+    store.add_message(mine.id, role="user", text="mine")
+    elsewhere = store.add_message(other.id, role="user", text="other")
+    for page in ({"before": elsewhere.id}, {"after": elsewhere.id}):
+        with pytest.raises(tw.InvalidArgumentError, match="belongs to thread .*a message of this thread"):
+            store.list_messages(mine.id, **page)

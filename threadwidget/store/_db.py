@@ -20,7 +20,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .._errors import (
     InvalidArgumentError,
@@ -35,7 +35,7 @@ from ._files import create_mode, precreate, sqlite_error, write_problem
 from ._schema import migrate
 from ._wake import Bell, make_waiter, network_filesystem
 
-__all__ = ["Database", "StoreWarning", "check_choice", "default_path"]
+__all__ = ["Database", "StoreWarning", "check_choice", "check_number", "check_text", "default_path"]
 
 T = TypeVar("T")
 D = TypeVar("D", bound="Database")
@@ -75,6 +75,25 @@ def check_choice(name: str, value: str, choices: Iterable[str]) -> None:
     choices = tuple(choices)
     if value not in choices:
         raise InvalidArgumentError(f"{name}={value!r} is not valid; expected one of {', '.join(choices)}.")
+
+
+def check_text(name: str, value: Any, *, optional: bool = False) -> Any:
+    """A str that can be stored (UTF-8: no lone surrogates), or a clear error naming ``name``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        expected = "a str or None" if optional else "a str"
+        raise InvalidArgumentError(f"{name}={value!r} is not valid; expected {expected}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start : exc.end]
+        raise InvalidArgumentError(
+            f"{name} holds {bad!r} at position {exc.start}, which is not text (a lone surrogate, e.g. from a "
+            "file name that is not UTF-8); decode it properly or replace it, e.g. "
+            "s.encode('utf-8', 'replace').decode()."
+        ) from None
+    return value
 
 
 def check_number(name: str, value: object, *, above: float, example: str) -> None:

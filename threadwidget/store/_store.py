@@ -13,9 +13,9 @@ import sqlite3
 from typing import Any
 
 from .._errors import InvalidArgumentError, NotFoundError
-from .._statuses import FINAL_STATUSES, MESSAGE_STATUSES, ROLES, TOOL_CALL_STATUSES
+from .._statuses import FINAL_STATUSES, LIVE_STATUSES, MESSAGE_STATUSES, ROLES, TOOL_CALL_STATUSES
 from .._usage import Usage
-from ._db import Database, check_choice
+from ._db import Database, check_choice, check_text
 from ._rows import Delta, Message, Thread, ToolCall, new_id
 from ._turns import Turns
 
@@ -37,11 +37,12 @@ def _dump_metadata(metadata: Any) -> str | None:
     if not isinstance(metadata, dict):
         raise InvalidArgumentError(f"metadata={metadata!r} is not valid; expected a dict of JSON-serialisable values.")
     try:
-        return json.dumps(metadata)
+        text = json.dumps(metadata, allow_nan=False)  # NaN and Infinity are not JSON: readers would choke
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(
-            f"metadata={metadata!r} cannot be stored: {exc}. Pass only JSON-serialisable values."
+            f"metadata={metadata!r} cannot be stored: {exc}. Pass only JSON values (no NaN or Infinity)."
         ) from None
+    return check_text("metadata", text)
 
 
 class Store(Turns, Database):
@@ -63,6 +64,8 @@ class Store(Turns, Database):
         agent: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Thread:
+        for name, value in (("title", title), ("user_id", user_id), ("agent", agent)):
+            check_text(name, value, optional=True)
         meta = _dump_metadata(metadata)
         tid = new_id("th")
 
@@ -121,11 +124,11 @@ class Store(Turns, Database):
     ) -> Thread:
         fields: dict[str, Any] = {}
         if title is not _UNSET:
-            fields["title"] = title
+            fields["title"] = check_text("title", title, optional=True)
         if user_id is not _UNSET:
-            fields["user_id"] = user_id
+            fields["user_id"] = check_text("user_id", user_id, optional=True)
         if agent is not _UNSET:
-            fields["agent"] = agent
+            fields["agent"] = check_text("agent", agent, optional=True)
         if metadata is not _UNSET:
             fields["metadata"] = _dump_metadata(metadata)
 
@@ -174,8 +177,15 @@ class Store(Turns, Database):
         ``Answer``)."""
         check_choice("role", role, ROLES)
         check_choice("status", status, MESSAGE_STATUSES)
-        if not isinstance(text, str):
-            raise InvalidArgumentError(f"text={text!r} is not valid; expected a str.")
+        if status in LIVE_STATUSES and not (role == "user" and status == "pending"):
+            raise InvalidArgumentError(
+                f"status={status!r} is not valid for add_message(role={role!r}): nothing would ever end it. "
+                "A message being written needs a writer's lease: use store.start_run(); a prompt that waits "
+                "for an answer: store.ask() (or role='user', status='pending')."
+            )
+        check_text("text", text)
+        for name, value in (("agent", agent), ("model", model), ("user_id", user_id)):
+            check_text(name, value, optional=True)
         meta = _dump_metadata(metadata)
         mid = new_id("msg")
 

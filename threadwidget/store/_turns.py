@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import InvalidArgumentError, NotFoundError
 from ._answer import Answer
+from ._db import check_text
 from ._rows import Message, Thread, new_id
 
 if TYPE_CHECKING:
@@ -126,9 +127,9 @@ class Turns:
         lease. Else ``(prompt, None)``: the prompt waits as ``pending``."""
         if not isinstance(text, str) or not text.strip():
             raise InvalidArgumentError(f"prompt {text!r} is not valid; expected a non-empty str.")
+        check_text("prompt", text)
         for name, value in (("user_id", user_id), ("agent", agent)):
-            if value is not None and not isinstance(value, str):
-                raise InvalidArgumentError(f"{name}={value!r} is not valid; expected a str or None.")
+            check_text(name, value, optional=True)
         mid = new_id("msg")
 
         def write(conn: sqlite3.Connection, now: float) -> tuple[Message, Message | None]:
