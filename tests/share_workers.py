@@ -19,7 +19,7 @@ import warnings
 
 import inotify_simple  # noqa: F401
 import sqlite_utils
-import sqlite_utils.migrations  # noqa: F401
+import sqlite_utils.migrations
 
 import threadwidget as tw
 

@@ -301,5 +301,5 @@ def test_paging_with_a_message_of_another_thread_is_refused(store: tw.Store) -> 
     store.add_message(mine.id, role="user", text="mine")
     elsewhere = store.add_message(other.id, role="user", text="other")
     for page in ({"before": elsewhere.id}, {"after": elsewhere.id}):
-        with pytest.raises(tw.InvalidArgumentError, match="belongs to thread .*a message of this thread"):
+        with pytest.raises(tw.InvalidArgumentError, match=r"belongs to thread .*a message of this thread"):
             store.list_messages(mine.id, **page)
