@@ -102,3 +102,33 @@ def test_busy_is_not_confused_with_other_errors(tmp_path: Path) -> None:
         finally:
             holder.execute("ROLLBACK")
             holder.close()
+
+
+def test_another_applications_database_is_refused_untouched(tmp_path: Path) -> None:
+    import sqlite3
+
+    foreign = tmp_path / "inventory.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE items (sku TEXT, qty INT)")
+    conn.execute("INSERT INTO items VALUES ('a-1', 3)")
+    conn.execute("PRAGMA user_version = 7")
+    conn.commit()
+    conn.close()
+    before = foreign.read_bytes()
+    with pytest.raises(tw.NotADatabaseError, match=r"another application \(tables: items\).*left untouched"):
+        tw.Store(foreign)
+    assert foreign.read_bytes() == before  # byte for byte: no WAL switch, no tables, no user_version
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inventory.db"]  # and no side files
+
+
+def test_a_damaged_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "threads.db"
+    with tw.Store(path) as store:
+        thread = store.create_thread()
+        for i in range(200):
+            store.add_message(thread.id, role="user", text=f"message {i} " * 20)
+    data = bytearray(path.read_bytes())
+    data[4096 : 4096 + 2048] = os.urandom(2048)  # flipped bytes in the second page
+    path.write_bytes(bytes(data))
+    with pytest.raises(tw.CorruptStoreError, match=r"is damaged \(database disk image is malformed"):
+        tw.Store(path)  # found at open, before anything reads or writes it

@@ -181,8 +181,13 @@ class Database:
             )
         conn = self._conn()
         try:
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]  # ~1 ms a MB, once per open
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {'; '.join(problems)}")
             migrate(conn, str(self.path))
         except sqlite3.Error as exc:
+            conn.close()
+            self._closed = True
             raise sqlite_error(exc, self.path) from exc
         #: why this process cannot write the store (``None`` when it can); views show it
         self.read_only: str | None = write_problem(self.path)
@@ -209,6 +214,28 @@ class Database:
                     f"{p} is not a SQLite database (its first bytes are {head[:16]!r}). Pass the path of a "
                     "threadwidget store, or a new path to create one."
                 )
+            self._check_foreign(p)
+
+    @staticmethod
+    def _check_foreign(p: Path) -> None:
+        """Refuse another application's SQLite file before anything writes to it (a WAL switch or
+        our tables would change it): looked at read-only, so it stays byte for byte as it was."""
+        try:
+            conn = sqlite3.connect(f"{p.absolute().as_uri()}?mode=ro", uri=True)
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, p) from exc
+        ours = {"threads", "messages", "_sqlite_migrations"}
+        if tables and not ours <= tables:
+            shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+            raise NotADatabaseError(
+                f"{p} is a SQLite database of another application (tables: {shown}), not a threadwidget "
+                "store; it was left untouched. Pass the path of a threadwidget store, or a new path to "
+                "create one."
+            )
 
     def _file_mode(self) -> int:
         """A new side file's mode: the database's (so every user of it can write it too)."""
