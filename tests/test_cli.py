@@ -351,3 +351,27 @@ def test_serve_rejects_a_bad_target(tmp_path: Path, db_path: Path, target: str, 
     (tmp_path / "my_agents.py").write_text(AGENTS_MODULE)
     line = _one_error_line(run("serve", target, "--db", str(db_path), cwd=tmp_path))
     assert says in line and target.partition(":")[0] in line
+
+
+def test_check_finds_what_breaks_the_invariants(db_path: Path) -> None:
+    with tw.Store(db_path) as s:
+        thread = s.create_thread(agent="support")
+        s.add_message(thread.id, role="user", text="fine")
+    ok = run("check", "--db", str(db_path))
+    assert ok.returncode == 0 and ok.stdout.startswith("ok: ") and "no problems found" in ok.stdout
+    raw = sqlite3.connect(db_path)  # what a crash or another program could leave
+    raw.execute(
+        "INSERT INTO messages (id, thread_id, position, step, role, text, status, created_at, updated_at, turn) "
+        "VALUES ('msg_orphan', ?, 5, 0, 'assistant', '', 'streaming', 0, 0, 5)",
+        (thread.id,),
+    )
+    raw.execute("INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES ('msg_orphan', ?, 2, 'x', 0)",
+                (thread.id,))  # fmt: skip
+    raw.commit()
+    raw.close()
+    bad = run("check", "--db", str(db_path))
+    assert bad.returncode == 1
+    assert "message msg_orphan: 1 deltas numbered up to 2 (a gap)" in bad.stdout
+    assert "message msg_orphan is streaming but nobody writes it (no lease)" in bad.stdout
+    report = json.loads(run("check", "--db", str(db_path), "--json").stdout)
+    assert len(report["problems"]) == 2

@@ -331,3 +331,28 @@ def test_the_watcher_works_in_a_process_with_more_than_1024_open_files(tmp_path:
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_live_rows_nobody_writes_are_ended_by_a_watching_process(store: tw.Store) -> None:
+    thread = store.create_thread()
+    step = store.add_message(thread.id, role="assistant", text="called a tool")
+    call = store.add_tool_call(step.id, call_id="c1", name="list_files", status="running")
+    raw = sqlite3.connect(store.path)  # a crash of an older version, or another program, left these
+    raw.execute(
+        "INSERT INTO messages (id, thread_id, position, step, role, text, status, created_at, updated_at, turn) "
+        "VALUES ('msg_orphan', ?, 9, 0, 'assistant', '', 'streaming', 0, 0, 9)",
+        (thread.id,),
+    )
+    raw.execute(
+        "INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES ('msg_orphan', ?, 1, 'part', 0)",
+        (thread.id,),
+    )
+    raw.commit()
+    raw.close()
+    assert len(store.check()) == 2
+    store.start_watching()  # any open view is enough
+    wait_until(lambda: store.get_message("msg_orphan").status == "failed")
+    orphan = store.get_message("msg_orphan")
+    assert orphan.text == "part" and orphan.ends_answer and "no lease" in (orphan.error or "")
+    wait_until(lambda: store.get_tool_call(call.id).status == "error")
+    assert store.check() == []

@@ -282,6 +282,25 @@ def serve(target: str, db: Path | None, max_concurrent: int) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+@db_option
+def check(db: Path | None, as_json: bool) -> None:
+    """Check a store: SQLite's integrity check, then the rows' invariants (gapless deltas, no live
+    row without a writer, no expired lease, every answer ended). Reads only; exit 1 on problems."""
+    with _open(db) as store:
+        problems = store.check()
+    if as_json:
+        _echo_json({"path": str(store.path), "problems": problems})
+    elif problems:
+        for problem in problems:
+            click.echo(f"problem: {problem}")
+    else:
+        click.echo(f"ok: {store.path}: no problems found")
+    if problems:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
 @click.option("--thread", "thread_id", metavar="THREAD", help="Only this thread.")
 @click.option("--agent", metavar="AGENT", help="Only this agent's answers.")
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")

@@ -147,6 +147,8 @@ def _m002_answers(db: Database) -> None:
     )
     # thread order, and an answer's steps (same thread and turn); waiting prompts use messages_pending
     db.execute("CREATE INDEX messages_turn ON messages (thread_id, turn, position)")
+    # the tool calls still open, for the watcher that ends those nobody writes (only live rows)
+    db.execute("CREATE INDEX tool_calls_open ON tool_calls (message_id) WHERE status IN ('streaming_args', 'running')")
 
 
 MIGRATIONS = [_m001_initial, _m002_answers]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from typing import Any
 
 from .._errors import InvalidArgumentError, NotFoundError
@@ -480,6 +481,36 @@ class Store(Turns, Database):
         (count,) = self._conn().execute("SELECT MAX(seq) - MIN(seq) FROM changes").fetchone()
         if count and count > self._keep_changes * 1.2:
             self.prune_changes()
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Problems found in the file and in the rows' invariants (an empty list: none): SQLite's
+        integrity check, gaps in a message's deltas, live rows nobody writes (no lease), expired
+        leases not yet reaped, answers without a last step. Reads only."""
+        conn = self._conn()
+        problems = [f"integrity: {r[0]}" for r in conn.execute("PRAGMA integrity_check(20)") if r[0] != "ok"]
+        now = time.time()
+        queries = [
+            ("SELECT message_id, COUNT(*), MAX(seq) FROM deltas GROUP BY message_id HAVING COUNT(*) != MAX(seq)",
+             "message {0}: {1} deltas numbered up to {2} (a gap)"),
+            ("SELECT id, status FROM messages WHERE role = 'assistant' AND status IN ('pending', 'streaming') "
+             "AND id NOT IN (SELECT message_id FROM runs)",
+             "message {0} is {1} but nobody writes it (no lease)"),
+            ("SELECT id, name, status FROM tool_calls WHERE status IN ('streaming_args', 'running') "
+             "AND message_id NOT IN (SELECT message_id FROM runs)",
+             "tool call {0} ({1}) is {2} but its answer has no writer"),
+            (f"SELECT message_id, thread_id FROM runs WHERE lease_expires_at < {now!r}",
+             "the lease on message {0} (thread {1}) expired; a watching process will end it"),
+            ("SELECT DISTINCT p.id FROM messages p JOIN messages s ON s.reply_to = p.id AND s.thread_id = p.thread_id "
+             "AND s.turn = p.turn WHERE NOT EXISTS (SELECT 1 FROM messages e WHERE e.reply_to = p.id "
+             "AND e.thread_id = p.thread_id AND e.turn = p.turn AND e.ends_answer = 1) "
+             "AND NOT EXISTS (SELECT 1 FROM runs r JOIN messages m ON m.id = r.message_id WHERE m.reply_to = p.id)",
+             "the answer to prompt {0} has no last step and nobody writes it"),
+        ]  # fmt: skip
+        for sql, says in queries:
+            problems += [says.format(*row) for row in conn.execute(sql)]
+        return problems
 
     # -- usage ----------------------------------------------------------------------------------
 

@@ -24,13 +24,14 @@ from ._rows import Message, Thread, new_id
 if TYPE_CHECKING:
     from ._store import Store
 
-__all__ = ["CANCELLED", "LEASE_SECONDS", "WRITER_STOPPED", "Turns"]
+__all__ = ["CANCELLED", "LEASE_SECONDS", "ORPHANED", "WRITER_STOPPED", "Turns"]
 
 log = logging.getLogger("threadwidget.store")
 
 LEASE_SECONDS = 3.0
 WRITER_STOPPED = "writer stopped: the process writing this answer died or hung (its lease expired)"
 CANCELLED = "cancelled before it was answered"
+ORPHANED = "writer stopped: nobody was writing this (no lease; left by a crash or another program)"
 _NO_CLAIM: Any = object()
 
 
@@ -334,12 +335,49 @@ class Turns:
         keys = ("message_id", "thread_id", "agent", "owner", "lease_expires_at", "abort_requested")
         return [dict(zip(keys, r, strict=True)) for r in self._conn().execute(sql, args)]
 
+    _ORPHAN_MESSAGES = (
+        "SELECT id, thread_id FROM messages WHERE status IN ('pending', 'streaming') AND role = 'assistant' "
+        "AND id NOT IN (SELECT message_id FROM runs)"
+    )
+    _ORPHAN_CALLS = (
+        "SELECT id, thread_id FROM tool_calls WHERE status IN ('streaming_args', 'running') "
+        "AND message_id NOT IN (SELECT message_id FROM runs)"
+    )
+
+    def _end_orphans(self, conn: sqlite3.Connection) -> None:
+        """End live assistant messages and open tool calls that no lease covers (cheap: both
+        queries use an index of live rows)."""
+        if not (conn.execute(self._ORPHAN_MESSAGES).fetchone() or conn.execute(self._ORPHAN_CALLS).fetchone()):
+            return
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            for mid, thread_id in conn.execute(self._ORPHAN_MESSAGES).fetchall():
+                text = "".join(t for (t,) in conn.execute("SELECT text FROM deltas WHERE message_id = ? ORDER BY seq",
+                                                          (mid,)))  # fmt: skip
+                conn.execute(
+                    "UPDATE messages SET status = 'failed', error = ?, text = ?, ends_answer = 1, updated_at = ? "
+                    "WHERE id = ?",
+                    (ORPHANED, text, now, mid),
+                )
+                self._log(conn, thread_id, "message", "update", mid, now)
+            for tcid, thread_id in conn.execute(self._ORPHAN_CALLS).fetchall():
+                conn.execute(
+                    "UPDATE tool_calls SET status = 'error', error = ?, ended_at = ?, updated_at = ? WHERE id = ?",
+                    (ORPHANED, now, now, tcid),
+                )
+                self._log(conn, thread_id, "tool_call", "update", tcid, now)
+
+        self._write(write)
+        log.warning("threadwidget: ended live rows that had no writer: %s", ORPHANED)
+
     def reap_expired(self) -> list[str]:
         """End every answer whose writer's lease expired: its step ``failed`` with the text streamed
         so far (or, in its tool phase, a ``failed`` last step), its open tool calls ``error``, and
-        the thread's turn handed to the next prompt. Any process with an open store may do this;
-        the watcher thread does it about once a second."""
+        the thread's turn handed to the next prompt. Live rows that have no writer at all (left by
+        a crash of an older version, or another program) are ended too. Any process with an open
+        store may do this; the watcher thread does it about once a second."""
         conn = self._conn()
+        self._end_orphans(conn)
         if conn.execute("SELECT 1 FROM runs WHERE lease_expires_at < ? LIMIT 1", (time.time(),)).fetchone() is None:
             return []
 
