@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 
 import pytest
@@ -426,3 +427,14 @@ def test_abort_does_not_wait_for_a_tool_that_ignores_it(store: tw.Store) -> None
     release.set()
     wait_until(lambda: "result was discarded" in (store.get_tool_call(call.id).error or ""))
     assert store.get_tool_call(call.id).result is None  # the late result is not taken
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [({"store": "threads.db"}, "store='threads.db' is not a tw.Store"),
+     ({"max_tool_retries": "x"}, "max_tool_retries='x'"), ({"max_steps": 0}, "max_steps=0"),
+     ({"context_messages": True}, "context_messages=True")],
+)  # fmt: skip
+def test_agent_options_are_checked_at_the_call(store: tw.Store, options: dict, named: str) -> None:
+    with pytest.raises(tw.InvalidArgumentError, match=re.escape(named)):
+        tw.Agent("a", model=tw.ScriptedModel(), **{"store": store, **options})

@@ -615,3 +615,11 @@ def test_a_read_only_store_disables_the_box_and_keeps_what_was_typed(
     browser_sends(view, {"kind": "send", "text": "typed before the box was disabled"})
     assert store.list_messages(thread.id) == [] and view.error == f"Not sent: {store.read_only}"
     assert comm_of(view).customs("unsent") == [{"kind": "unsent", "text": "typed before the box was disabled"}]
+
+
+def test_a_view_of_a_thread_id_without_a_store_does_not_create_one(comms: list[RecordingComm]) -> None:
+    default = tw.store.default_path()
+    assert not default.exists()
+    with pytest.raises(tw.InvalidArgumentError, match=r"default store .* does not exist; pass store="):
+        tw.ChatView("th_0123")
+    assert not default.exists()

@@ -96,6 +96,7 @@ class Run:
         self._lease_lock = threading.Lock()  # a lease moves (or ends) and _held follows it, as one
         self._ended = False  # a step with ends_answer was written
         self._tool_waits: set[threading.Event] = set()  # set by abort(): stop waiting for tools
+        self._fatal: BaseException | None = None  # an error that escaped the steps
         self._stream: ModelStream | None = None
         self._buffer: list[str] = []
         self._buffered = 0  # characters in _buffer
@@ -196,6 +197,9 @@ class Run:
                 "raise max_steps or check the tools' results"
             )
             self._last_step(self.agent.max_steps, "failed", str(self.failure))
+        except BaseException as exc:
+            self._fatal = exc  # what ends the answer, in _release, if nothing else did
+            raise
         finally:
             self._stopping = True
             self._kick.set()
@@ -206,8 +210,10 @@ class Run:
     def _release(self) -> None:
         """However the run ends, the answer ends and the thread's turn passes on."""
         if not self._ended and self._held is not None:
+            fatal = self._fatal
+            reason = f"{type(fatal).__name__}: {fatal}" if fatal is not None else "the writing process stopped it"
             try:
-                self._last_step(None, "failed", "the answer stopped unexpectedly in the writing process")
+                self._last_step(None, "failed", f"the answer could not go on: {reason}")
             except Exception:
                 log.exception("threadwidget: could not record the end of an answer")
         with self._lease_lock:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 import anywidget
 
 from .._errors import InvalidArgumentError, MissingBundleError
-from ..store import Store, Subscription
+from ..store import Store, Subscription, default_path
 
 if TYPE_CHECKING:
     from ..agent import Agent, AgentThread
@@ -249,6 +249,12 @@ def resolve_store(store: Store | None, agent: Agent | None) -> Store:
         return store
     if agent is not None:
         return agent.store
+    path = default_path()
+    if not path.exists():  # a view of a thread id cannot show anything in a store that is not there
+        raise InvalidArgumentError(
+            f"no store given, and the default store {path} does not exist; pass store=tw.Store(path) "
+            "(the store that holds the thread), or an AgentThread."
+        )
     return Store()
 
 
