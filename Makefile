@@ -26,6 +26,7 @@ lint: install
 	$(BIN)/ruff check threadwidget tests bench
 	$(BIN)/ruff format --check threadwidget
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 js-test: install
 	cd js && (test -d node_modules || npm ci --no-audit --no-fund) && npm test && npm run typecheck

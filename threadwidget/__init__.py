@@ -33,7 +33,7 @@ from ._errors import (
 from ._usage import Usage
 from .store import Answer, Delta, Event, Message, Store, StoreWarning, Subscription, Thread, ToolCall
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> module that defines it, imported on first access
 _LAZY = {

@@ -159,7 +159,7 @@ def check_version(conn: sqlite3.Connection, path: str) -> int:
     """Refuse a file written by a newer threadwidget. Returns the file's schema version."""
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        from .. import __version__
+        from .._version import __version__
 
         raise SchemaVersionError(
             f"{path} has thread-store schema version {version}, but threadwidget {__version__} "
