@@ -31,9 +31,8 @@ from ._errors import (
     ToolError,
 )
 from ._usage import Usage
-from .store import Answer, Delta, Event, Message, Store, StoreWarning, Subscription, Thread, ToolCall
-
 from ._version import __version__
+from .store import Answer, Delta, Event, Message, Store, StoreWarning, Subscription, Thread, ToolCall
 
 # public name -> module that defines it, imported on first access
 _LAZY = {

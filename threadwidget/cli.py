@@ -24,12 +24,12 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from ._version import __version__
 from ._cli_render import print_transcript, span, threads_table, usage_dict, usage_table, usage_text
 from ._cli_serve import Answers, answer_line, load_agent
 from ._cli_tail import Follower
 from ._errors import NotFoundError, ThreadwidgetError
 from ._statuses import LIVE_STATUSES
+from ._version import __version__
 from .store import Event, Message, Store, Thread, default_path
 
 __all__ = ["cli", "main"]
