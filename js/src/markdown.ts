@@ -5,61 +5,19 @@
 // only http(s)/mailto/relative URLs, no images or media (a remote image is a way to leak the
 // conversation), no forms, frames, styles, ids or event handlers; links open in a new tab with
 // `rel="noopener noreferrer"`.
-//
-// Hostile output degrades, never kills. marked recurses once per nesting level (a few thousand
-// `>` overflow the stack) and is quadratic on some inline patterns (40 kB of `_a` takes seconds),
-// so before parsing, one linear pass over the text prices each block (lines between blank lines)
-// against the bounds below; a block past them, and text past the size limit, is shown as plain
-// text. Nothing is dropped, and whatever still goes wrong is caught: the text is then shown plain.
-// tests/hostile-corpus.ts keeps the inputs these bounds were measured on.
 
 import DOMPurify from "dompurify";
 import { Marked, type Tokens } from "marked";
 import { highlight } from "./highlight";
 
-/** Markdown is rendered for this many characters at most (cut at a line); the rest is plain text.
- * Every render is linear below it, but 100 kB of dense markdown already takes ~0.2 s to render. */
-export const MAX_MARKDOWN_CHARS = 100_000;
-/** Containers (`>`, list levels) on one line; deeper blocks are plain. marked recurses per level
- * and overflows the stack at ~1,000–3,000; real answers nest 2–4 deep. */
-export const MAX_NESTING = 16;
-/** Work allowed per render for emphasis, in openers × delimiter runs (`*`, `_`, `~`) summed over
- * blocks: marked pairs each opener with the runs after it, quadratic in a block. ~20 ms at most. */
-export const EMPHASIS_BUDGET = 200_000;
-/** Work allowed per render for long words, in stops × word length: at each `! * _ ~` or backtick
- * in a word, marked's GFM text rule rescans the word to its end looking for an e-mail `@`. */
-export const WORD_BUDGET = 4_000_000;
-/** Characters of code highlighted per render; later code blocks are shown unhighlighted.
- * highlight.js takes ~2 ms per kB of Python. */
-export const HIGHLIGHT_BUDGET = 50_000;
-/** The streaming tail is re-rendered on every frame: `splitSettled` keeps it under this length
- * where a line ends, and a longer tail (one long line, an open code fence) is not parsed. */
-export const MAX_TAIL_CHARS = 8_000;
-
-interface Budget {
-  emphasis: number;
-  words: number;
-  highlight: number;
-}
-
-const FULL: Budget = { emphasis: EMPHASIS_BUDGET, words: WORD_BUDGET, highlight: HIGHLIGHT_BUDGET };
-/** The tail's budget, spent on every frame while streaming: a few ms of worst-case work. */
-const TAIL: Budget = { emphasis: EMPHASIS_BUDGET / 4, words: WORD_BUDGET / 10, highlight: 0 };
-
 const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
 
-/** `text` as one paragraph of plain text (the `tw-plain` class keeps its line breaks). */
-const plainText = (text: string): string => (text ? `<p class="tw-plain">${escapeHtml(text)}</p>` : "");
-
-let highlightLeft = 0; // characters of code the render in progress may still highlight
-
 function codeBlock({ text, lang }: Tokens.Code, highlighted: boolean): string {
   const name = (lang ?? "").match(/^[\w+.-]+/)?.[0] ?? "";
-  const body = highlighted && name && text.length <= highlightLeft ? highlight(text, name) : null;
-  if (body !== null) highlightLeft -= text.length;
+  const body = (highlighted && name && highlight(text, name)) || escapeHtml(text);
   const cls = name ? ` class="language-${name}"` : "";
-  return `<pre><code${cls}>${body || escapeHtml(text)}</code></pre>\n`;
+  return `<pre><code${cls}>${body}</code></pre>\n`;
 }
 
 function makeMarked(highlighted: boolean): Marked {
@@ -81,8 +39,7 @@ const highlighted = makeMarked(true);
 const purify = DOMPurify(window);
 
 const SAFE_URL = /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i;
-// `tw-plain` is ours (hostile blocks shown as text); markdown cannot produce class attributes.
-const SAFE_CLASS = /^(?:hljs(?:-[\w-]+)?|language-[\w+.-]+|tw-plain)$/;
+const SAFE_CLASS = /^(?:hljs(?:-[\w-]+)?|language-[\w+.-]+)$/;
 
 const PURIFY_CONFIG = {
   USE_PROFILES: { html: true },
@@ -110,210 +67,10 @@ purify.addHook("afterSanitizeAttributes", (node) => {
   }
 });
 
-// ---- the pre-scan ----------------------------------------------------------------------------
-
-const FENCE = /^ {0,3}(`{3,}(?=[^`]*$)|~{3,})/;
-
-/** The code fence open after `line` ("" for none), given the one open before it. */
-function fenceAfter(line: string, fence: string): string {
-  const marker = FENCE.exec(line)?.[1];
-  if (!fence) return marker ?? "";
-  const closes = marker && marker[0] === fence[0] && marker.length >= fence.length && line.trim() === marker;
-  return closes ? "" : fence;
-}
-
-/** Whether the line starting at `pos` (ending at `eol`) can open or close a code fence. */
-function maybeFence(text: string, pos: number, eol: number): boolean {
-  let i = pos;
-  while (i < eol && i - pos < 3 && text.charCodeAt(i) === 32) i++;
-  const c = text.charCodeAt(i);
-  return (c === 96 || c === 126) && eol - i >= 3; // ` or ~
-}
-
-/** Whether the line from `pos` to `eol` holds only spaces and tabs. */
-function isBlank(text: string, pos: number, eol: number): boolean {
-  for (let i = pos; i < eol; i++) {
-    const c = text.charCodeAt(i);
-    if (c !== 32 && c !== 9 && c !== 13) return false;
-  }
-  return true;
-}
-
-/** How many containers the line at `pos` opens: its `>` and list markers, plus two columns of
- * indentation per level when it has a marker (a nested item is indented under its parent). */
-function nesting(text: string, pos: number, eol: number): number {
-  let i = pos;
-  let indent = 0;
-  for (; i < eol; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 32) indent++;
-    else if (c === 9) indent += 4;
-    else break;
-  }
-  let markers = 0;
-  while (i < eol) {
-    const c = text.charCodeAt(i);
-    let end = -1;
-    if (c === 62) end = i + 1; // >
-    else if (c === 45 || c === 43 || c === 42) end = i + 1; // - + *
-    else if (c >= 48 && c <= 57) {
-      let j = i;
-      while (j < eol && j - i < 9 && text.charCodeAt(j) >= 48 && text.charCodeAt(j) <= 57) j++;
-      const d = text.charCodeAt(j);
-      if (d === 46 || d === 41) end = j + 1; // . )
-    }
-    if (end < 0) break;
-    const after = end < eol ? text.charCodeAt(end) : 32;
-    if (c !== 62 && after !== 32 && after !== 9) break; // a list marker needs a space after it
-    markers++;
-    i = end;
-    while (i < eol && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
-  }
-  return markers === 0 ? 0 : markers + (indent >> 1);
-}
-
-/** Characters of an e-mail local part: the run the GFM text rule rescans (see WORD_BUDGET). */
-const EMAIL_CHAR = new Uint8Array(128);
-for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&'*+/=?_`{|}~-") {
-  EMAIL_CHAR[c.charCodeAt(0)] = 1;
-}
-const isAlnum = (c: string): boolean => /[\p{L}\p{N}]/u.test(c);
-
-/** What rendering the block `text[start, end)` costs marked: emphasis and word work. */
-function blockCost(text: string, start: number, end: number): { emphasis: number; words: number } {
-  let runs = 0; // delimiter runs of * _ ~
-  let openers = 0; // those that may open emphasis
-  let words = 0;
-  let wordLength = 0;
-  let stops = 0;
-  for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 128 && EMAIL_CHAR[c]) {
-      wordLength++;
-      // each ! starts a new text token; a run of * _ ~ or backticks is consumed as one
-      if (c === 33 || ((c === 42 || c === 95 || c === 126 || c === 96) && text.charCodeAt(i - 1) !== c)) stops++;
-    } else {
-      words += stops * wordLength;
-      wordLength = stops = 0;
-    }
-    if ((c === 42 || c === 95 || c === 126) && text.charCodeAt(i - 1) !== c) {
-      runs++;
-      let j = i + 1;
-      while (j < end && text.charCodeAt(j) === c) j++;
-      const next = j < end ? text[j]! : " ";
-      // A run followed by space cannot open; nor can `_` inside a word (snake_case).
-      const inWord = c === 95 && i > start && isAlnum(text[i - 1]!) && isAlnum(next);
-      if (next.trim() !== "" && !inWord) openers++;
-    }
-  }
-  words += stops * wordLength;
-  return { emphasis: openers * runs, words };
-}
-
-/**
- * The blocks of `text` (lines between blank lines; code fences end a block) that must be shown as
- * plain text: those nesting deeper than MAX_NESTING, and those whose cost no longer fits in the
- * budget. Linear in the text. Code fences are not priced separately: if marked disagrees with
- * this scan about where a fence ends, the scan must not have skipped text that marked parses.
- */
-function plainBlocks(text: string, budget: Budget): Array<[number, number]> {
-  const found: Array<[number, number]> = [];
-  let { emphasis, words } = budget;
-  let fence = "";
-  let start = 0;
-  let deep = false;
-  const close = (end: number) => {
-    if (end > start) {
-      const cost = blockCost(text, start, end);
-      if (deep || cost.emphasis > emphasis || cost.words > words) found.push([start, end]);
-      else {
-        emphasis -= cost.emphasis;
-        words -= cost.words;
-      }
-    }
-    deep = false;
-  };
-  for (let pos = 0; pos < text.length; ) {
-    let eol = text.indexOf("\n", pos);
-    if (eol < 0) eol = text.length;
-    const wasFence = fence;
-    if (maybeFence(text, pos, eol)) fence = fenceAfter(text.slice(pos, eol), fence);
-    if (fence !== wasFence) {
-      // a fence line starts or ends a block of its own
-      close(pos);
-      start = pos;
-      if (!fence) {
-        close(eol + 1);
-        start = eol + 1;
-      }
-    } else if (!fence && isBlank(text, pos, eol)) {
-      close(pos);
-      start = eol + 1;
-    } else if (!fence && nesting(text, pos, eol) > MAX_NESTING) {
-      deep = true;
-    }
-    pos = eol + 1;
-  }
-  close(text.length);
-  return found;
-}
-
-/** Markdown → sanitized HTML within `budget`; blocks past it, and text past the size limit, plain. */
-function bounded(text: string, highlight: boolean, budget: Budget): string {
-  let rest = "";
-  if (text.length > MAX_MARKDOWN_CHARS) {
-    const [head] = splitSettled(text.slice(0, MAX_MARKDOWN_CHARS), 0);
-    rest = text.slice(head.length);
-    text = head;
-  }
-  const parser = highlight ? highlighted : plain;
-  const parse = (md: string) => (md.trim() ? parser.parse(md, { async: false }) : "");
-  highlightLeft = budget.highlight;
-  let html = "";
-  let done = 0;
-  for (const [start, end] of plainBlocks(text, budget)) {
-    html += parse(text.slice(done, start)) + asText(text.slice(start, end));
-    done = end;
-  }
-  html += parse(text.slice(done));
-  return purify.sanitize(html, PURIFY_CONFIG) + plainText(rest);
-}
-
-const OPEN_FENCE = /^ {0,3}(`{3,}|~{3,})([^\n]*)\n/;
-
-/** `block` shown without parsing: a fenced code block as code (unhighlighted), the rest as text. */
-function asText(block: string): string {
-  const open = OPEN_FENCE.exec(block);
-  if (!open) return plainText(block);
-  let code = block.slice(open[0].length);
-  if (code.endsWith("\n")) code = code.slice(0, -1);
-  const last = code.slice(code.lastIndexOf("\n") + 1);
-  if (fenceAfter(last, open[1]!) === "") code = code.slice(0, code.length - last.length);
-  return codeBlock({ text: code.endsWith("\n") ? code.slice(0, -1) : code, lang: open[2]!.trim() } as Tokens.Code, false);
-}
-
-/** `render()`, or `text` as plain text if it throws: one bad message must not stop the view. */
-function safely(text: string, render: () => string): string {
-  try {
-    return render();
-  } catch {
-    return plainText(text);
-  }
-}
-
-/** Sanitized HTML for markdown `text`; code blocks are highlighted unless `highlight` is false.
- * Never throws; hostile input comes back (partly) as plain text. */
+/** Sanitized HTML for markdown `text`; code blocks are highlighted unless `highlight` is false. */
 export function renderMarkdown(text: string, options: { highlight?: boolean } = {}): string {
-  return safely(text, () => bounded(text, options.highlight !== false, FULL));
-}
-
-/**
- * The streaming tail (from `splitSettled`), rendered on every frame: a small budget, no
- * highlighting, and no parsing past MAX_TAIL_CHARS, where the tail is an open code fence (shown
- * as code) or one long line (shown as plain text) until it settles.
- */
-export function renderTail(text: string): string {
-  return safely(text, () => (text.length <= MAX_TAIL_CHARS ? bounded(text, false, TAIL) : asText(text)));
+  const parser = options.highlight === false ? plain : highlighted;
+  return purify.sanitize(parser.parse(text, { async: false }), PURIFY_CONFIG);
 }
 
 const CACHE_LIMIT = 500;
@@ -341,23 +98,20 @@ export function renderCached(id: string, text: string): string {
 
 /**
  * Split text still being streamed into a settled head (through the last blank line outside a
- * code fence, so its blocks are complete) and the tail that may still change. When that tail
- * would be longer than `maxTail`, the head runs to the last line start outside a fence instead,
- * so the tail, re-rendered on every frame, stays short. Linear, and no allocation per line.
+ * code fence, so its blocks are complete) and the tail that may still change.
  */
-export function splitSettled(text: string, maxTail = MAX_TAIL_CHARS): [string, string] {
+export function splitSettled(text: string): [string, string] {
   let fence = "";
-  let cut = 0; // after the last blank line outside a fence
-  let lineCut = 0; // the last line start outside a fence
+  let cut = 0;
   let pos = 0;
-  for (let eol = text.indexOf("\n"); eol >= 0; eol = text.indexOf("\n", pos)) {
-    if (!fence) lineCut = pos;
-    if (maybeFence(text, pos, eol)) fence = fenceAfter(text.slice(pos, eol), fence);
-    else if (!fence && isBlank(text, pos, eol)) cut = eol + 1;
-    pos = eol + 1;
+  const lines = text.split("\n");
+  lines.pop(); // the last line is unterminated: it can still grow
+  for (const line of lines) {
+    pos += line.length + 1;
+    const marker = /^ {0,3}(`{3,}|~{3,})/.exec(line)?.[1];
+    if (marker && !fence) fence = marker;
+    else if (marker && marker[0] === fence[0] && marker.length >= fence.length && line.trim() === marker) fence = "";
+    else if (!fence && line.trim() === "") cut = pos;
   }
-  // The last line is unterminated: it can still grow.
-  if (!fence) lineCut = pos;
-  if (text.length - cut > maxTail) cut = Math.max(cut, lineCut);
   return [text.slice(0, cut), text.slice(cut)];
 }

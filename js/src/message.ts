@@ -1,7 +1,7 @@
 // One message in the chat: who and when, the body, tool-call chips, and an error line.
 
 import { h, reconcile, setAttr, setText } from "./dom";
-import { renderCached, renderMarkdown, renderTail, splitSettled } from "./markdown";
+import { renderCached, renderMarkdown, splitSettled } from "./markdown";
 import type { Message } from "./protocol";
 import { createChip, updateChip } from "./tools";
 
@@ -82,24 +82,14 @@ export function updateMessageElement(el: HTMLElement, m: Message, text: string, 
 
   const settled = part(el, "tw-settled");
   const tail = part(el, "tw-tail");
-  try {
-    if (m.role === "assistant") {
-      const [head, rest] = streaming ? splitSettled(text) : [text, ""];
-      // Not cached while streaming: the head grows with each settled block, and every version
-      // of a long answer would be kept.
-      if (head !== state.head) settled.innerHTML = streaming ? renderMarkdown(head) : renderCached(m.id, head);
-      if (rest !== state.tail) tail.innerHTML = renderTail(rest);
-      state.head = head;
-      state.tail = rest;
-    } else {
-      setText(settled, text);
-    }
-  } catch {
-    // The renderers do not throw; should one still fail, this message shows its text and the
-    // view carries on with the others (an exception here would stop every later update).
+  if (m.role === "assistant") {
+    const [head, rest] = streaming ? splitSettled(text) : [text, ""];
+    if (head !== state.head) settled.innerHTML = renderCached(m.id, head);
+    if (rest !== state.tail) tail.innerHTML = rest ? renderMarkdown(rest, { highlight: false }) : "";
+    state.head = head;
+    state.tail = rest;
+  } else {
     setText(settled, text);
-    setText(tail, "");
-    state.head = state.tail = null;
   }
 
   const chips = part(el, "tw-chips");
