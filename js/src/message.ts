@@ -1,7 +1,15 @@
 // One message in the chat: who and when, the body, tool-call chips, and an error line.
 
 import { h, reconcile, setAttr, setText } from "./dom";
-import { renderCached, renderMarkdown, splitSettled } from "./markdown";
+import {
+  MAX_TAIL_CHARS,
+  renderAppended,
+  renderCached,
+  renderMarkdown,
+  renderTail,
+  splitSettled,
+  WHOLE_HEAD_CHARS,
+} from "./markdown";
 import type { Message } from "./protocol";
 import { createChip, updateChip } from "./tools";
 
@@ -11,6 +19,7 @@ interface Shown {
   streaming: boolean;
   head: string | null;
   tail: string | null;
+  appended: boolean; // the head was rendered in pieces while streaming
   chips: Map<string, HTMLElement>;
 }
 
@@ -33,7 +42,7 @@ export function createMessageElement(m: Message): HTMLElement {
     h("div", { class: "tw-chips" }),
     h("div", { class: "tw-msg-error" }),
   );
-  shown.set(el, { source: null, text: "", streaming: false, head: null, tail: null, chips: new Map() });
+  shown.set(el, { source: null, text: "", streaming: false, head: null, tail: null, appended: false, chips: new Map() });
   return el;
 }
 
@@ -57,11 +66,13 @@ function errorText(m: Message): string {
 
 /**
  * Show `m` with `text` (for the answer being streamed, the newest text known). While `streaming`,
- * only the unsettled tail of the markdown is re-rendered and a cursor is shown.
+ * only the unsettled tail of the markdown is re-rendered (in a long answer, what settled since the
+ * last call is rendered and appended) and a cursor is shown. Never throws for the text.
  */
 export function updateMessageElement(el: HTMLElement, m: Message, text: string, streaming: boolean): void {
   const state = shown.get(el)!;
   if (state.source === m && state.text === text && state.streaming === streaming) return;
+  const wasStreaming = state.streaming;
   state.source = m;
   state.text = text;
   state.streaming = streaming;
@@ -82,14 +93,34 @@ export function updateMessageElement(el: HTMLElement, m: Message, text: string, 
 
   const settled = part(el, "tw-settled");
   const tail = part(el, "tw-tail");
-  if (m.role === "assistant") {
-    const [head, rest] = streaming ? splitSettled(text) : [text, ""];
-    if (head !== state.head) settled.innerHTML = renderCached(m.id, head);
-    if (rest !== state.tail) tail.innerHTML = rest ? renderMarkdown(rest, { highlight: false }) : "";
-    state.head = head;
-    state.tail = rest;
-  } else {
+  try {
+    if (m.role === "assistant") {
+      // Where `text` continues the head shown while streaming (-1: it does not).
+      const from = wasStreaming && state.head !== null && text.startsWith(state.head) ? state.head.length : -1;
+      const [head, rest] = streaming ? splitSettled(text, MAX_TAIL_CHARS, Math.max(from, 0)) : [text, ""];
+      if (head !== state.head || (state.appended && !streaming)) {
+        state.appended = streaming && from >= WHOLE_HEAD_CHARS;
+        if (state.appended) {
+          // A long answer: render only what settled since the last frame, and append it.
+          const made = settled.getElementsByTagName("*").length;
+          settled.insertAdjacentHTML("beforeend", renderAppended(head, from, made));
+        } else {
+          // Not cached while streaming: every version of the growing head would be kept.
+          settled.innerHTML = streaming ? renderMarkdown(head) : renderCached(m.id, head);
+        }
+      }
+      if (rest !== state.tail) tail.innerHTML = renderTail(rest);
+      state.head = head;
+      state.tail = rest;
+    } else {
+      setText(settled, text);
+    }
+  } catch {
+    // The renderers do not throw; should one still fail, this message shows its text and the
+    // view carries on with the others (an exception here would stop every later update).
     setText(settled, text);
+    setText(tail, "");
+    state.head = state.tail = null;
   }
 
   const chips = part(el, "tw-chips");

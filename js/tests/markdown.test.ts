@@ -106,6 +106,11 @@ describe("splitSettled", () => {
     expect(splitSettled("para\n")).toEqual(["", "para\n"]);
   });
 
+  it("takes a backtick line with a backtick after the marker for text, not a fence", () => {
+    expect(splitSettled("```a`b\n\nafter")).toEqual(["```a`b\n\n", "after"]);
+    expect(splitSettled("```a b\n\nafter")).toEqual(["", "```a b\n\nafter"]);
+  });
+
   it("never splits inside an open code fence", () => {
     expect(splitSettled("intro\n\n```py\na = 1\n\nb = 2")).toEqual(["intro\n\n", "```py\na = 1\n\nb = 2"]);
     expect(splitSettled("```py\na\n\nb\n```\n\nafter")).toEqual(["```py\na\n\nb\n```\n\n", "after"]);
