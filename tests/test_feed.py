@@ -356,3 +356,33 @@ def test_live_rows_nobody_writes_are_ended_by_a_watching_process(store: tw.Store
     assert orphan.text == "part" and orphan.ends_answer and "no lease" in (orphan.error or "")
     wait_until(lambda: store.get_tool_call(call.id).status == "error")
     assert store.check() == []
+
+
+EXHAUST_INOTIFY = """
+import json, os, tempfile, threading, warnings
+import inotify_simple
+import threadwidget as tw
+held = []
+try:
+    while True:
+        held.append(inotify_simple.INotify())  # every inotify instance this user may have
+except OSError:
+    pass
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    store = tw.Store(os.path.join(tempfile.mkdtemp(), "threads.db"))
+    arrived = threading.Event()
+    store.subscribe(lambda event: arrived.set())
+store.create_thread()
+delivered = arrived.wait(10)  # by polling
+print(json.dumps({"mode": store.feed_mode, "delivered": delivered, "warnings": [str(w.message) for w in caught]}))
+"""
+
+
+def test_past_the_inotify_limit_the_feed_says_so_and_polls() -> None:
+    out = subprocess.run([PYTHON, "-c", EXHAUST_INOTIFY], capture_output=True, text=True, env=python_env(),
+                         timeout=60, check=True)  # fmt: skip
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["mode"] == "poll" and report["delivered"]
+    (said,) = report["warnings"]
+    assert "cannot watch" in said and "polls every 2 ms" in said and "max_user_instances" in said
