@@ -3,7 +3,6 @@ test creates the users). A third user outside the group is told at once that it 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import PYTHON, python_env
+from .test_agent_processes import read_json
 
 WORKERS = str(Path(__file__).with_name("share_workers.py"))
 GROUP, ALICE, BOB, CAROL = "twteam", "twalice", "twbob", "twcarol"
@@ -54,42 +54,33 @@ def as_user(user: str, umask: str, *args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, env=python_env())  # fmt: skip
 
 
-def reply(proc: subprocess.Popen[str]) -> dict:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("{"):
-        proc.kill()
-        pytest.fail(f"worker said {line!r}; stderr:\n{proc.stderr.read() if proc.stderr else ''}")
-    return json.loads(line)
-
-
 @pytest.mark.parametrize("umask", ["022", "002"])
 def test_two_users_write_one_store_and_see_each_other_live(shared_folder: Path, procs: list, umask: str) -> None:
     db = str(shared_folder / "team.db")
     alice = as_user(ALICE, umask, db, "create")  # Alice's kernel opens the store first and watches
     procs.append(alice)
-    opened = reply(alice)
+    opened = read_json(alice)
     assert opened["warnings"] == [] and opened["feed_mode"] == "inotify"
     modes = as_user(ALICE, umask, db, "modes")
     procs.append(modes)
     # every file group-writable whatever the umask: the folder says they are shared
-    assert all(mode[5:6] == "w" and group == GROUP for mode, group in reply(modes).values()), modes
+    assert all(mode[5:6] == "w" and group == GROUP for mode, group in read_json(modes).values()), modes
 
     bob = as_user(BOB, umask, db, "write", opened["thread_id"], "hello from bob")
     procs.append(bob)
-    wrote = reply(bob)
+    wrote = read_json(bob)
     assert wrote == {"ok": True, "read_only": None, "warnings": []}
-    assert reply(alice) == {"text": "hello from bob"}  # live, through the bell Bob rang
+    assert read_json(alice) == {"text": "hello from bob"}  # live, through the bell Bob rang
 
     carol = as_user(CAROL, umask, db, "write", opened["thread_id"], "hello from carol")
     procs.append(carol)
-    refused = reply(carol)
+    refused = read_json(carol)
     assert refused["ok"] is False and refused["read_only"] and refused["warnings"] == [refused["read_only"]]
     for named in ("team.db", CAROL, "chmod 2775", "read-only"):  # the file, who, the fix
         assert named in refused["error"], refused["error"]
 
     last = as_user(BOB, umask, db, "write", opened["thread_id"], "bye")
     procs.append(last)
-    assert reply(last)["ok"] is True
-    assert reply(alice) == {"text": "bye"}
+    assert read_json(last)["ok"] is True
+    assert read_json(alice) == {"text": "bye"}
     assert alice.wait(10) == 0
