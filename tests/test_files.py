@@ -132,3 +132,28 @@ def test_a_damaged_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(tw.CorruptStoreError, match=r"is damaged \(database disk image is malformed"):
         tw.Store(path)  # found at open, before anything reads or writes it
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "kind", "says"),
+    [
+        ("SQLITE_IOERR_WRITE", "disk I/O error", tw.StoreIOError, "failed in the operating system"),
+        ("SQLITE_READONLY_DBMOVED", "attempt to write a readonly database", tw.ReadOnlyStoreError, "read-only here"),
+        ("SQLITE_FULL", "database or disk is full", tw.StoreFullError, "Free some space"),
+        ("SQLITE_CORRUPT", "database disk image is malformed", tw.CorruptStoreError, "integrity_check"),
+        ("SQLITE_BUSY", "database is locked", tw.StoreBusyError, "stayed locked"),
+        ("SQLITE_ERROR", "no such table: changes", tw.CorruptStoreError, "lacks threadwidget's tables"),
+    ],
+)
+def test_sqlite_errors_are_named_by_what_happened(
+    tmp_path: Path, name: str, text: str, kind: type, says: str
+) -> None:
+    """The mapping by SQLite's error code (the cases a test cannot provoke for real: an I/O error)."""
+    import sqlite3
+
+    from threadwidget.store._files import sqlite_error
+
+    exc = sqlite3.OperationalError(text)
+    exc.sqlite_errorname = name  # type: ignore[attr-defined]  # what sqlite3 sets on a real error
+    error = sqlite_error(exc, tmp_path / "threads.db")
+    assert type(error) is kind and says in str(error) and str(tmp_path / "threads.db") in str(error)
