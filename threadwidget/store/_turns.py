@@ -29,7 +29,10 @@ __all__ = ["CANCELLED", "LEASE_SECONDS", "ORPHANED", "WRITER_STOPPED", "Turns"]
 log = logging.getLogger("threadwidget.store")
 
 LEASE_SECONDS = 3.0
-WRITER_STOPPED = "writer stopped: the process writing this answer died or hung (its lease expired)"
+WRITER_STOPPED = (
+    "writer stopped: the process writing this answer stopped renewing its lease (it died, hung, or could "
+    "not write to the store, e.g. on a full disk)"
+)
 CANCELLED = "cancelled before it was answered"
 ORPHANED = "writer stopped: nobody was writing this (no lease; left by a crash or another program)"
 _NO_CLAIM: Any = object()
