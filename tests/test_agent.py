@@ -10,6 +10,7 @@ import pytest
 
 import threadwidget as tw
 from threadwidget.agent._context import build_messages
+from threadwidget.store._turns import WRITER_STOPPED
 
 from .conftest import wait_until
 
@@ -438,3 +439,39 @@ def test_abort_does_not_wait_for_a_tool_that_ignores_it(store: tw.Store) -> None
 def test_agent_options_are_checked_at_the_call(store: tw.Store, options: dict, named: str) -> None:
     with pytest.raises(tw.InvalidArgumentError, match=re.escape(named)):
         tw.Agent("a", model=tw.ScriptedModel(), **{"store": store, **options})
+
+
+@pytest.mark.parametrize("reaped_first", [False, True], ids=["writer-records", "reaper-first"])
+def test_an_answer_stopped_by_a_full_disk_records_that_reason(
+    store: tw.Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, reaped_first: bool
+) -> None:
+    """The disk fills while a tool runs and no writer can write (the run, its lease, the watcher's
+    reaping): once the store takes writes again the answer ends failed with the true reason, also when
+    another process had meanwhile ended it as 'writer stopped'."""
+    full, test_thread, write = threading.Event(), threading.current_thread(), store._write
+
+    def write_unless_full(fn: object) -> object:  # the disk: this process's other threads cannot write
+        if full.is_set() and threading.current_thread() is not test_thread:
+            raise tw.StoreFullError(f"{store.path} is full (database or disk is full). Free some space.")
+        return write(fn)
+
+    monkeypatch.setattr(store, "_write", write_unless_full)
+
+    @tw.tool
+    def export() -> str:
+        """Writes a large file: the disk is full afterwards."""
+        full.set()
+        return "exported"
+
+    model = tw.ScriptedModel(tokens_per_second=None)
+    model.enqueue(tw.ScriptedModel.tool_calls([("export", {})]), "never reached")
+    answer = tw.Agent("a", model=model, tools=[export], store=store).create_thread().ask("go")
+    wait_until(lambda: "could not record the end of an answer yet" in caplog.text)
+    assert answer.status != "failed"  # nothing could be written yet
+    if reaped_first:  # the lease expires; another process (here: this test) ends the answer
+        wait_until(store.reap_expired, timeout=15)
+        assert answer.error == WRITER_STOPPED
+    full.clear()
+    wait_until(lambda: "StoreFullError" in (answer.error or ""), timeout=15)
+    assert answer.status == "failed" and "is full" in (answer.error or "")
+    _no_live_rows(store, answer.thread_id)

@@ -24,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ModelError, ToolArgumentsError, ToolError
+from .._errors import ModelError, StoreError, ToolArgumentsError, ToolError
 from .._usage import Usage
 from ..store import Event, Message, Store
+from ..store._turns import ORPHANED, WRITER_STOPPED
 from ._context import build_messages, estimate_tokens
 from ._model import Finish, ModelStream, TextDelta, ToolCallDelta
 from ._tools import Tool, ToolContext
@@ -44,6 +45,7 @@ RENEW_SECONDS = 1.0
 ARGS_FLUSH_SECONDS = 0.05
 PROGRESS_SECONDS = 0.05
 CANCEL_GRACE = 0.5  # seconds an aborted answer waits for a running tool to notice and return
+RECORD_LATER_SECONDS = 600.0  # how long a run whose end the store refused keeps trying to record it
 
 
 def clean(text: str) -> str:
@@ -212,14 +214,46 @@ class Run:
         if not self._ended and self._held is not None:
             fatal = self._fatal
             reason = f"{type(fatal).__name__}: {fatal}" if fatal is not None else "the writing process stopped it"
+            error = f"the answer could not go on: {reason}"
             try:
-                self._last_step(None, "failed", f"the answer could not go on: {reason}")
+                self._last_step(None, "failed", error)
+            except StoreError as exc:  # a full disk, an I/O error: try again once the store takes writes
+                log.warning("threadwidget: could not record the end of an answer yet (%s); retrying", exc)
+                later = threading.Thread(target=self._record_later, args=(error,), name="threadwidget-record")
+                later.daemon = True
+                later.start()
+                return
             except Exception:
                 log.exception("threadwidget: could not record the end of an answer")
         with self._lease_lock:
             if self._held is not None:
                 self.store.end_run(self._held)
                 self._held = None
+
+    def _record_later(self, error: str) -> None:
+        """Record why the answer failed once the store takes writes again. Meanwhile the lease may
+        expire and another process end the answer as "writer stopped"; then its reason is replaced by
+        this true one. Gives up after ``RECORD_LATER_SECONDS`` (or when the process exits)."""
+        deadline = time.monotonic() + RECORD_LATER_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(RENEW_SECONDS)
+            try:
+                stopped = (WRITER_STOPPED, ORPHANED)
+                for mid in self.result.message_ids:  # the tool calls first: they end before the answer
+                    for call in self.store.list_tool_calls(self.thread_id, message_id=mid):
+                        if call.status in ("streaming_args", "running") or call.error in stopped:
+                            self.store.update_tool_call(call.id, status="error", error=clean(error))
+                if self._held is not None and self.store.renew_lease(self._held):
+                    self._last_step(None, "failed", error)  # still ours: end it as usual
+                    return
+                steps = self.store.answer_steps(self.prompt_id)
+                if not steps or not steps[-1].is_final:
+                    continue  # the reaper ends it first; its reason is corrected next time
+                if steps[-1].error in stopped:
+                    self.store.update_message(steps[-1].id, error=clean(error))
+                return
+            except StoreError:
+                continue
 
     def _last_step(self, step: int | None, status: str, error: str) -> None:
         """End the answer with a step that says why (between steps: after tools, or past max_steps).
