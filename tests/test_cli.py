@@ -19,7 +19,7 @@ import threadwidget as tw
 from .cli_workers import WORDS
 from .conftest import PYTHON, python_env
 
-CLI = [PYTHON, "-m", "threadwidget.cli"]
+CLI = [PYTHON, "-m", "threadwidget"]
 WORKERS = str(Path(__file__).with_name("cli_workers.py"))
 
 

@@ -24,13 +24,13 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from ._cli_render import print_transcript, span, threads_table, usage_dict, usage_table, usage_text
-from ._cli_serve import Answers, answer_line, load_agent
-from ._cli_tail import Follower
-from ._errors import NotFoundError, ThreadwidgetError
-from ._statuses import LIVE_STATUSES
-from ._version import __version__
-from .store import Event, Message, Store, Thread, default_path
+from .._errors import NotFoundError, ThreadwidgetError
+from .._statuses import LIVE_STATUSES
+from .._version import __version__
+from ..store import Event, Message, Store, Thread, default_path
+from ._render import print_transcript, span, threads_table, usage_dict, usage_table, usage_text
+from ._serve import Answers, answer_line, load_agent
+from ._tail import Follower
 
 __all__ = ["cli", "main"]
 
@@ -339,7 +339,3 @@ def main(argv: list[str] | None = None) -> None:
     """The ``threadwidget`` console script."""
     warnings.showwarning = _show_warning
     cli.main(args=argv, prog_name="threadwidget")
-
-
-if __name__ == "__main__":
-    main()

@@ -15,9 +15,9 @@ from typing import TextIO
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from ._cli_render import message_header, status_line, tool_note
-from ._statuses import LIVE_STATUSES
-from .store import Delta, Event, Message, Store, Thread, ToolCall
+from .._statuses import LIVE_STATUSES
+from ..store import Delta, Event, Message, Store, Thread, ToolCall
+from ._render import message_header, status_line, tool_note
 
 __all__ = ["Follower"]
 

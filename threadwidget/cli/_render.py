@@ -19,9 +19,9 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ._statuses import OPEN_TOOL_STATUSES
-from ._usage import Usage
-from .store import Message, Thread, ToolCall
+from .._statuses import OPEN_TOOL_STATUSES
+from .._usage import Usage
+from ..store import Message, Thread, ToolCall
 
 __all__ = [
     "MARKS",

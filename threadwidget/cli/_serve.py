@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.text import Text
 
-from ._cli_render import MARKS, STYLES, clip, duration, local_time, usage_text
-from ._errors import NotFoundError, ThreadwidgetError
-from ._usage import Usage
-from .store import Message, Store
+from .._errors import NotFoundError, ThreadwidgetError
+from .._usage import Usage
+from ..store import Message, Store
+from ._render import MARKS, STYLES, clip, duration, local_time, usage_text
 
 if TYPE_CHECKING:
-    from .agent import Agent
+    from ..agent import Agent
 
 __all__ = ["Answers", "answer_line", "load_agent"]
 
 
 def load_agent(target: str) -> Agent:
     """``MODULE:AGENT`` → the Agent (or what a zero-argument callable of that name returns)."""
-    from .agent import Agent
+    from ..agent import Agent
 
     module_name, _, attr = target.partition(":")
     example = "e.g. `threadwidget serve my_agents:support` for `support = tw.Agent(...)` in my_agents.py"
