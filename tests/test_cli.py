@@ -182,7 +182,7 @@ def test_usage_per_agent_thread_and_json(filled: dict) -> None:
 def test_version_and_help_name_the_default_store() -> None:
     assert run("--version").stdout.strip() == f"threadwidget {tw.__version__}"
     help_text = "".join(run("threads", "--help").stdout.split())  # click may wrap inside the path
-    assert f"(here:{tw.store.default_path()})" in help_text
+    assert f"[envvar:THREADWIDGET_DB={tw.store.default_path()}]" in help_text  # the tests set it
 
 
 # -- tail: streaming from another process --------------------------------------------------------

@@ -1,26 +1,34 @@
-"""``threadwidget serve``: find the agent named by ``MODULE:AGENT`` and tally the answers it writes."""
+"""``threadwidget serve``: find the agent named by ``MODULE:AGENT``, serve it, print each answer it ends."""
 
 from __future__ import annotations
 
 import importlib
 import os
+import queue
+import signal
 import sys
+import threading
+import time
 import traceback
 from collections import Counter
+from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 from rich.text import Text
 
 from .._errors import NotFoundError, ThreadwidgetError
 from .._usage import Usage
-from ..store import Message, Store
-from ._render import MARKS, STYLES, clip, duration, local_time, usage_text
+from ..store import Event, Message, Store
+from ._common import ENV, console, db_option
+from ._render import MARKS, STYLES, clip, duration, local_time, span, usage_text
 
 if TYPE_CHECKING:
     from ..agent import Agent
 
-__all__ = ["Answers", "answer_line", "load_agent"]
+__all__ = ["Answers", "answer_line", "load_agent", "serve"]
 
 
 def load_agent(target: str) -> Agent:
@@ -113,3 +121,80 @@ def answer_line(store: Store, m: Message, start: float, used: Usage) -> Text:
     if m.error:
         line.append(f"  {clip(m.error, 200)}", style=STYLES.get(m.status, ""))
     return line
+
+
+@click.command()
+@click.argument("target", metavar="MODULE:AGENT")
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=4, show_default=True,
+              help="How many answers to write at once.")  # fmt: skip
+@db_option(f"The store to serve: sets {ENV} before MODULE is imported, so tw.Store() there opens it.")
+@click.pass_context
+def serve(ctx: click.Context, target: str, db: Path | None, max_concurrent: int) -> None:
+    """Answer prompts left pending for an agent, until Ctrl-C or SIGTERM.
+
+    MODULE:AGENT names a tw.Agent (or a function returning one) in an importable module, e.g.
+    `my_agents:support`; the current directory is searched first. Prints one line per answer and a
+    summary on exit.
+    """
+    if db is not None:
+        db = db.expanduser().absolute()
+        os.environ[ENV] = str(db)
+    agent = load_agent(target)
+    store, out = agent.store, console()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # before anything is printed: whoever reads our output may signal us at once
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    given = ctx.get_parameter_source("db") is ParameterSource.COMMANDLINE
+    if db is not None and given and store.path.resolve() != db.resolve():
+        click.echo(
+            f"Warning: agent {agent.name!r} writes to {store.path}, not --db {db}; serving that store. "
+            f"Create its store with tw.Store() (no path) in {target.partition(':')[0]} to follow --db.",
+            err=True,
+        )
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    answers = Answers(agent.name)
+    sub = store.subscribe(events.put)
+    worker = agent.serve(max_concurrent=max_concurrent)
+    began = time.monotonic()
+    tools = ", ".join(agent.tools) or "none"
+    out.print(
+        Text(f"serving agent {agent.name!r} (model {agent.model.name}, tools: {tools}) from {store.path}", style="bold")
+    )
+    out.print(Text("one line per answer · Ctrl-C or SIGTERM to stop", style="dim"))
+
+    def report(m: Message) -> None:
+        done = answers.add(m)
+        if done is not None:
+            out.print(answer_line(store, *done))
+
+    try:
+        while not stop.is_set():
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if isinstance(event.row, Message):
+                report(event.row)
+    finally:
+        out.print(Text("stopping: answers in progress end aborted …", style="dim"))
+        worker.stop()
+        sub.close()
+        while not events.empty():
+            row = events.get_nowait().row
+            if isinstance(row, Message):
+                report(row)
+        for mid in sorted(answers.open):  # answers the stop cut short, read back from the store
+            report(store.get_message(mid))
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    took = time.monotonic() - began
+    n = sum(answers.counts.values())
+    statuses = ", ".join(f"{count} {status}" for status, count in sorted(answers.counts.items()))
+    out.print(
+        f"served {n} answer{'s' if n != 1 else ''} in {span(took)}{': ' + statuses if statuses else ''}"
+        f" · {usage_text(answers.usage)}"
+    )

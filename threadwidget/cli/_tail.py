@@ -8,18 +8,22 @@ caller's thread: the feed's callback only queues events.
 
 from __future__ import annotations
 
+import queue
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
+import click
 from rich.console import Console, RenderableType
 from rich.text import Text
 
 from .._statuses import LIVE_STATUSES
 from ..store import Delta, Event, Message, Store, Thread, ToolCall
+from ._common import console, db_option, get_thread, open_store
 from ._render import message_header, status_line, tool_note
 
-__all__ = ["Follower"]
+__all__ = ["Follower", "tail"]
 
 
 @dataclass
@@ -175,3 +179,47 @@ class Follower:
 
     def close(self) -> None:
         self._end_line()
+
+
+@click.command()
+@click.argument("thread_id", metavar="THREAD")
+@click.option(
+    "--until-done",
+    is_flag=True,
+    help="Exit (status 0) once an answer finished since tail started and none is in progress.",
+)
+@click.option("--since-start", is_flag=True, help="First print the whole thread, not only the last few messages.")
+@click.option(
+    "-n", "--context", "context", type=click.IntRange(min=0), default=5, show_default=True,
+    help="How many recent messages to print before following.",
+)  # fmt: skip
+@db_option()
+def tail(db: Path | None, thread_id: str, until_done: bool, since_start: bool, context: int) -> None:
+    """Follow a thread live: new messages, answers as they stream, tool-call progress, final statuses.
+    Ctrl-C stops."""
+    out = console()
+    with open_store(db) as store:
+        thread = get_thread(store, thread_id)
+        events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        follower = Follower(store, thread, out)
+        sub = store.subscribe(events.put, thread_id=thread.id)  # first, so nothing slips in between
+        try:
+            title = f"{thread.title!r} ({thread.id})" if thread.title else thread.id
+            stop_when = "until an answer is done" if until_done else "Ctrl-C to stop"
+            out.print(Text(f"following {title} in {store.path} · {stop_when}", style="dim"))
+            follower.context(None if since_start else context)
+            while not follower.gone:
+                try:
+                    follower.handle(events.get(timeout=0.25))
+                    while not events.empty():
+                        follower.handle(events.get_nowait())
+                except queue.Empty:
+                    pass
+                if until_done and follower.finished and not follower.in_progress():
+                    break
+        except KeyboardInterrupt:
+            follower.close()
+            raise click.exceptions.Exit(130) from None
+        finally:
+            sub.close()
+            follower.close()
