@@ -77,34 +77,47 @@ def load_agent(target: str) -> Agent:
 
 
 class Answers:
-    """Collects the steps of one agent's answers until each one's last step (``ends_answer``)."""
+    """The answers of one agent that end while ``serve`` runs, whichever process wrote them: each
+    counted once by its status, their tokens summed. An answer ends with its last step
+    (``ends_answer``); its steps and their usage are read back from the store then."""
 
-    def __init__(self, agent: str):
+    def __init__(self, store: Store, agent: str):
+        self.store = store
         self.agent = agent
         self.counts: Counter[str] = Counter()
         self.usage = Usage()
-        self.open: set[str] = set()
-        self._done: set[str] = set()
-        self._steps: dict[str, tuple[float, Usage]] = {}  # prompt id -> (answer start, usage so far)
+        self.open: set[str] = set()  # prompts whose answer was seen being written and has not ended
+        self._ended: set[str] = set()
+
+    @staticmethod
+    def _key(m: Message) -> str:
+        return m.reply_to or m.id  # a step that answers no prompt is an answer of its own
 
     def add(self, m: Message) -> tuple[Message, float, Usage] | None:
-        """The answer's last step, its start and its usage, once it ended; else None."""
-        if m.role != "assistant" or m.agent != self.agent or m.id in self._done:
+        """The answer's last step, its start and its usage, once ``m`` ends it; else None."""
+        if m.role != "assistant" or m.agent != self.agent or self._key(m) in self._ended:
             return None
-        if not m.is_final:
-            self.open.add(m.id)
+        if not (m.is_final and m.ends_answer):  # streaming, or a step whose tool calls run next
+            self.open.add(self._key(m))
             return None
-        self._done.add(m.id)
-        self.open.discard(m.id)
-        key = m.reply_to or m.id
-        start, used = self._steps.pop(key, (m.created_at, Usage()))
-        used += m.usage or Usage()
-        if not m.ends_answer:  # more steps follow
-            self._steps[key] = (start, used)
-            return None
+        self._ended.add(self._key(m))
+        self.open.discard(self._key(m))
+        steps = (self.store.answer_steps(m.reply_to) if m.reply_to else []) or [m]
+        used = sum((step.usage for step in steps if step.usage is not None), Usage())
         self.counts[m.status] += 1
         self.usage += used
-        return m, start, used
+        return m, steps[0].created_at, used
+
+    def last_steps(self) -> list[Message]:
+        """The newest step of each answer still open here, read from the store (e.g. after a stop
+        ended them aborted)."""
+        found = []
+        for key in sorted(self.open):
+            try:
+                found.append((self.store.answer_steps(key) or [self.store.get_message(key)])[-1])
+            except NotFoundError:  # its thread was deleted meanwhile
+                continue
+        return found
 
 
 def answer_line(store: Store, m: Message, start: float, used: Usage) -> Text:
@@ -156,7 +169,7 @@ def serve(ctx: click.Context, target: str, db: Path | None, max_concurrent: int)
             err=True,
         )
     events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-    answers = Answers(agent.name)
+    answers = Answers(store, agent.name)
     sub = store.subscribe(events.put)
     worker = agent.serve(max_concurrent=max_concurrent)
     began = time.monotonic()
@@ -187,8 +200,8 @@ def serve(ctx: click.Context, target: str, db: Path | None, max_concurrent: int)
             row = events.get_nowait().row
             if isinstance(row, Message):
                 report(row)
-        for mid in sorted(answers.open):  # answers the stop cut short, read back from the store
-            report(store.get_message(mid))
+        for step in answers.last_steps():  # answers the stop cut short, read back from the store
+            report(step)
         for s, handler in previous.items():
             signal.signal(s, handler)
     took = time.monotonic() - began
