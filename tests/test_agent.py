@@ -10,7 +10,7 @@ import pytest
 
 import threadwidget as tw
 from threadwidget.agent._context import build_messages
-from threadwidget.store._turns import WRITER_STOPPED
+from threadwidget.store._runs import WRITER_STOPPED
 
 from .conftest import wait_until
 

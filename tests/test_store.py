@@ -250,7 +250,7 @@ def test_connections_of_finished_threads_are_closed(store: tw.Store) -> None:
     for w in workers:
         w.join()
     assert store.count_messages(t.id) == 20
-    assert len(store._conns) <= 2, "each finished thread's connection must close with it"
+    assert len(store._db._conns) <= 2, "each finished thread's connection must close with it"
 
 
 def test_list_tool_calls_limit_keeps_the_newest(store: tw.Store) -> None:

@@ -602,14 +602,14 @@ def test_closing_views_and_agents_leaks_no_thread_or_connection(store: tw.Store,
     view.close()
     wait_until(lambda: live_threads() <= before)  # answer, keeper, serving threads: all gone
     gc.collect()
-    assert {c.owner for c in store._conns} <= {t.ident for t in threading.enumerate()}  # closed with their threads
+    assert {c.owner for c in store._db._conns} <= {t.ident for t in threading.enumerate()}  # closed with their threads
 
 
 def test_a_read_only_store_disables_the_box_and_keeps_what_was_typed(
     store: tw.Store, comms: list[RecordingComm]
 ) -> None:
     thread = store.create_thread(agent="support")
-    store.read_only = "threads.db is read-only here: ... chmod g+w ..."  # what Store finds at open
+    store._db.read_only = "threads.db is read-only here: ... chmod g+w ..."  # what Store finds at open
     view = tw.ChatView(thread.id, store=store)
     assert view.read_only == store.read_only  # the browser disables the box and says why
     browser_sends(view, {"kind": "send", "text": "typed before the box was disabled"})

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import ModelError, StoreError, ToolArgumentsError, ToolError
 from .._usage import Usage
 from ..store import Event, Message, Store
-from ..store._turns import ORPHANED, WRITER_STOPPED
+from ..store._runs import ORPHANED, WRITER_STOPPED
 from ._context import build_messages, estimate_tokens
 from ._model import Finish, ModelStream, TextDelta, ToolCallDelta
 from ._tools import Tool, ToolContext

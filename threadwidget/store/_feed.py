@@ -17,13 +17,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._rows import Delta, Event, Message, Thread, ToolCall
 from ._wake import Waiter
-
-if TYPE_CHECKING:
-    from ._db import Database
 
 __all__ = ["Subscription"]
 
@@ -73,10 +70,20 @@ class Subscription:
 
 
 class Feed:
-    """The watcher thread of one Store."""
+    """The watcher thread of one Store. It calls only what it is given: ``connect`` (its own
+    connection), ``last_seq`` (from the caller's connection, for a new subscriber's cursor) and
+    ``housekeeping`` (about once a second)."""
 
-    def __init__(self, store: Database, connect: Callable[[], sqlite3.Connection], waiter: Waiter):
-        self._store = store
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        waiter: Waiter,
+        *,
+        last_seq: Callable[[], int],
+        housekeeping: Callable[[], None],
+    ):
+        self._last_seq = last_seq
+        self._housekeeping = housekeeping
         self._conn = connect()
         self._waiter = waiter
         self._lock = threading.Lock()
@@ -97,7 +104,7 @@ class Feed:
     def add(self, callback: Callback, thread_id: str | None, since: int | None) -> Subscription:
         with self._lock:
             # the caller's own connection: the watcher's belongs to the watcher thread
-            cursor = self._store.last_seq() if since is None else since
+            cursor = self._last_seq() if since is None else since
             sub = Subscription(self, callback, thread_id, cursor)
             self._subs.append(sub)
         self._waiter.wake()
@@ -127,7 +134,7 @@ class Feed:
                 now = time.monotonic()
                 if now >= next_housekeeping:
                     next_housekeeping = now + _HOUSEKEEPING_EVERY
-                    self._store._housekeeping()
+                    self._housekeeping()
                 failing = 0
             except Exception:  # the watcher must outlive any error: log it and go on
                 if self._stopping:

@@ -1,469 +1,183 @@
 """``tw.Store``: the SQLite thread store shared by every process that opens the same file.
 
-The rows and what may be done with them: threads, messages, deltas, tool calls, usage. Prompts,
-answers, turns, leases and aborts live in ``_turns.py``; connections, transactions and the feed in
-``_db.py``.
+``Store`` puts three collaborators together and calls each one way: the database (``_db.py``: the
+file, connections, transactions, the bell), the feed (``_feed.py``: the watcher thread and its
+subscribers) and the rows — threads, messages, deltas and tool calls (``_tables.py``), prompts and
+answers (``_turns.py``), and the runtime's turns and leases (``_runs.py``, internal). Here: opening
+(the shared default store), the feed, housekeeping, checks and usage.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import os
+import socket
 import sqlite3
+import threading
 import time
-from typing import Any
+import uuid
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
-from .._errors import InvalidArgumentError, NotFoundError
-from .._statuses import FINAL_STATUSES, LIVE_STATUSES, MESSAGE_STATUSES, ROLES, TOOL_CALL_STATUSES
+from .._errors import InvalidArgumentError
 from .._usage import Usage
-from ._db import Database, check_choice, check_text
-from ._rows import Delta, Message, Thread, ToolCall, new_id
+from ._checks import check_choice, check_number
+from ._db import Database, default_path, log_change
+from ._feed import Callback, Feed, Subscription
+from ._runs import Runs
+from ._tables import Tables
 from ._turns import Turns
+from ._wake import make_waiter
 
 __all__ = ["Store"]
 
-log = logging.getLogger("threadwidget.store")
-
-_UNSET: Any = object()
-
-
-def _check_limit(limit: int) -> None:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise InvalidArgumentError(f"limit={limit!r} is not valid; expected a positive int, e.g. limit=50.")
+T = TypeVar("T")
+S = TypeVar("S", bound="Store")
 
 
-def _dump_metadata(metadata: Any) -> str | None:
-    if metadata is None:
-        return None
-    if not isinstance(metadata, dict):
-        raise InvalidArgumentError(f"metadata={metadata!r} is not valid; expected a dict of JSON-serialisable values.")
-    try:
-        text = json.dumps(metadata, allow_nan=False)  # NaN and Infinity are not JSON: readers would choke
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(
-            f"metadata={metadata!r} cannot be stored: {exc}. Pass only JSON values (no NaN or Infinity)."
-        ) from None
-    return check_text("metadata", text)
-
-
-class Store(Turns, Database):
+class Store(Turns, Runs, Tables):
     """A thread store in one SQLite file, shared by every process that opens it.
 
     ``Store()`` opens ``$THREADWIDGET_DB`` or the per-user default; ``Store("threads.db")`` opens or
     creates that file. ``watch`` picks how the change feed wakes up: ``"auto"`` (inotify on Linux,
     polling on network file systems and elsewhere), ``"inotify"`` or ``"poll"``. Use it as a context
     manager, or ``close()`` it, to stop its feed and close its connections.
+
+    ``Store()`` with no arguments is the process's shared store of the default path: every call
+    (and every agent or view made without ``store=``) gets the same open store, with one watcher
+    thread, until it is closed. A path or an option opens a store of its own.
     """
 
-    # -- threads ------------------------------------------------------------------------------
+    _shared: ClassVar[dict[Path, Store]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+    _shared_key: Path | None = None
+    _opened = False
 
-    def create_thread(
+    def __new__(cls: type[S], path: str | os.PathLike[str] | None = None, **options: object) -> S:
+        if path is not None or options:
+            return super().__new__(cls)
+        key = default_path().expanduser().absolute()
+        with Store._shared_lock:
+            found = Store._shared.get(key)
+            if isinstance(found, cls) and found._opened and not found._closed:
+                return found
+            made = super().__new__(cls)
+            made._shared_key = key  # __init__ opens it; close() forgets it
+            Store._shared[key] = made
+            return made
+
+    def __init__(
         self,
+        path: str | os.PathLike[str] | None = None,
         *,
-        title: str | None = None,
-        user_id: str | None = None,
-        agent: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> Thread:
-        for name, value in (("title", title), ("user_id", user_id), ("agent", agent)):
-            check_text(name, value, optional=True)
-        meta = _dump_metadata(metadata)
-        tid = new_id("th")
-
-        def write(conn: sqlite3.Connection, now: float) -> None:
-            conn.execute(
-                "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (tid, title, user_id, agent, meta, now, now),
-            )
-            self._log(conn, tid, "thread", "insert", tid, now)
-
-        self._write(write)
-        return self.get_thread(tid)
-
-    def get_thread(self, thread_id: str) -> Thread:
-        row = self._conn().execute("SELECT * FROM threads WHERE id = ?", (thread_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
-        return Thread.from_sql(row)
-
-    def list_threads(
-        self,
-        *,
-        user_id: str | None = None,
-        agent: str | None = None,
-        limit: int = 50,
-        before: str | None = None,
-    ) -> list[Thread]:
-        """Threads, most recently active first. Page with ``before=<id of the last thread seen>``."""
-        _check_limit(limit)
-        where: list[str] = []
-        args: list[Any] = []
-        if user_id is not None:
-            where.append("user_id = ?")
-            args.append(user_id)
-        if agent is not None:
-            where.append("agent = ?")
-            args.append(agent)
-        if before is not None:
-            cursor = self.get_thread(before)
-            where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
-            args += [cursor.updated_at, cursor.updated_at, cursor.id]
-        sql = "SELECT * FROM threads"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
-        return [Thread.from_sql(r) for r in self._conn().execute(sql, [*args, limit])]
-
-    def update_thread(
-        self,
-        thread_id: str,
-        *,
-        title: str | None = _UNSET,
-        user_id: str | None = _UNSET,
-        agent: str | None = _UNSET,
-        metadata: dict[str, Any] | None = _UNSET,
-    ) -> Thread:
-        fields: dict[str, Any] = {}
-        if title is not _UNSET:
-            fields["title"] = check_text("title", title, optional=True)
-        if user_id is not _UNSET:
-            fields["user_id"] = check_text("user_id", user_id, optional=True)
-        if agent is not _UNSET:
-            fields["agent"] = check_text("agent", agent, optional=True)
-        if metadata is not _UNSET:
-            fields["metadata"] = _dump_metadata(metadata)
-
-        def write(conn: sqlite3.Connection, now: float) -> None:
-            sets = ", ".join(f"{k} = ?" for k in fields)
-            cur = conn.execute(
-                f"UPDATE threads SET {sets}{', ' if sets else ''}updated_at = ? WHERE id = ?",
-                (*fields.values(), now, thread_id),
-            )
-            if cur.rowcount == 0:
-                raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
-            self._log(conn, thread_id, "thread", "update", thread_id, now)
-
-        self._write(write)
-        return self.get_thread(thread_id)
-
-    def delete_thread(self, thread_id: str) -> None:
-        """Delete a thread with its messages, deltas, tool calls and runs."""
-
-        def write(conn: sqlite3.Connection, now: float) -> None:
-            for table in ("deltas", "tool_calls", "runs", "messages"):
-                conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
-            if conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount == 0:
-                raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
-            self._log(conn, thread_id, "thread", "delete", thread_id, now)
-
-        self._write(write)
-
-    # -- messages -----------------------------------------------------------------------------
-
-    def add_message(
-        self,
-        thread_id: str,
-        *,
-        role: str,
-        text: str = "",
-        status: str = "success",
-        agent: str | None = None,
-        model: str | None = None,
-        step: int = 0,
-        metadata: dict[str, Any] | None = None,
-        user_id: str | None = None,
-    ) -> Message:
-        """Append a message. A user message with ``status="pending"`` is a prompt in the thread's
-        queue, answered by a process serving its agent (``store.ask`` does this and returns the
-        ``Answer``)."""
-        check_choice("role", role, ROLES)
-        check_choice("status", status, MESSAGE_STATUSES)
-        if status in LIVE_STATUSES and not (role == "user" and status == "pending"):
+        watch: str = "auto",
+        poll_interval: float = 0.002,
+        busy_timeout: float = 5.0,
+        keep_changes: int = 50_000,
+    ):
+        if self._opened:
+            return  # the shared store, already open
+        check_choice("watch", watch, ("auto", "inotify", "poll"))
+        check_number("poll_interval", poll_interval, above=0.0005, example="0.002 (seconds)")
+        check_number("busy_timeout", busy_timeout, above=0, example="5.0 (seconds)")
+        if not isinstance(keep_changes, int) or isinstance(keep_changes, bool) or keep_changes < 100:
             raise InvalidArgumentError(
-                f"status={status!r} is not valid for add_message(role={role!r}): nothing would ever end it. "
-                "A message being written needs a writer's lease: use store.start_run(); a prompt that waits "
-                "for an answer: store.ask() (or role='user', status='pending')."
+                f"keep_changes={keep_changes!r} is not valid; expected an int >= 100, e.g. keep_changes=50_000."
             )
-        check_text("text", text)
-        for name, value in (("agent", agent), ("model", model), ("user_id", user_id)):
-            check_text(name, value, optional=True)
-        meta = _dump_metadata(metadata)
-        mid = new_id("msg")
+        file = Path(path).expanduser() if path is not None else default_path()
+        if path is None and not os.environ.get("THREADWIDGET_DB"):
+            file.parent.mkdir(parents=True, exist_ok=True)  # the per-user data directory
+        self._db = Database(file, busy_timeout=busy_timeout)
+        self.path = file
+        self._watch = watch
+        self._poll_interval = poll_interval
+        self._keep_changes = keep_changes
+        self._feed: Feed | None = None
+        self._feed_lock = threading.Lock()
+        #: who holds a lease: ``host:pid:random``, one per open store
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._opened = True
 
-        def write(conn: sqlite3.Connection, now: float) -> Message:
-            return self._insert_message(
-                conn, now, mid, thread_id, role, text, status, agent, model, step, meta, user_id=user_id
-            )
+    @property
+    def read_only(self) -> str | None:
+        """Why this process cannot write the store (``None`` when it can); views show it."""
+        return self._db.read_only
 
-        return self._write(write)
+    @property
+    def _closed(self) -> bool:
+        return self._db.closed
 
-    def _insert_message(
-        self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, role: str, text: str,
-        status: str, agent: str | None, model: str | None, step: int, meta: str | None, *,
-        reply_to: str | None = None, turn: int | None = None, user_id: str | None = None,
-    ) -> Message:  # fmt: skip
-        if conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id)).rowcount == 0:
-            raise NotFoundError(
-                f"no thread with id {thread_id!r} in {self.path}; create it with store.create_thread()."
-            )
-        (position,) = conn.execute(
-            "SELECT COALESCE(MAX(position) + 1, 0) FROM messages WHERE thread_id = ?", (thread_id,)
-        ).fetchone()
-        turn = position if turn is None else turn
-        conn.execute(
-            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, 0, ?)",
-            (mid, thread_id, position, step, role, text, status, agent, model, meta, now, now, reply_to, turn, user_id),
-        )
-        self._log(conn, thread_id, "message", "insert", mid, now)
-        metadata = json.loads(meta) if meta else {}  # a copy the caller cannot change under us
-        return Message(
-            mid, thread_id, position, step, role, text, status, None, agent, model, None, None, metadata, now, now,  # type: ignore[arg-type]
-            reply_to, turn, False, user_id,
-        )  # fmt: skip
+    # -- what the rows use ----------------------------------------------------------------------
 
-    def get_message(self, message_id: str) -> Message:
-        row = self._conn().execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
-        return Message.from_sql(row)
+    def _conn(self) -> sqlite3.Connection:
+        return self._db.conn()
 
-    def list_messages(
-        self,
-        thread_id: str,
-        *,
-        limit: int = 50,
-        before: str | None = None,
-        after: str | None = None,
-        through: str | None = None,
-    ) -> list[Message]:
-        """Messages in thread order: each prompt followed by its answer's steps, oldest first. The
-        last ``limit`` of them, or the ones ``before``/``after`` a message id (page backwards with
-        ``before=messages[0].id``). ``through=prompt_id`` stops after that prompt's answer: the
-        history an answer to it sees (later prompts left out)."""
-        _check_limit(limit)
-        conn = self._conn()
-        if after is not None:
-            a = self._message_in(thread_id, after)
-            rows = conn.execute(
-                "SELECT * FROM messages WHERE thread_id = ? AND (turn, position) > (?, ?) "
-                "ORDER BY turn, position LIMIT ?",
-                (thread_id, a.turn, a.position, limit),
-            ).fetchall()
-            return [Message.from_sql(r) for r in rows]
-        bound = (2**62, 2**62)
-        if before is not None:
-            b = self._message_in(thread_id, before)
-            bound = (b.turn, b.position)
-        if through is not None:
-            t = self._message_in(thread_id, through)
-            bound = min(bound, (t.turn, 2**62))
-        rows = conn.execute(
-            "SELECT * FROM messages WHERE thread_id = ? AND (turn, position) < (?, ?) "
-            "ORDER BY turn DESC, position DESC LIMIT ?",
-            (thread_id, *bound, limit),
-        ).fetchall()
-        if not rows and before is None:
-            self.get_thread(thread_id)  # a clear error for an unknown thread
-        return [Message.from_sql(r) for r in reversed(rows)]
+    def _write(self, fn: Any) -> Any:
+        return self._db.write(fn)
 
-    def _message_in(self, thread_id: str, message_id: str) -> Message:
-        message = self.get_message(message_id)
-        if message.thread_id != thread_id:
+    _log = staticmethod(log_change)
+
+    # -- opening and closing --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the feed and close every connection. Safe to call twice."""
+        if self._db.closed:
+            return
+        with Store._shared_lock:
+            if self._shared_key is not None and Store._shared.get(self._shared_key) is self:
+                del Store._shared[self._shared_key]
+        with self._feed_lock:
+            if self._feed is not None:
+                self._feed.stop()
+                self._feed = None
+        self._db.close()
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<tw.Store {str(self.path)!r}{' closed' if self._db.closed else ''}>"
+
+    # -- the change feed ----------------------------------------------------------------------
+
+    def subscribe(self, callback: Callback, *, thread_id: str | None = None, since: int | None = None) -> Subscription:
+        """Call ``callback(event)`` for every change committed from now on (or after seq ``since``),
+        in commit order, from this store's watcher thread. ``thread_id`` narrows to one thread."""
+        if not callable(callback):
+            raise InvalidArgumentError(f"callback={callback!r} is not callable; pass a function taking one event.")
+        if thread_id is not None and not isinstance(thread_id, str):
+            raise InvalidArgumentError(f"thread_id={thread_id!r} is not valid; expected a thread id (str) or None.")
+        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
             raise InvalidArgumentError(
-                f"message {message_id!r} belongs to thread {message.thread_id!r}, not {thread_id!r}; "
-                "pass the id of a message of this thread."
+                f"since={since!r} is not valid; expected a change seq (an int >= 0, e.g. event.seq or "
+                "store.last_seq()) or None."
             )
-        return message
+        return self._ensure_feed().add(callback, thread_id, since)
 
-    def count_messages(self, thread_id: str) -> int:
-        return int(
-            self._conn().execute("SELECT COUNT(*) FROM messages WHERE thread_id = ?", (thread_id,)).fetchone()[0]
-        )
+    def last_seq(self) -> int:
+        """The seq of the newest committed change (0 for a new store)."""
+        return self._db.last_seq()
 
-    def update_message(
-        self,
-        message_id: str,
-        *,
-        text: str = _UNSET,
-        status: str = _UNSET,
-        error: str | None = _UNSET,
-        usage: Usage | None = _UNSET,
-        finish_reason: str | None = _UNSET,
-        model: str | None = _UNSET,
-        metadata: dict[str, Any] | None = _UNSET,
-        ends_answer: bool = _UNSET,
-        end_run: bool = False,
-    ) -> Message:
-        """Change a message. ``end_run=True`` also releases its writer's lease (and so the thread's
-        turn) in the same transaction; ``ends_answer=True`` marks the last step of an answer.
-        A message in a final status (success/failed/aborted) does not change status again."""
-        fields: dict[str, Any] = {}
-        if ends_answer is not _UNSET:
-            fields["ends_answer"] = int(bool(ends_answer))
-        if text is not _UNSET:
-            fields["text"] = text
-        if status is not _UNSET:
-            check_choice("status", status, MESSAGE_STATUSES)
-            fields["status"] = status
-        if error is not _UNSET:
-            fields["error"] = error
-        if usage is not _UNSET:
-            fields["usage"] = json.dumps(usage.to_dict()) if usage is not None else None
-        if finish_reason is not _UNSET:
-            fields["finish_reason"] = finish_reason
-        if model is not _UNSET:
-            fields["model"] = model
-        if metadata is not _UNSET:
-            fields["metadata"] = _dump_metadata(metadata)
+    @property
+    def feed_mode(self) -> str | None:
+        """``inotify`` or ``poll`` once the feed runs, else None."""
+        return self._feed.mode if self._feed else None
 
-        def write(conn: sqlite3.Connection, now: float) -> bool:
-            row = conn.execute("SELECT thread_id, status FROM messages WHERE id = ?", (message_id,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
-            thread_id, current = row
-            changed = False
-            if not (current in FINAL_STATUSES and "status" in fields):
-                sets = "".join(f"{k} = ?, " for k in fields)
-                conn.execute(
-                    f"UPDATE messages SET {sets}updated_at = ? WHERE id = ?",
-                    (*fields.values(), now, message_id),
-                )
-                conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id))
-                self._log(conn, thread_id, "message", "update", message_id, now)
-                changed = True
-            if end_run and conn.execute("DELETE FROM runs WHERE message_id = ?", (message_id,)).rowcount:
-                self._log(conn, thread_id, "run", "delete", message_id, now)
-            return changed
+    def _ensure_feed(self) -> Feed:
+        with self._feed_lock:
+            if self._feed is None:
+                self._db.conn()  # raises if closed
+                mode = "poll" if self._db.bell.problem else self._watch  # a refused bell rings for nobody
+                waiter = make_waiter(self._db.bell.path, mode=mode, poll_interval=self._poll_interval)
+                self._feed = Feed(self._db.connect, waiter, last_seq=self._db.last_seq, housekeeping=self._housekeeping)
+            return self._feed
 
-        self._write(write)
-        return self.get_message(message_id)
-
-    # -- deltas -------------------------------------------------------------------------------
-
-    def append_delta(self, message_id: str, text: str) -> Delta:
-        """Append streamed text to a message (seq 1, 2, 3 ... per message)."""
-        if not isinstance(text, str) or not text:
-            raise InvalidArgumentError(f"text={text!r} is not valid; expected a non-empty str.")
-
-        def write(conn: sqlite3.Connection, now: float) -> Delta:
-            row = conn.execute("SELECT thread_id FROM messages WHERE id = ?", (message_id,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
-            (seq,) = conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM deltas WHERE message_id = ?", (message_id,)
-            ).fetchone()
-            cur = conn.execute(
-                "INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES (?, ?, ?, ?, ?)",
-                (message_id, row[0], seq, text, now),
-            )
-            self._log(conn, row[0], "delta", "insert", cur.lastrowid, now)
-            return Delta(int(cur.lastrowid or 0), message_id, row[0], seq, text, now)
-
-        return self._write(write)
-
-    def list_deltas(self, message_id: str, *, after_seq: int = 0) -> list[Delta]:
-        rows = self._conn().execute(
-            "SELECT * FROM deltas WHERE message_id = ? AND seq > ? ORDER BY seq", (message_id, after_seq)
-        )
-        return [Delta.from_sql(r) for r in rows]
-
-    def streamed_text(self, message_id: str) -> tuple[str, int]:
-        """The text streamed so far for a message and the seq of its last delta."""
-        rows = (
-            self._conn()
-            .execute("SELECT seq, text FROM deltas WHERE message_id = ? ORDER BY seq", (message_id,))
-            .fetchall()
-        )
-        return "".join(t for _, t in rows), (rows[-1][0] if rows else 0)
-
-    # -- tool calls ---------------------------------------------------------------------------
-
-    def add_tool_call(
-        self, message_id: str, *, call_id: str, name: str, arguments: str = "", status: str = "streaming_args"
-    ) -> ToolCall:
-        check_choice("status", status, TOOL_CALL_STATUSES)
-        tcid = new_id("tc")
-
-        def write(conn: sqlite3.Connection, now: float) -> None:
-            row = conn.execute("SELECT thread_id FROM messages WHERE id = ?", (message_id,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
-            conn.execute(
-                "INSERT INTO tool_calls VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, NULL, ?)",
-                (tcid, row[0], message_id, call_id, name, arguments, status, now, now),
-            )
-            self._log(conn, row[0], "tool_call", "insert", tcid, now)
-
-        self._write(write)
-        return self.get_tool_call(tcid)
-
-    def update_tool_call(
-        self,
-        tool_call_id: str,
-        *,
-        arguments: str = _UNSET,
-        status: str = _UNSET,
-        progress: float | None = _UNSET,
-        progress_note: str | None = _UNSET,
-        result: str | None = _UNSET,
-        error: str | None = _UNSET,
-    ) -> ToolCall:
-        fields: dict[str, Any] = {}
-        for key, value in (("arguments", arguments), ("progress", progress), ("progress_note", progress_note),
-                           ("result", result), ("error", error)):  # fmt: skip
-            if value is not _UNSET:
-                fields[key] = value
-        if status is not _UNSET:
-            check_choice("status", status, TOOL_CALL_STATUSES)
-            fields["status"] = status
-
-        def write(conn: sqlite3.Connection, now: float) -> None:
-            row = conn.execute("SELECT thread_id, started_at FROM tool_calls WHERE id = ?", (tool_call_id,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no tool call with id {tool_call_id!r} in {self.path}.")
-            extra = dict(fields)
-            if fields.get("status") == "running" and row[1] is None:
-                extra["started_at"] = now
-            if fields.get("status") in ("success", "error"):
-                extra["ended_at"] = now
-            sets = "".join(f"{k} = ?, " for k in extra)
-            conn.execute(
-                f"UPDATE tool_calls SET {sets}updated_at = ? WHERE id = ?",
-                (*extra.values(), now, tool_call_id),
-            )
-            self._log(conn, row[0], "tool_call", "update", tool_call_id, now)
-
-        self._write(write)
-        return self.get_tool_call(tool_call_id)
-
-    def get_tool_call(self, tool_call_id: str) -> ToolCall:
-        row = self._conn().execute("SELECT * FROM tool_calls WHERE id = ?", (tool_call_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no tool call with id {tool_call_id!r} in {self.path}.")
-        return ToolCall.from_sql(row)
-
-    def list_tool_calls(
-        self, thread_id: str, *, message_id: str | None = None, limit: int | None = None
-    ) -> list[ToolCall]:
-        """Tool calls of a thread (or of one assistant message), oldest first; with ``limit``, the
-        newest ``limit`` of them."""
-        if limit is not None:
-            _check_limit(limit)
-        column, value = ("message_id", message_id) if message_id is not None else ("thread_id", thread_id)
-        rows = (
-            self._conn()
-            .execute(
-                f"SELECT * FROM tool_calls WHERE {column} = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (value, -1 if limit is None else limit),
-            )
-            .fetchall()
-        )
-        return [ToolCall.from_sql(r) for r in reversed(rows)]
-
-    def text(self, message_id: str) -> str:
-        """A message's text: final, or what has streamed so far while it is written."""
-        message = self.get_message(message_id)
-        return message.text if message.is_final or message.role != "assistant" else self.streamed_text(message_id)[0]
+    def start_watching(self) -> None:
+        """Run the watcher (and its housekeeping, e.g. failing answers whose writer died) even with
+        no subscriber."""
+        self._ensure_feed()
 
     def prune_changes(self, keep: int | None = None) -> int:
         """Delete all but the newest ``keep`` change-log rows. Rows themselves are untouched;

@@ -1,45 +1,35 @@
-"""Prompts, answers and the thread's turn: the part of ``Store`` that makes a thread answer one
-prompt at a time, in order, whichever process writes the answers.
+"""Prompts and answers: the part of ``Store`` that makes a thread answer one prompt at a time, in
+order, whichever process writes the answers.
 
-A prompt waiting for its turn is a user message with status ``pending``. The thread's turn is its
-row in ``runs`` (the lease of the answer being written): whoever inserts it, in the same
-transaction as the answer's first step, writes the answer; each next step takes the lease over in
-one transaction, and the answer's last step (``ends_answer``) deletes it. A writer that stops
-renewing its lease is reaped: its answer ends ``failed`` and the turn passes on.
+A prompt waiting for its turn is a user message with status ``pending``. ``ask`` leaves a prompt in
+the thread's queue (taking the thread's turn at once when it is free and the caller answers it);
+an ``Answer`` follows it through the store. How a writer takes, keeps and hands on the turn is in
+``_runs.py``.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import InvalidArgumentError, NotFoundError
 from ._answer import Answer
-from ._db import check_text
+from ._checks import check_text
 from ._rows import Message, Thread, new_id
+from ._runs import LEASE_SECONDS
 
 if TYPE_CHECKING:
     from ._store import Store
 
-__all__ = ["CANCELLED", "LEASE_SECONDS", "ORPHANED", "WRITER_STOPPED", "Turns"]
+__all__ = ["CANCELLED", "Turns"]
 
-log = logging.getLogger("threadwidget.store")
-
-LEASE_SECONDS = 3.0
-WRITER_STOPPED = (
-    "writer stopped: the process writing this answer stopped renewing its lease (it died, hung, or could "
-    "not write to the store, e.g. on a full disk)"
-)
 CANCELLED = "cancelled before it was answered"
-ORPHANED = "writer stopped: nobody was writing this (no lease; left by a crash or another program)"
 _NO_CLAIM: Any = object()
 
 
 class Turns:
-    """Prompts, answers, turns, leases and aborts (a part of ``Store``)."""
+    """Prompts, answers and aborts (a part of ``Store``)."""
 
     if TYPE_CHECKING:  # what Store and Database provide
         path: Path
@@ -56,6 +46,11 @@ class Turns:
                             user_id: str | None = None) -> Message: ...  # fmt: skip
         def get_message(self, message_id: str) -> Message: ...
         def get_thread(self, thread_id: str) -> Thread: ...
+
+        @staticmethod
+        def _turn_free(conn: sqlite3.Connection, thread_id: str) -> bool: ...
+        def _start_answer(self, conn: sqlite3.Connection, now: float, prompt: Message, agent: str | None,
+                          model: str | None, lease: float) -> Message: ...  # fmt: skip
 
     def _handle(self, prompt: Message) -> Answer:
         return Answer(cast("Store", self), prompt)
@@ -159,137 +154,6 @@ class Turns:
 
         return self._write(write)
 
-    # Queries for waiting prompts write `+thread_id`: SQLite then looks them up through
-    # messages_pending (few rows: the prompts waiting in the whole store), not through the thread's
-    # history.
-
-    @staticmethod
-    def _turn_free(conn: sqlite3.Connection, thread_id: str) -> bool:
-        """No answer is being written in the thread and no prompt waits."""
-        return (
-            conn.execute("SELECT 1 FROM runs WHERE thread_id = ? LIMIT 1", (thread_id,)).fetchone() is None
-            and conn.execute(
-                "SELECT 1 FROM messages WHERE +thread_id = ? AND status = 'pending' AND role = 'user' LIMIT 1",
-                (thread_id,),
-            ).fetchone()
-            is None
-        )
-
-    def _start_answer(
-        self, conn: sqlite3.Connection, now: float, prompt: Message, agent: str | None, model: str | None,
-        lease: float,
-    ) -> Message:  # fmt: skip
-        step = self._insert_message(
-            conn, now, new_id("msg"), prompt.thread_id, "assistant", "", "pending", agent, model, 0, None,
-            reply_to=prompt.id, turn=prompt.turn,
-        )  # fmt: skip
-        self._insert_run(conn, now, step.id, prompt.thread_id, agent, lease)
-        return step
-
-    def start_run(
-        self, thread_id: str, *, reply_to: str | None = None, previous: str | None = None,
-        agent: str | None = None, model: str | None = None, step: int = 0, lease_seconds: float = LEASE_SECONDS,
-    ) -> Message:  # fmt: skip
-        """Create an assistant message (``pending``) with this process's lease on writing it: the
-        next step of the answer to ``reply_to``, or (without it) a message of its own, e.g. one
-        imported from elsewhere. ``previous``: the step whose lease this one takes over, in the same
-        transaction (its abort request goes along), so the thread's turn never lapses between steps."""
-        mid = new_id("msg")
-
-        def write(conn: sqlite3.Connection, now: float) -> Message:
-            turn = None
-            if reply_to is not None:
-                prompt = conn.execute("SELECT turn FROM messages WHERE id = ?", (reply_to,)).fetchone()
-                if prompt is None:
-                    raise NotFoundError(f"no prompt with id {reply_to!r} in {self.path}.")
-                turn = prompt[0]
-            msg = self._insert_message(
-                conn, now, mid, thread_id, "assistant", "", "pending", agent, model, step, None,
-                reply_to=reply_to, turn=turn,
-            )  # fmt: skip
-            aborted = 0
-            if previous is not None:
-                row = conn.execute("SELECT abort_requested FROM runs WHERE message_id = ?", (previous,)).fetchone()
-                if row is not None:
-                    aborted = row[0]
-                    conn.execute("DELETE FROM runs WHERE message_id = ?", (previous,))
-                    self._log(conn, thread_id, "run", "delete", previous, now)
-            self._insert_run(conn, now, mid, thread_id, agent, lease_seconds, aborted)
-            return msg
-
-        return self._write(write)
-
-    def _insert_run(
-        self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, agent: str | None, lease: float,
-        aborted: int = 0,
-    ) -> None:  # fmt: skip
-        conn.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (mid, thread_id, agent, self.owner, now + lease, aborted, now, now),
-        )
-        self._log(conn, thread_id, "run", "insert", mid, now)
-
-    def claim_pending(
-        self,
-        agent: str,
-        *,
-        thread_id: str | None = None,
-        model: str | None = None,
-        lease_seconds: float = LEASE_SECONDS,
-    ) -> tuple[Message, Message] | None:
-        """Atomically take the turn of a thread whose next prompt waits for ``agent`` (in
-        ``thread_id`` only, if given): marks the prompt taken and creates the answer's first step
-        with this process's lease. ``None`` when nothing is ready. A thread's prompts are taken
-        oldest first, one at a time, and exactly one of many processes gets each."""
-        scope, args = ("AND m.thread_id = ? ", [thread_id]) if thread_id is not None else ("", [])
-
-        def write(conn: sqlite3.Connection, now: float) -> tuple[Message, Message] | None:
-            row = conn.execute(
-                "SELECT m.* FROM messages m JOIN threads t ON t.id = m.thread_id "
-                "WHERE m.status = 'pending' AND m.role = 'user' AND COALESCE(m.agent, t.agent) = ? " + scope +
-                "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = m.thread_id) "
-                "AND NOT EXISTS (SELECT 1 FROM messages e WHERE +e.thread_id = m.thread_id AND e.status = 'pending' "
-                "AND e.role = 'user' AND e.position < m.position) "
-                "ORDER BY m.created_at LIMIT 1",
-                [agent, *args],
-            ).fetchone()  # fmt: skip
-            if row is None:
-                return None
-            prompt = Message.from_sql(row)
-            conn.execute("UPDATE messages SET status = 'success', updated_at = ? WHERE id = ?", (now, prompt.id))
-            self._log(conn, prompt.thread_id, "message", "update", prompt.id, now)
-            return prompt, self._start_answer(conn, now, prompt, agent, model, lease_seconds)
-
-        claimed = self._write(write)
-        if claimed is None:
-            return None
-        return self.get_message(claimed[0].id), claimed[1]
-
-    def renew_lease(self, message_id: str, *, lease_seconds: float = LEASE_SECONDS) -> bool:
-        """Extend this process's lease. False when the run is gone (reaped or ended): stop writing."""
-
-        def write(conn: sqlite3.Connection, now: float) -> bool:
-            cur = conn.execute(
-                "UPDATE runs SET lease_expires_at = ?, updated_at = ? WHERE message_id = ? AND owner = ?",
-                (now + lease_seconds, now, message_id, self.owner),
-            )
-            return cur.rowcount > 0
-
-        return self._write(write)
-
-    def end_run(self, message_id: str) -> bool:
-        """Release a writer's lease without changing its message. False when there was none."""
-
-        def write(conn: sqlite3.Connection, now: float) -> bool:
-            row = conn.execute("SELECT thread_id FROM runs WHERE message_id = ?", (message_id,)).fetchone()
-            if row is None:
-                return False
-            conn.execute("DELETE FROM runs WHERE message_id = ?", (message_id,))
-            self._log(conn, row[0], "run", "delete", message_id, now)
-            return True
-
-        return self._write(write)
-
     def request_abort(self, thread_id: str, *, cancel_queued: bool = False) -> list[str]:
         """Ask the writer of the thread's running answer (in any process) to stop; it ends the
         answer ``aborted`` with its partial text. Prompts waiting in the queue are still answered,
@@ -324,104 +188,3 @@ class Turns:
                 self._log(conn, thread_id, "message", "update", mid, now)
             ids += queued
         return ids
-
-    def abort_requested(self, message_id: str) -> bool:
-        row = self._conn().execute("SELECT abort_requested FROM runs WHERE message_id = ?", (message_id,)).fetchone()
-        return bool(row and row[0])
-
-    def active_runs(self, thread_id: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT message_id, thread_id, agent, owner, lease_expires_at, abort_requested FROM runs"
-        args: tuple[Any, ...] = ()
-        if thread_id is not None:
-            sql += " WHERE thread_id = ?"
-            args = (thread_id,)
-        keys = ("message_id", "thread_id", "agent", "owner", "lease_expires_at", "abort_requested")
-        return [dict(zip(keys, r, strict=True)) for r in self._conn().execute(sql, args)]
-
-    _ORPHAN_MESSAGES = (
-        "SELECT id, thread_id FROM messages WHERE status IN ('pending', 'streaming') AND role = 'assistant' "
-        "AND id NOT IN (SELECT message_id FROM runs)"
-    )
-    _ORPHAN_CALLS = (
-        "SELECT id, thread_id FROM tool_calls WHERE status IN ('streaming_args', 'running') "
-        "AND message_id NOT IN (SELECT message_id FROM runs)"
-    )
-
-    def _end_orphans(self, conn: sqlite3.Connection) -> None:
-        """End live assistant messages and open tool calls that no lease covers (cheap: both
-        queries use an index of live rows)."""
-        if not (conn.execute(self._ORPHAN_MESSAGES).fetchone() or conn.execute(self._ORPHAN_CALLS).fetchone()):
-            return
-
-        def write(conn: sqlite3.Connection, now: float) -> None:
-            for mid, thread_id in conn.execute(self._ORPHAN_MESSAGES).fetchall():
-                text = "".join(t for (t,) in conn.execute("SELECT text FROM deltas WHERE message_id = ? ORDER BY seq",
-                                                          (mid,)))  # fmt: skip
-                conn.execute(
-                    "UPDATE messages SET status = 'failed', error = ?, text = ?, ends_answer = 1, updated_at = ? "
-                    "WHERE id = ?",
-                    (ORPHANED, text, now, mid),
-                )
-                self._log(conn, thread_id, "message", "update", mid, now)
-            for tcid, thread_id in conn.execute(self._ORPHAN_CALLS).fetchall():
-                conn.execute(
-                    "UPDATE tool_calls SET status = 'error', error = ?, ended_at = ?, updated_at = ? WHERE id = ?",
-                    (ORPHANED, now, now, tcid),
-                )
-                self._log(conn, thread_id, "tool_call", "update", tcid, now)
-
-        self._write(write)
-        log.warning("threadwidget: ended live rows that had no writer: %s", ORPHANED)
-
-    def reap_expired(self) -> list[str]:
-        """End every answer whose writer's lease expired: its step ``failed`` with the text streamed
-        so far (or, in its tool phase, a ``failed`` last step), its open tool calls ``error``, and
-        the thread's turn handed to the next prompt. Live rows that have no writer at all (left by
-        a crash of an older version, or another program) are ended too. Any process with an open
-        store may do this; the watcher thread does it about once a second."""
-        conn = self._conn()
-        self._end_orphans(conn)
-        if conn.execute("SELECT 1 FROM runs WHERE lease_expires_at < ? LIMIT 1", (time.time(),)).fetchone() is None:
-            return []
-
-        def write(conn: sqlite3.Connection, now: float) -> list[str]:
-            expired = conn.execute(
-                "SELECT r.message_id, r.thread_id, r.agent, m.status, m.reply_to, m.turn, m.step, m.model "
-                "FROM runs r LEFT JOIN messages m ON m.id = r.message_id WHERE r.lease_expires_at < ?",
-                (now,),
-            ).fetchall()
-            for mid, thread_id, agent, status, reply_to, turn, step, model in expired:
-                text = "".join(t for (t,) in conn.execute(
-                    "SELECT text FROM deltas WHERE message_id = ? ORDER BY seq", (mid,)))  # fmt: skip
-                cur = conn.execute(
-                    "UPDATE messages SET status = 'failed', error = ?, text = ?, ends_answer = 1, updated_at = ? "
-                    "WHERE id = ? AND status IN ('pending', 'streaming')",
-                    (WRITER_STOPPED, text, now, mid),
-                )
-                if cur.rowcount:
-                    self._log(conn, thread_id, "message", "update", mid, now)
-                elif status is not None and reply_to is not None:  # between steps: its tools were running
-                    last = self._insert_message(
-                        conn, now, new_id("msg"), thread_id, "assistant", "", "failed", agent, model, step + 1,
-                        None, reply_to=reply_to, turn=turn,
-                    )  # fmt: skip
-                    conn.execute(
-                        "UPDATE messages SET error = ?, ends_answer = 1 WHERE id = ?", (WRITER_STOPPED, last.id)
-                    )
-                for (tcid,) in conn.execute(
-                    "SELECT id FROM tool_calls WHERE message_id = ? AND status IN ('streaming_args', 'running')",
-                    (mid,),
-                ).fetchall():
-                    conn.execute(
-                        "UPDATE tool_calls SET status = 'error', error = ?, ended_at = ?, updated_at = ? WHERE id = ?",
-                        (WRITER_STOPPED, now, now, tcid),
-                    )
-                    self._log(conn, thread_id, "tool_call", "update", tcid, now)
-                conn.execute("DELETE FROM runs WHERE message_id = ?", (mid,))
-                self._log(conn, thread_id, "run", "delete", mid, now)
-            return [mid for mid, *_ in expired]
-
-        reaped = self._write(write)
-        if reaped:
-            log.warning("threadwidget: marked %d message(s) failed: %s", len(reaped), WRITER_STOPPED)
-        return reaped

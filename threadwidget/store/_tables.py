@@ -1,0 +1,450 @@
+"""Threads, messages, deltas and tool calls: their reads and writes (a part of ``Store``).
+
+Each write is one transaction through the database (``Store._write``) that also logs the change
+for the feed (``_log``); reads use the calling thread's connection. Nothing here knows about
+connections, files or the feed beyond those calls.
+
+Over 400 lines on purpose: the four tables' writes keep invariants across each other (a message's
+deltas and final text, a step's tool calls, the thread's order and ``updated_at``) and read best
+side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import InvalidArgumentError, NotFoundError
+from .._statuses import FINAL_STATUSES, LIVE_STATUSES, MESSAGE_STATUSES, ROLES, TOOL_CALL_STATUSES
+from .._usage import Usage
+from ._checks import check_choice, check_limit, check_text, dump_metadata
+from ._rows import Delta, Message, Thread, ToolCall, new_id
+
+__all__ = ["Tables"]
+
+_UNSET: Any = object()
+
+
+class Tables:
+    """Threads, messages, deltas and tool calls (a part of ``Store``)."""
+
+    if TYPE_CHECKING:  # what Store provides
+        path: Path
+
+        def _conn(self) -> sqlite3.Connection: ...
+        def _write(self, fn: Any) -> Any: ...
+        @staticmethod
+        def _log(conn: sqlite3.Connection, thread_id: str | None, kind: str, op: str, row_id: object,
+                 now: float) -> None: ...  # fmt: skip
+
+    # -- threads ------------------------------------------------------------------------------
+
+    def create_thread(
+        self,
+        *,
+        title: str | None = None,
+        user_id: str | None = None,
+        agent: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Thread:
+        for name, value in (("title", title), ("user_id", user_id), ("agent", agent)):
+            check_text(name, value, optional=True)
+        meta = dump_metadata(metadata)
+        tid = new_id("th")
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            conn.execute(
+                "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (tid, title, user_id, agent, meta, now, now),
+            )
+            self._log(conn, tid, "thread", "insert", tid, now)
+
+        self._write(write)
+        return self.get_thread(tid)
+
+    def get_thread(self, thread_id: str) -> Thread:
+        row = self._conn().execute("SELECT * FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
+        return Thread.from_sql(row)
+
+    def list_threads(
+        self,
+        *,
+        user_id: str | None = None,
+        agent: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[Thread]:
+        """Threads, most recently active first. Page with ``before=<id of the last thread seen>``."""
+        check_limit(limit)
+        where: list[str] = []
+        args: list[Any] = []
+        if user_id is not None:
+            where.append("user_id = ?")
+            args.append(user_id)
+        if agent is not None:
+            where.append("agent = ?")
+            args.append(agent)
+        if before is not None:
+            cursor = self.get_thread(before)
+            where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
+            args += [cursor.updated_at, cursor.updated_at, cursor.id]
+        sql = "SELECT * FROM threads"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
+        return [Thread.from_sql(r) for r in self._conn().execute(sql, [*args, limit])]
+
+    def update_thread(
+        self,
+        thread_id: str,
+        *,
+        title: str | None = _UNSET,
+        user_id: str | None = _UNSET,
+        agent: str | None = _UNSET,
+        metadata: dict[str, Any] | None = _UNSET,
+    ) -> Thread:
+        fields: dict[str, Any] = {}
+        if title is not _UNSET:
+            fields["title"] = check_text("title", title, optional=True)
+        if user_id is not _UNSET:
+            fields["user_id"] = check_text("user_id", user_id, optional=True)
+        if agent is not _UNSET:
+            fields["agent"] = check_text("agent", agent, optional=True)
+        if metadata is not _UNSET:
+            fields["metadata"] = dump_metadata(metadata)
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            cur = conn.execute(
+                f"UPDATE threads SET {sets}{', ' if sets else ''}updated_at = ? WHERE id = ?",
+                (*fields.values(), now, thread_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
+            self._log(conn, thread_id, "thread", "update", thread_id, now)
+
+        self._write(write)
+        return self.get_thread(thread_id)
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete a thread with its messages, deltas, tool calls and runs."""
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            for table in ("deltas", "tool_calls", "runs", "messages"):
+                conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
+            if conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount == 0:
+                raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
+            self._log(conn, thread_id, "thread", "delete", thread_id, now)
+
+        self._write(write)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        thread_id: str,
+        *,
+        role: str,
+        text: str = "",
+        status: str = "success",
+        agent: str | None = None,
+        model: str | None = None,
+        step: int = 0,
+        metadata: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> Message:
+        """Append a message. A user message with ``status="pending"`` is a prompt in the thread's
+        queue, answered by a process serving its agent (``store.ask`` does this and returns the
+        ``Answer``)."""
+        check_choice("role", role, ROLES)
+        check_choice("status", status, MESSAGE_STATUSES)
+        if status in LIVE_STATUSES and not (role == "user" and status == "pending"):
+            raise InvalidArgumentError(
+                f"status={status!r} is not valid for add_message(role={role!r}): nothing would ever end it. "
+                "A message being written needs a writer's lease: use store.start_run(); a prompt that waits "
+                "for an answer: store.ask() (or role='user', status='pending')."
+            )
+        check_text("text", text)
+        for name, value in (("agent", agent), ("model", model), ("user_id", user_id)):
+            check_text(name, value, optional=True)
+        meta = dump_metadata(metadata)
+        mid = new_id("msg")
+
+        def write(conn: sqlite3.Connection, now: float) -> Message:
+            return self._insert_message(
+                conn, now, mid, thread_id, role, text, status, agent, model, step, meta, user_id=user_id
+            )
+
+        return self._write(write)
+
+    def _insert_message(
+        self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, role: str, text: str,
+        status: str, agent: str | None, model: str | None, step: int, meta: str | None, *,
+        reply_to: str | None = None, turn: int | None = None, user_id: str | None = None,
+    ) -> Message:  # fmt: skip
+        if conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id)).rowcount == 0:
+            raise NotFoundError(
+                f"no thread with id {thread_id!r} in {self.path}; create it with store.create_thread()."
+            )
+        (position,) = conn.execute(
+            "SELECT COALESCE(MAX(position) + 1, 0) FROM messages WHERE thread_id = ?", (thread_id,)
+        ).fetchone()
+        turn = position if turn is None else turn
+        conn.execute(
+            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, 0, ?)",
+            (mid, thread_id, position, step, role, text, status, agent, model, meta, now, now, reply_to, turn, user_id),
+        )
+        self._log(conn, thread_id, "message", "insert", mid, now)
+        metadata = json.loads(meta) if meta else {}  # a copy the caller cannot change under us
+        return Message(
+            mid, thread_id, position, step, role, text, status, None, agent, model, None, None, metadata, now, now,  # type: ignore[arg-type]
+            reply_to, turn, False, user_id,
+        )  # fmt: skip
+
+    def get_message(self, message_id: str) -> Message:
+        row = self._conn().execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
+        return Message.from_sql(row)
+
+    def list_messages(
+        self,
+        thread_id: str,
+        *,
+        limit: int = 50,
+        before: str | None = None,
+        after: str | None = None,
+        through: str | None = None,
+    ) -> list[Message]:
+        """Messages in thread order: each prompt followed by its answer's steps, oldest first. The
+        last ``limit`` of them, or the ones ``before``/``after`` a message id (page backwards with
+        ``before=messages[0].id``). ``through=prompt_id`` stops after that prompt's answer: the
+        history an answer to it sees (later prompts left out)."""
+        check_limit(limit)
+        conn = self._conn()
+        if after is not None:
+            a = self._message_in(thread_id, after)
+            rows = conn.execute(
+                "SELECT * FROM messages WHERE thread_id = ? AND (turn, position) > (?, ?) "
+                "ORDER BY turn, position LIMIT ?",
+                (thread_id, a.turn, a.position, limit),
+            ).fetchall()
+            return [Message.from_sql(r) for r in rows]
+        bound = (2**62, 2**62)
+        if before is not None:
+            b = self._message_in(thread_id, before)
+            bound = (b.turn, b.position)
+        if through is not None:
+            t = self._message_in(thread_id, through)
+            bound = min(bound, (t.turn, 2**62))
+        rows = conn.execute(
+            "SELECT * FROM messages WHERE thread_id = ? AND (turn, position) < (?, ?) "
+            "ORDER BY turn DESC, position DESC LIMIT ?",
+            (thread_id, *bound, limit),
+        ).fetchall()
+        if not rows and before is None:
+            self.get_thread(thread_id)  # a clear error for an unknown thread
+        return [Message.from_sql(r) for r in reversed(rows)]
+
+    def _message_in(self, thread_id: str, message_id: str) -> Message:
+        message = self.get_message(message_id)
+        if message.thread_id != thread_id:
+            raise InvalidArgumentError(
+                f"message {message_id!r} belongs to thread {message.thread_id!r}, not {thread_id!r}; "
+                "pass the id of a message of this thread."
+            )
+        return message
+
+    def count_messages(self, thread_id: str) -> int:
+        return int(
+            self._conn().execute("SELECT COUNT(*) FROM messages WHERE thread_id = ?", (thread_id,)).fetchone()[0]
+        )
+
+    def update_message(
+        self,
+        message_id: str,
+        *,
+        text: str = _UNSET,
+        status: str = _UNSET,
+        error: str | None = _UNSET,
+        usage: Usage | None = _UNSET,
+        finish_reason: str | None = _UNSET,
+        model: str | None = _UNSET,
+        metadata: dict[str, Any] | None = _UNSET,
+        ends_answer: bool = _UNSET,
+        end_run: bool = False,
+    ) -> Message:
+        """Change a message. ``end_run=True`` also releases its writer's lease (and so the thread's
+        turn) in the same transaction; ``ends_answer=True`` marks the last step of an answer.
+        A message in a final status (success/failed/aborted) does not change status again."""
+        fields: dict[str, Any] = {}
+        if ends_answer is not _UNSET:
+            fields["ends_answer"] = int(bool(ends_answer))
+        if text is not _UNSET:
+            fields["text"] = text
+        if status is not _UNSET:
+            check_choice("status", status, MESSAGE_STATUSES)
+            fields["status"] = status
+        if error is not _UNSET:
+            fields["error"] = error
+        if usage is not _UNSET:
+            fields["usage"] = json.dumps(usage.to_dict()) if usage is not None else None
+        if finish_reason is not _UNSET:
+            fields["finish_reason"] = finish_reason
+        if model is not _UNSET:
+            fields["model"] = model
+        if metadata is not _UNSET:
+            fields["metadata"] = dump_metadata(metadata)
+
+        def write(conn: sqlite3.Connection, now: float) -> bool:
+            row = conn.execute("SELECT thread_id, status FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
+            thread_id, current = row
+            changed = False
+            if not (current in FINAL_STATUSES and "status" in fields):
+                sets = "".join(f"{k} = ?, " for k in fields)
+                conn.execute(
+                    f"UPDATE messages SET {sets}updated_at = ? WHERE id = ?",
+                    (*fields.values(), now, message_id),
+                )
+                conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id))
+                self._log(conn, thread_id, "message", "update", message_id, now)
+                changed = True
+            if end_run and conn.execute("DELETE FROM runs WHERE message_id = ?", (message_id,)).rowcount:
+                self._log(conn, thread_id, "run", "delete", message_id, now)
+            return changed
+
+        self._write(write)
+        return self.get_message(message_id)
+
+    # -- deltas -------------------------------------------------------------------------------
+
+    def append_delta(self, message_id: str, text: str) -> Delta:
+        """Append streamed text to a message (seq 1, 2, 3 ... per message)."""
+        if not isinstance(text, str) or not text:
+            raise InvalidArgumentError(f"text={text!r} is not valid; expected a non-empty str.")
+
+        def write(conn: sqlite3.Connection, now: float) -> Delta:
+            row = conn.execute("SELECT thread_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
+            (seq,) = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM deltas WHERE message_id = ?", (message_id,)
+            ).fetchone()
+            cur = conn.execute(
+                "INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES (?, ?, ?, ?, ?)",
+                (message_id, row[0], seq, text, now),
+            )
+            self._log(conn, row[0], "delta", "insert", cur.lastrowid, now)
+            return Delta(int(cur.lastrowid or 0), message_id, row[0], seq, text, now)
+
+        return self._write(write)
+
+    def list_deltas(self, message_id: str, *, after_seq: int = 0) -> list[Delta]:
+        rows = self._conn().execute(
+            "SELECT * FROM deltas WHERE message_id = ? AND seq > ? ORDER BY seq", (message_id, after_seq)
+        )
+        return [Delta.from_sql(r) for r in rows]
+
+    def streamed_text(self, message_id: str) -> tuple[str, int]:
+        """The text streamed so far for a message and the seq of its last delta."""
+        rows = (
+            self._conn()
+            .execute("SELECT seq, text FROM deltas WHERE message_id = ? ORDER BY seq", (message_id,))
+            .fetchall()
+        )
+        return "".join(t for _, t in rows), (rows[-1][0] if rows else 0)
+
+    # -- tool calls ---------------------------------------------------------------------------
+
+    def add_tool_call(
+        self, message_id: str, *, call_id: str, name: str, arguments: str = "", status: str = "streaming_args"
+    ) -> ToolCall:
+        check_choice("status", status, TOOL_CALL_STATUSES)
+        tcid = new_id("tc")
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            row = conn.execute("SELECT thread_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
+            conn.execute(
+                "INSERT INTO tool_calls VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, NULL, ?)",
+                (tcid, row[0], message_id, call_id, name, arguments, status, now, now),
+            )
+            self._log(conn, row[0], "tool_call", "insert", tcid, now)
+
+        self._write(write)
+        return self.get_tool_call(tcid)
+
+    def update_tool_call(
+        self,
+        tool_call_id: str,
+        *,
+        arguments: str = _UNSET,
+        status: str = _UNSET,
+        progress: float | None = _UNSET,
+        progress_note: str | None = _UNSET,
+        result: str | None = _UNSET,
+        error: str | None = _UNSET,
+    ) -> ToolCall:
+        fields: dict[str, Any] = {}
+        for key, value in (("arguments", arguments), ("progress", progress), ("progress_note", progress_note),
+                           ("result", result), ("error", error)):  # fmt: skip
+            if value is not _UNSET:
+                fields[key] = value
+        if status is not _UNSET:
+            check_choice("status", status, TOOL_CALL_STATUSES)
+            fields["status"] = status
+
+        def write(conn: sqlite3.Connection, now: float) -> None:
+            row = conn.execute("SELECT thread_id, started_at FROM tool_calls WHERE id = ?", (tool_call_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no tool call with id {tool_call_id!r} in {self.path}.")
+            extra = dict(fields)
+            if fields.get("status") == "running" and row[1] is None:
+                extra["started_at"] = now
+            if fields.get("status") in ("success", "error"):
+                extra["ended_at"] = now
+            sets = "".join(f"{k} = ?, " for k in extra)
+            conn.execute(
+                f"UPDATE tool_calls SET {sets}updated_at = ? WHERE id = ?",
+                (*extra.values(), now, tool_call_id),
+            )
+            self._log(conn, row[0], "tool_call", "update", tool_call_id, now)
+
+        self._write(write)
+        return self.get_tool_call(tool_call_id)
+
+    def get_tool_call(self, tool_call_id: str) -> ToolCall:
+        row = self._conn().execute("SELECT * FROM tool_calls WHERE id = ?", (tool_call_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no tool call with id {tool_call_id!r} in {self.path}.")
+        return ToolCall.from_sql(row)
+
+    def list_tool_calls(
+        self, thread_id: str, *, message_id: str | None = None, limit: int | None = None
+    ) -> list[ToolCall]:
+        """Tool calls of a thread (or of one assistant message), oldest first; with ``limit``, the
+        newest ``limit`` of them."""
+        if limit is not None:
+            check_limit(limit)
+        column, value = ("message_id", message_id) if message_id is not None else ("thread_id", thread_id)
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT * FROM tool_calls WHERE {column} = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (value, -1 if limit is None else limit),
+            )
+            .fetchall()
+        )
+        return [ToolCall.from_sql(r) for r in reversed(rows)]
+
+    def text(self, message_id: str) -> str:
+        """A message's text: final, or what has streamed so far while it is written."""
+        message = self.get_message(message_id)
+        return message.text if message.is_final or message.role != "assistant" else self.streamed_text(message_id)[0]
