@@ -377,7 +377,12 @@ def test_repr_shows_thread_state_and_last_messages(store: tw.Store, comms: list[
     tw._register_display(formatter)  # what `import threadwidget` does in a running IPython
     shown, _ = formatter.format(thread)
     assert shown["text/plain"].startswith("ChatView(thread ")
-    assert shown["application/vnd.jupyter.widget-view+json"]["model_id"]
+    model_id = shown["application/vnd.jupyter.widget-view+json"]["model_id"]
+    again, _ = formatter.format(thread)  # shown again: the same live view, not a new one
+    assert again["application/vnd.jupyter.widget-view+json"]["model_id"] == model_id
+    thread._view.close()
+    after_close, _ = formatter.format(thread)
+    assert after_close["application/vnd.jupyter.widget-view+json"]["model_id"] != model_id
 
 
 def test_close_unsubscribes_and_nothing_leaks(store: tw.Store, comms: list[RecordingComm]) -> None:

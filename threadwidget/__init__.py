@@ -110,10 +110,14 @@ def __dir__() -> list[str]:
 
 
 def _show_thread(thread: Any) -> Any:
-    """An ``AgentThread`` shown as a cell's result: its live ``ChatView``."""
+    """An ``AgentThread`` shown as a cell's result: its live ``ChatView``, one per thread object,
+    shown again (not rebuilt) each time the thread is shown, until that view is closed."""
     from .widgets import ChatView
 
-    return ChatView(thread)._repr_mimebundle_()
+    view = thread._view
+    if view is None or view.closed:
+        view = thread._view = ChatView(thread)
+    return view._repr_mimebundle_()
 
 
 def _register_display(formatter: Any = None) -> None:

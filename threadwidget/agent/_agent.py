@@ -122,6 +122,7 @@ class AgentThread:
         self.id = thread_id
         self._runs: set[Run] = set()
         self._lock = threading.Lock()
+        self._view: Any = None  # the ChatView shown when this thread is a cell's result (threadwidget/__init__.py)
 
     @property
     def store(self) -> Store:
