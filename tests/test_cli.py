@@ -23,7 +23,7 @@ import threadwidget as tw
 from threadwidget.cli import main
 
 from .cli_workers import WORDS
-from .conftest import PYTHON, python_env
+from .conftest import PYTHON, python_env, wait_until
 
 CLI = [PYTHON, "-m", "threadwidget"]
 WORKERS = str(Path(__file__).with_name("cli_workers.py"))
@@ -328,6 +328,9 @@ def model():  # a prompt about an order: a tool call, then a summary of its resu
 
 
 support = tw.Agent("support", model=model(), tools=[lookup_order], store=tw.Store())
+slow = tw.Agent(  # a story takes 16 s
+    "slow", model=tw.ScriptedModel(tokens_per_second=50, rules=[("story", "once upon a time " * 200)]), store=tw.Store()
+)
 not_an_agent = 42
 
 
@@ -370,6 +373,24 @@ def test_serve_answers_pending_prompts_and_stops_on_a_signal(
     assert "served 2 answers" in summary and "2 success" in summary, text
     assert summary.endswith(f"{total.input_tokens:,} in / {total.output_tokens:,} out tokens")
     assert serve.stderr is not None and b"Traceback" not in serve.stderr.read()
+
+
+def test_serve_stopped_mid_answer_reports_it_aborted(tmp_path: Path, db_path: Path, procs: list) -> None:
+    (tmp_path / "my_agents.py").write_text(AGENTS_MODULE)
+    serve = spawn(*CLI, "serve", "my_agents:slow", "--db", str(db_path), cwd=tmp_path)
+    procs.append(serve)
+    out = Output(serve.stdout)
+    out.wait_for("serving agent 'slow'")
+    with tw.Store(db_path) as s:
+        thread = s.create_thread(title="Long one", agent="slow")
+        answer = s.ask(thread.id, "tell me a story")
+        wait_until(lambda: answer.messages and s.text(answer.messages[-1].id))  # text is streaming
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(30) == 0
+        assert answer.status == "aborted"
+    text = out.wait_closed()
+    assert "■ aborted" in out.wait_for_line(thread.id) and "Long one" in out.wait_for_line(thread.id)
+    assert "served 1 answer" in text and "1 aborted" in text.strip().splitlines()[-1], text
 
 
 def test_serve_warns_when_the_agent_ignores_db(tmp_path: Path, db_path: Path, procs: list) -> None:
@@ -449,7 +470,7 @@ def user_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         ("my_agents", "is not MODULE:AGENT"),
         ("my agents:support", "is not MODULE:AGENT"),
         ("no_such_module:agent", "no module named 'no_such_module'"),
-        ("my_agents:nothere", "has no attribute 'nothere'; agents defined there: support"),
+        ("my_agents:nothere", "has no attribute 'nothere'; agents defined there: slow, support"),
         ("my_agents:not_an_agent", "not a tw.Agent"),
     ],
 )

@@ -78,7 +78,8 @@ def local_time(ts: float) -> str:
 
 
 def clip(text: str, limit: int = 300) -> str:
-    """One line of at most ``limit`` characters."""
+    """One line of at most ``limit`` characters. (The twin of ``widgets._shapes.one_line``, not
+    imported from there: that would load anywidget and ipywidgets on every command.)"""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
