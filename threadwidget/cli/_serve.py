@@ -162,7 +162,7 @@ def serve(ctx: click.Context, target: str, db: Path | None, max_concurrent: int)
     # before anything is printed: whoever reads our output may signal us at once
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     given = ctx.get_parameter_source("db") is ParameterSource.COMMANDLINE
-    if db is not None and given and store.path.resolve() != db.resolve():
+    if db is not None and given and Path(store.path).resolve() != db.resolve():
         click.echo(
             f"Warning: agent {agent.name!r} writes to {store.path}, not --db {db}; serving that store. "
             f"Create its store with tw.Store() (no path) in {target.partition(':')[0]} to follow --db.",
