@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,49 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.delenv("OPENAI_MODEL", raising=False)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only(why): the test is about SQLite's files; not run on PostgreSQL")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test about SQLite's files (the bell, modes, sizes) runs on SQLite only."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("backend") == "postgres"
+        (drop if on_postgres and item.get_closest_marker("sqlite_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One throwaway PostgreSQL server for the session, started on first use (``pg_server.py``)."""
+    from .pg_server import PostgresServer, postgres_bin
+
+    if postgres_bin() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not installed (apt-get install postgresql); CI runs both backends")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql): the PostgreSQL runs are skipped")
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store's backend: every test that uses ``db_path`` or ``store`` runs on both."""
+    return str(request.param)
+
+
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "threads.db"
+def db_path(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Any:
+    """Where the test's store lives: a new SQLite file, or a new schema on the session's server."""
+    if backend == "sqlite":
+        return tmp_path / "threads.db"
+    server = request.getfixturevalue("postgres_server")
+    return f"{server.url}?schema=t_{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -48,6 +90,30 @@ def procs() -> Iterator[list[subprocess.Popen[Any]]]:
         if p.poll() is None:
             p.kill()
         p.wait(10)
+
+
+@contextlib.contextmanager
+def raw_connection(location: Any) -> Iterator[Any]:
+    """Another program's connection to a store (autocommit; SQLite's SQL on both backends): for
+    leaving what a crash or a foreign writer could leave."""
+    import threadwidget as tw
+
+    store = tw.Store(location)
+    conn = store._db.connect()
+    try:
+        yield conn
+    finally:
+        conn.close()
+        store.close()
+
+
+def make_schema_newer(location: Any) -> None:
+    """Record a migration this version does not know, as a newer threadwidget would."""
+    with raw_connection(location) as conn:
+        if isinstance(location, str):
+            conn.execute("INSERT INTO threadwidget_migrations VALUES ('m099_future', 0)")
+        else:
+            conn.execute("PRAGMA user_version = 99")
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.005) -> object:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,8 @@ from click.testing import CliRunner, Result
 
 import threadwidget as tw
 from threadwidget.cli import main
+
+from .conftest import make_schema_newer, raw_connection
 
 
 def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
@@ -196,9 +197,7 @@ def test_a_file_that_is_not_a_store(tmp_path: Path) -> None:
 
 
 def test_a_store_from_a_newer_version(db_path: Path) -> None:
-    tw.Store(db_path).close()
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("PRAGMA user_version = 99")
+    make_schema_newer(db_path)
     assert "Upgrade threadwidget" in _one_error_line(invoke("usage", "--db", str(db_path)), "99")
 
 
@@ -277,16 +276,16 @@ def test_check_finds_what_breaks_the_invariants(db_path: Path) -> None:
         s.add_message(thread.id, role="user", text="fine")
     ok = invoke("check", "--db", str(db_path))
     assert ok.exit_code == 0 and ok.stdout.startswith("ok: ") and "no problems found" in ok.stdout
-    raw = sqlite3.connect(db_path)  # what a crash or another program could leave
-    raw.execute(
-        "INSERT INTO messages (id, thread_id, position, step, role, text, status, created_at, updated_at, turn) "
-        "VALUES ('msg_orphan', ?, 5, 0, 'assistant', '', 'streaming', 0, 0, 5)",
-        (thread.id,),
-    )
-    raw.execute("INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES ('msg_orphan', ?, 2, 'x', 0)",
-                (thread.id,))  # fmt: skip
-    raw.commit()
-    raw.close()
+    with raw_connection(db_path) as raw:  # what a crash or another program could leave
+        raw.execute(
+            "INSERT INTO messages (id, thread_id, position, step, role, text, status, created_at, updated_at, turn) "
+            "VALUES ('msg_orphan', ?, 5, 0, 'assistant', '', 'streaming', 0, 0, 5)",
+            (thread.id,),
+        )
+        raw.execute(
+            "INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES ('msg_orphan', ?, 2, 'x', 0)",
+            (thread.id,),
+        )
     bad = invoke("check", "--db", str(db_path))
     assert bad.exit_code == 1
     assert "message msg_orphan: 1 deltas numbered up to 2 (a gap)" in bad.stdout

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import threading
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import threadwidget as tw
+from threadwidget.store._pg_schema import MIGRATIONS as PG_MIGRATIONS
 from threadwidget.store._schema import SCHEMA_VERSION
 
 from .conftest import PYTHON, python_env, wait_until
@@ -139,6 +139,7 @@ def test_a_raising_callback_is_logged_and_the_feed_goes_on(store: tw.Store, capl
 
 
 @pytest.mark.parametrize("mode", ["inotify", "poll"])
+@pytest.mark.sqlite_only("the bell's wake modes; PostgreSQL listens")
 def test_both_wake_modes_deliver(db_path: Path, mode: str) -> None:
     with tw.Store(db_path, watch=mode) as s:
         got = Collector()
@@ -150,11 +151,12 @@ def test_both_wake_modes_deliver(db_path: Path, mode: str) -> None:
 
 
 def test_writers_that_do_not_ring_the_bell_are_seen(store: tw.Store) -> None:
-    """The sqlite3 shell or Datasette write without ringing: the data_version check catches them."""
+    """The sqlite3 shell, psql or Datasette write without ringing (or NOTIFY): the slow check
+    catches them."""
     t = store.create_thread()
     got = Collector()
     store.subscribe(got)
-    conn = sqlite3.connect(store.path, isolation_level=None)
+    conn = store._db.connect()  # another program's connection, in autocommit
     conn.execute("UPDATE threads SET title = 'from the shell' WHERE id = ?", (t.id,))
     conn.execute("INSERT INTO changes (thread_id, kind, op, row_id, created_at) VALUES (?, 'thread', 'update', ?, 0)",
                  (t.id, t.id))  # fmt: skip
@@ -163,6 +165,7 @@ def test_writers_that_do_not_ring_the_bell_are_seen(store: tw.Store) -> None:
     assert got.events[0].row.title == "from the shell"  # type: ignore[union-attr]
 
 
+@pytest.mark.sqlite_only("the bell file")
 def test_bell_file_recreated_is_rearmed(store: tw.Store) -> None:
     got = Collector()
     store.subscribe(got)
@@ -244,11 +247,10 @@ def test_sigkill_mid_transaction_leaves_nothing_partial(db_path: Path, procs: li
         assert s.list_deltas("msg_partial") == []
         assert s.last_seq() == seq_before
         assert s.add_message(t.id, role="user", text="after").position == 0  # the lock is gone
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert s._db.integrity_problems(s._db.connect()) == []
 
 
-def test_eight_processes_opening_a_new_file_at_once(db_path: Path, procs: list) -> None:
+def test_eight_processes_opening_a_new_file_at_once(db_path: Path, procs: list, backend: str) -> None:
     openers = [spawn("opener", str(db_path)) for _ in range(8)]
     procs.extend(openers)
     for p in openers:
@@ -259,9 +261,11 @@ def test_eight_processes_opening_a_new_file_at_once(db_path: Path, procs: list) 
     for p in openers:
         line = expect_line(p, "{")
         assert json.loads(line) == {"ok": True}
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0] == SCHEMA_VERSION  # each once
-    assert conn.execute("SELECT COUNT(*) FROM threads").fetchone()[0] == 8
+    with tw.Store(db_path) as s:
+        table, known = ("_sqlite_migrations", SCHEMA_VERSION) if backend == "sqlite" else (
+            "threadwidget_migrations", len(PG_MIGRATIONS))
+        assert s._conn().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == known  # each once
+        assert len(s.list_threads()) == 8
 
 
 def test_dead_writer_is_failed_with_its_partial_text(db_path: Path, procs: list) -> None:
@@ -302,11 +306,10 @@ def test_a_row_another_program_broke_does_not_stop_the_feed(store: tw.Store) -> 
     got = Collector()
     store.subscribe(got)
     broken = store.create_thread(title="broken")
-    raw = sqlite3.connect(store.path)
+    raw = store._db.connect()  # another program's connection, in autocommit
     raw.execute("UPDATE threads SET metadata = '{not json' WHERE id = ?", (broken.id,))
     raw.execute("INSERT INTO changes (thread_id, kind, op, row_id, created_at) VALUES (?, 'thread', 'update', ?, 0)",
                 (broken.id, broken.id))  # fmt: skip
-    raw.commit()
     raw.close()
     later = store.create_thread(title="after the broken row")
     got.wait_for(lambda events: any(e.row_id == later.id for e in events))
@@ -337,7 +340,7 @@ def test_live_rows_nobody_writes_are_ended_by_a_watching_process(store: tw.Store
     thread = store.create_thread()
     step = store.add_message(thread.id, role="assistant", text="called a tool")
     call = store.add_tool_call(step.id, call_id="c1", name="list_files", status="running")
-    raw = sqlite3.connect(store.path)  # a crash of an older version, or another program, left these
+    raw = store._db.connect()  # a crash of an older version, or another program, left these
     raw.execute(
         "INSERT INTO messages (id, thread_id, position, step, role, text, status, created_at, updated_at, turn) "
         "VALUES ('msg_orphan', ?, 9, 0, 'assistant', '', 'streaming', 0, 0, 9)",
@@ -347,7 +350,6 @@ def test_live_rows_nobody_writes_are_ended_by_a_watching_process(store: tw.Store
         "INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES ('msg_orphan', ?, 1, 'part', 0)",
         (thread.id,),
     )
-    raw.commit()
     raw.close()
     assert len(store.check()) == 2
     store.start_watching()  # any open view is enough

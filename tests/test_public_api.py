@@ -13,7 +13,7 @@ from .conftest import PYTHON, python_env
 
 EXPECTED = {
     "Answer", "AnswerTimeoutError", "CorruptStoreError", "ReadOnlyStoreError", "StoreBusyError", "StoreFullError",
-    "StoreIOError",
+    "StoreIOError", "StoreUnavailableError",
     "Delta", "Event", "InvalidArgumentError", "Message", "MissingAPIKeyError", "MissingBundleError", "ModelError",
     "NotADatabaseError", "NotFoundError", "SchemaVersionError", "Store", "StoreClosedError", "StoreError",
     "StoreWarning", "Subscription", "Thread", "ThreadwidgetError", "ToolArgumentsError", "ToolCall", "ToolError",

@@ -54,7 +54,7 @@ def test_delete_thread_removes_everything(store: tw.Store) -> None:
     store.delete_thread(gone.id)
     with pytest.raises(tw.NotFoundError):
         store.get_thread(gone.id)
-    conn = sqlite3.connect(store.path)
+    conn = store._db.connect()  # a connection of its own, as another program's
     for table in ("messages", "deltas", "tool_calls", "runs"):
         assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE thread_id = ?", (gone.id,)).fetchone()[0] == 0
         assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE thread_id = ?", (keep.id,)).fetchone()[0] == 1
@@ -178,6 +178,7 @@ def test_directory_and_missing_parent_are_refused(tmp_path: Path) -> None:
         tw.Store(tmp_path / "nope" / "threads.db")
 
 
+@pytest.mark.sqlite_only("PRAGMA user_version; test_postgres.py checks the server's migrations")
 def test_newer_schema_is_refused_naming_both_versions(db_path: Path) -> None:
     from threadwidget.store._schema import SCHEMA_VERSION
 
@@ -189,6 +190,7 @@ def test_newer_schema_is_refused_naming_both_versions(db_path: Path) -> None:
         tw.Store(db_path)
 
 
+@pytest.mark.sqlite_only("sqlite-utils' migrations table; test_postgres.py checks the server's")
 def test_migrations_are_recorded_by_name(store: tw.Store) -> None:
     conn = sqlite3.connect(store.path)
     names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'threadwidget'")]
@@ -240,6 +242,7 @@ def test_network_file_systems_are_detected(tmp_path: Path) -> None:
     assert network_filesystem(Path("/srv/threads.db"), mounts) is None
 
 
+@pytest.mark.sqlite_only("a connection per thread; PostgreSQL's are pooled")
 def test_connections_of_finished_threads_are_closed(store: tw.Store) -> None:
     import threading
 

@@ -3,7 +3,7 @@
 The tree::
 
     ThreadwidgetError
-    ├── StoreError                    the SQLite thread store
+    ├── StoreError                    the thread store (a SQLite file or a PostgreSQL schema)
     │   ├── NotADatabaseError         the path is not a SQLite file
     │   ├── SchemaVersionError        the file was written by a newer threadwidget
     │   ├── StoreClosedError          the Store was used after close()
@@ -12,6 +12,7 @@ The tree::
     │   ├── ReadOnlyStoreError        this process cannot write the file or its folder (names the fix)
     │   ├── StoreFullError            the disk or quota is full
     │   ├── StoreIOError              the operating system failed to read or write the files
+    │   ├── StoreUnavailableError     the PostgreSQL server cannot be reached (or went away mid-commit)
     │   └── CorruptStoreError         the file is damaged or lacks threadwidget's tables
     ├── AnswerTimeoutError            Answer.wait(timeout=...) ran out; the answer goes on (also a TimeoutError)
     ├── InvalidArgumentError          a bad value passed by the caller (also a ValueError)
@@ -34,6 +35,7 @@ __all__ = [
     "StoreBusyError",
     "StoreFullError",
     "StoreIOError",
+    "StoreUnavailableError",
     "InvalidArgumentError",
     "MissingAPIKeyError",
     "MissingBundleError",
@@ -90,6 +92,10 @@ class StoreFullError(StoreError):
 
 class StoreIOError(StoreError):
     """The operating system failed to read or write the store's files."""
+
+
+class StoreUnavailableError(StoreError):
+    """The PostgreSQL server holding the store cannot be reached."""
 
 
 class CorruptStoreError(StoreError):

@@ -13,7 +13,7 @@ from click.core import ParameterSource
 from rich.console import Console
 
 from .._errors import NotFoundError
-from ..store import Store, Thread, default_path
+from ..store import Store, Thread, default_path, is_server_url
 
 if TYPE_CHECKING:
     from click.types import OptionHelpExtra
@@ -37,20 +37,32 @@ class _DbOption(click.Option):
     def get_help_extra(self, ctx: click.Context) -> OptionHelpExtra:
         extra = super().get_help_extra(ctx)
         if os.environ.get(ENV):
-            extra["envvars"] = (f"{ENV}={_home_short(default_path())}",)
+            shown = os.environ[ENV] if is_server_url(os.environ[ENV]) else _home_short(default_path())
+            extra["envvars"] = (f"{ENV}={shown}",)
         else:
             extra["default"] = _home_short(default_path())
         return extra
 
 
-def db_option(help_text: str = "The store file.") -> Callable[[F], F]:
+class StoreLocation(click.ParamType):
+    """A store file's path (``~`` expanded), or a ``postgresql://`` URL as given."""
+
+    name = "store"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        if isinstance(value, Path) or not is_server_url(value):
+            return Path(value).expanduser()
+        return str(value)
+
+
+def db_option(help_text: str = "The store: a file, or a postgresql:// URL.") -> Callable[[F], F]:
     return click.option(
         "--db",
         cls=_DbOption,
-        type=click.Path(path_type=Path),
+        type=StoreLocation(),
         envvar=ENV,
         show_envvar=True,
-        metavar="PATH",
+        metavar="PATH|URL",
         help=help_text,
     )
 
@@ -63,9 +75,11 @@ def db_source(ctx: click.Context) -> str:
     return f"${ENV}" if source is ParameterSource.ENVIRONMENT else "default"
 
 
-def open_store(db: Path | None) -> Store:
-    """Open an existing store for reading; never create one."""
-    path = db.expanduser() if db is not None else default_path()
+def open_store(db: Path | str | None) -> Store:
+    """Open an existing store for reading; never create a file (a server's schema is created empty)."""
+    if isinstance(db, str):
+        return Store(db)
+    path = db if db is not None else default_path()
     if not path.exists():
         raise click.ClickException(
             f"the store {path} ({db_source(click.get_current_context())}) does not exist. Pass --db PATH of an "

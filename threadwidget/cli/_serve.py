@@ -136,21 +136,27 @@ def answer_line(store: Store, m: Message, start: float, used: Usage) -> Text:
     return line
 
 
+def _where(location: Path | str) -> Path | str:
+    """A store's location to compare: a file's real path, or a server URL as given."""
+    return location if isinstance(location, str) else Path(location).resolve()
+
+
 @click.command()
 @click.argument("target", metavar="MODULE:AGENT")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=4, show_default=True,
               help="How many answers to write at once.")  # fmt: skip
 @db_option(f"The store to serve: sets {ENV} before MODULE is imported, so tw.Store() there opens it.")
 @click.pass_context
-def serve(ctx: click.Context, target: str, db: Path | None, max_concurrent: int) -> None:
+def serve(ctx: click.Context, target: str, db: Path | str | None, max_concurrent: int) -> None:
     """Answer prompts left pending for an agent, until Ctrl-C or SIGTERM.
 
     MODULE:AGENT names a tw.Agent (or a function returning one) in an importable module, e.g.
     `my_agents:support`; the current directory is searched first. Prints one line per answer and a
     summary on exit.
     """
+    if isinstance(db, Path):
+        db = db.absolute()
     if db is not None:
-        db = db.expanduser().absolute()
         os.environ[ENV] = str(db)
     agent = load_agent(target)
     store, out = agent.store, console()
@@ -162,7 +168,7 @@ def serve(ctx: click.Context, target: str, db: Path | None, max_concurrent: int)
     # before anything is printed: whoever reads our output may signal us at once
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     given = ctx.get_parameter_source("db") is ParameterSource.COMMANDLINE
-    if db is not None and given and Path(store.path).resolve() != db.resolve():
+    if db is not None and given and _where(store.path) != _where(db):
         click.echo(
             f"Warning: agent {agent.name!r} writes to {store.path}, not --db {db}; serving that store. "
             f"Create its store with tw.Store() (no path) in {target.partition(':')[0]} to follow --db.",

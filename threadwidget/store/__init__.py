@@ -1,7 +1,8 @@
-"""The SQLite thread store and its cross-process change feed."""
+"""The thread store (a SQLite file, or a PostgreSQL schema) and its cross-process change feed."""
 
 from ._answer import Answer
 from ._db import StoreWarning, default_path
+from ._dialect import is_server_url
 from ._feed import Subscription
 from ._rows import Delta, Event, Message, Thread, ToolCall
 from ._store import Store
@@ -17,4 +18,5 @@ __all__ = [
     "Thread",
     "ToolCall",
     "default_path",
+    "is_server_url",
 ]

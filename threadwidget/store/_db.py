@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from .._errors import NotADatabaseError, ReadOnlyStoreError, StoreClosedError, StoreError, StoreWarning
+from ._dialect import Conn
 from ._files import create_mode, precreate, sqlite_error, write_problem
 from ._schema import migrate
-from ._wake import Bell, network_filesystem
+from ._wake import Bell, Waiter, make_waiter, network_filesystem
 
 __all__ = ["Database", "StoreWarning", "default_path", "log_change"]
 
@@ -48,9 +49,9 @@ class _ThreadConnection:
 
 
 def default_path() -> Path:
-    """``$THREADWIDGET_DB``, else ``threads.db`` in the per-user data directory."""
+    """``$THREADWIDGET_DB`` (a file), else ``threads.db`` in the per-user data directory."""
     env = os.environ.get("THREADWIDGET_DB")
-    if env:
+    if env and not env.startswith(("postgresql://", "postgres://")):
         return Path(env).expanduser()
     if sys.platform == "darwin":
         base = Path.home() / "Library" / "Application Support"
@@ -223,6 +224,24 @@ class Database:
         self.bell.ring()
         return result
 
+    def now(self) -> float:
+        """The store's clock: this machine's (every process of a SQLite store runs on it)."""
+        return time.time()
+
+    @staticmethod
+    def data_version(conn: sqlite3.Connection) -> object:
+        """Changes whenever another connection commits (the feed skips reading when it has not)."""
+        return conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def make_waiter(self, watch: str, poll_interval: float) -> Waiter:
+        """How the feed waits for commits: the bell, by inotify or polling."""
+        mode = "poll" if self.bell.problem else watch  # a refused bell rings for nobody
+        return make_waiter(self.bell.path, mode=mode, poll_interval=poll_interval)
+
+    @staticmethod
+    def integrity_problems(conn: sqlite3.Connection) -> list[str]:
+        return [r[0] for r in conn.execute("PRAGMA integrity_check(20)") if r[0] != "ok"]
+
     def last_seq(self) -> int:
         """The seq of the newest committed change (0 for a new store)."""
         return int(self.conn().execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
@@ -244,7 +263,7 @@ class Database:
             self._conns.clear()
 
 
-def log_change(conn: sqlite3.Connection, thread_id: str | None, kind: str, op: str, row_id: object, now: float) -> None:
+def log_change(conn: Conn, thread_id: str | None, kind: str, op: str, row_id: object, now: float) -> None:
     """Append a change to the ``changes`` log, in the caller's transaction: what the feed reads."""
     conn.execute(
         "INSERT INTO changes (thread_id, kind, op, row_id, created_at) VALUES (?, ?, ?, ?, ?)",

@@ -13,12 +13,12 @@ Besides delivering, the watcher does the store's housekeeping about once a secon
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from ._dialect import Conn
 from ._rows import Delta, Event, Message, Thread, ToolCall
 from ._wake import Waiter
 
@@ -76,20 +76,24 @@ class Feed:
 
     def __init__(
         self,
-        connect: Callable[[], sqlite3.Connection],
+        connect: Callable[[], Conn],
         waiter: Waiter,
         *,
         last_seq: Callable[[], int],
         housekeeping: Callable[[], None],
+        version: Callable[[Any], object],
     ):
         self._last_seq = last_seq
         self._housekeeping = housekeeping
+        self._version = version
+        self._connect = connect
+        self.failing = False
         self._conn = connect()
         self._waiter = waiter
         self._lock = threading.Lock()
         self._subs: list[Subscription] = []
         self._stopping = False
-        self._data_version = -1
+        self._data_version: object = None
         self._cursor = self._max_seq()
         self._thread = threading.Thread(target=self._run, name="threadwidget-feed", daemon=True)
         self._thread.start()
@@ -123,6 +127,24 @@ class Feed:
         self._waiter.close()
         self._conn.close()
 
+    @property
+    def connected(self) -> bool:
+        """False while the feed cannot read the change log or wait for changes (a PostgreSQL
+        server restarting): it reconnects, then delivers what it missed, in order."""
+        return not self.failing and not getattr(self._waiter, "reconnecting", False)
+
+    def _reopen(self) -> None:
+        """A new connection after a failure: the old one may be gone with its server."""
+        try:
+            conn = self._connect()
+        except Exception:
+            return  # still unreachable: tried again after the next failure
+        old, self._conn, self._data_version = self._conn, conn, None
+        try:
+            old.close()
+        except Exception:
+            pass
+
     # -- the watcher thread -------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -135,23 +157,27 @@ class Feed:
                 if now >= next_housekeeping:
                     next_housekeeping = now + _HOUSEKEEPING_EVERY
                     self._housekeeping()
-                failing = 0
             except Exception:  # the watcher must outlive any error: log it and go on
                 if self._stopping:
                     return
                 failing += 1
+                self.failing = True
                 if failing == 1:
                     log.exception("threadwidget feed: reading the change log failed; retrying")
                 self._waiter.wait(min(1.0, 0.01 * 2**failing))  # not a busy loop
+                self._reopen()
                 continue
+            if failing:
+                log.warning("threadwidget feed: reading the change log again")
+                failing, self.failing = 0, False
             self._waiter.wait(min(_SLOW_CHECK, max(0.0, next_housekeeping - time.monotonic())))
 
     def _deliver(self) -> None:
         with self._lock:
             subs = list(self._subs)
         behind = [s for s in subs if s.cursor < self._cursor]
-        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._data_version and not behind:
+        version = self._version(self._conn)
+        if version is not None and version == self._data_version and not behind:
             return  # no other connection committed since the last look (~2 µs)
         self._data_version = version
         while True:

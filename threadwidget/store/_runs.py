@@ -10,12 +10,11 @@ Live rows that no lease covers (left by a crash or another program) are ended to
 from __future__ import annotations
 
 import logging
-import sqlite3
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import NotFoundError
+from ._dialect import Conn, DatabaseLayer
 from ._rows import Message, Thread, new_id
 
 __all__ = ["LEASE_SECONDS", "ORPHANED", "WRITER_STOPPED", "Runs"]
@@ -33,16 +32,17 @@ ORPHANED = "writer stopped: nobody was writing this (no lease; left by a crash o
 class Runs:
     """Turns, leases, claims and reaping (a part of ``Store``; internal)."""
 
-    if TYPE_CHECKING:  # what Store and Database provide
-        path: Path
+    if TYPE_CHECKING:  # what Store provides
+        _db: DatabaseLayer
+        path: Path | str
         owner: str
 
-        def _conn(self) -> sqlite3.Connection: ...
+        def _conn(self) -> Conn: ...
         def _write(self, fn: Any) -> Any: ...
         @staticmethod
-        def _log(conn: sqlite3.Connection, thread_id: str | None, kind: str, op: str, row_id: object,
+        def _log(conn: Conn, thread_id: str | None, kind: str, op: str, row_id: object,
                  now: float) -> None: ...  # fmt: skip
-        def _insert_message(self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, role: str,
+        def _insert_message(self, conn: Conn, now: float, mid: str, thread_id: str, role: str,
                             text: str, status: str, agent: str | None, model: str | None, step: int,
                             meta: str | None, *, reply_to: str | None = None, turn: int | None = None,
                             user_id: str | None = None) -> Message: ...  # fmt: skip
@@ -54,7 +54,7 @@ class Runs:
     # history.
 
     @staticmethod
-    def _turn_free(conn: sqlite3.Connection, thread_id: str) -> bool:
+    def _turn_free(conn: Conn, thread_id: str) -> bool:
         """No answer is being written in the thread and no prompt waits."""
         return (
             conn.execute("SELECT 1 FROM runs WHERE thread_id = ? LIMIT 1", (thread_id,)).fetchone() is None
@@ -66,7 +66,7 @@ class Runs:
         )
 
     def _start_answer(
-        self, conn: sqlite3.Connection, now: float, prompt: Message, agent: str | None, model: str | None,
+        self, conn: Conn, now: float, prompt: Message, agent: str | None, model: str | None,
         lease: float,
     ) -> Message:  # fmt: skip
         step = self._insert_message(
@@ -86,7 +86,7 @@ class Runs:
         transaction (its abort request goes along), so the thread's turn never lapses between steps."""
         mid = new_id("msg")
 
-        def write(conn: sqlite3.Connection, now: float) -> Message:
+        def write(conn: Conn, now: float) -> Message:
             turn = None
             if reply_to is not None:
                 prompt = conn.execute("SELECT turn FROM messages WHERE id = ?", (reply_to,)).fetchone()
@@ -110,7 +110,7 @@ class Runs:
         return self._write(write)
 
     def _insert_run(
-        self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, agent: str | None, lease: float,
+        self, conn: Conn, now: float, mid: str, thread_id: str, agent: str | None, lease: float,
         aborted: int = 0,
     ) -> None:  # fmt: skip
         conn.execute(
@@ -133,7 +133,7 @@ class Runs:
         oldest first, one at a time, and exactly one of many processes gets each."""
         scope, args = ("AND m.thread_id = ? ", [thread_id]) if thread_id is not None else ("", [])
 
-        def write(conn: sqlite3.Connection, now: float) -> tuple[Message, Message] | None:
+        def write(conn: Conn, now: float) -> tuple[Message, Message] | None:
             row = conn.execute(
                 "SELECT m.* FROM messages m JOIN threads t ON t.id = m.thread_id "
                 "WHERE m.status = 'pending' AND m.role = 'user' AND COALESCE(m.agent, t.agent) = ? " + scope +
@@ -158,7 +158,7 @@ class Runs:
     def renew_lease(self, message_id: str, *, lease_seconds: float = LEASE_SECONDS) -> bool:
         """Extend this process's lease. False when the run is gone (reaped or ended): stop writing."""
 
-        def write(conn: sqlite3.Connection, now: float) -> bool:
+        def write(conn: Conn, now: float) -> bool:
             cur = conn.execute(
                 "UPDATE runs SET lease_expires_at = ?, updated_at = ? WHERE message_id = ? AND owner = ?",
                 (now + lease_seconds, now, message_id, self.owner),
@@ -170,7 +170,7 @@ class Runs:
     def end_run(self, message_id: str) -> bool:
         """Release a writer's lease without changing its message. False when there was none."""
 
-        def write(conn: sqlite3.Connection, now: float) -> bool:
+        def write(conn: Conn, now: float) -> bool:
             row = conn.execute("SELECT thread_id FROM runs WHERE message_id = ?", (message_id,)).fetchone()
             if row is None:
                 return False
@@ -202,13 +202,13 @@ class Runs:
         "AND message_id NOT IN (SELECT message_id FROM runs)"
     )
 
-    def _end_orphans(self, conn: sqlite3.Connection) -> None:
+    def _end_orphans(self, conn: Conn) -> None:
         """End live assistant messages and open tool calls that no lease covers (cheap: both
         queries use an index of live rows)."""
         if not (conn.execute(self._ORPHAN_MESSAGES).fetchone() or conn.execute(self._ORPHAN_CALLS).fetchone()):
             return
 
-        def write(conn: sqlite3.Connection, now: float) -> None:
+        def write(conn: Conn, now: float) -> None:
             for mid, thread_id in conn.execute(self._ORPHAN_MESSAGES).fetchall():
                 text = "".join(t for (t,) in conn.execute("SELECT text FROM deltas WHERE message_id = ? ORDER BY seq",
                                                           (mid,)))  # fmt: skip
@@ -236,10 +236,10 @@ class Runs:
         store may do this; the watcher thread does it about once a second."""
         conn = self._conn()
         self._end_orphans(conn)
-        if conn.execute("SELECT 1 FROM runs WHERE lease_expires_at < ? LIMIT 1", (time.time(),)).fetchone() is None:
+        if conn.execute("SELECT 1 FROM runs WHERE lease_expires_at < ? LIMIT 1", (self._db.now(),)).fetchone() is None:
             return []
 
-        def write(conn: sqlite3.Connection, now: float) -> list[str]:
+        def write(conn: Conn, now: float) -> list[str]:
             expired = conn.execute(
                 "SELECT r.message_id, r.thread_id, r.agent, m.status, m.reply_to, m.turn, m.step, m.model "
                 "FROM runs r LEFT JOIN messages m ON m.id = r.message_id WHERE r.lease_expires_at < ?",

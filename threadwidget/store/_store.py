@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -21,17 +19,27 @@ from typing import Any, ClassVar, TypeVar
 from .._errors import InvalidArgumentError
 from .._usage import Usage
 from ._checks import check_choice, check_number
-from ._db import Database, default_path, log_change
+from ._db import default_path, log_change
+from ._dialect import Conn, DatabaseLayer, is_server_url, open_database
 from ._feed import Callback, Feed, Subscription
 from ._runs import Runs
 from ._tables import Tables
 from ._turns import Turns
-from ._wake import make_waiter
 
 __all__ = ["Store"]
 
 T = TypeVar("T")
 S = TypeVar("S", bound="Store")
+
+
+def _location(path: str | os.PathLike[str] | None) -> Path | str:
+    """A server URL as given; a file path expanded; ``None``: ``$THREADWIDGET_DB`` or the default."""
+    if path is None:
+        env = os.environ.get("THREADWIDGET_DB", "")
+        return env if is_server_url(env) else default_path()
+    if is_server_url(path):
+        return str(path)
+    return Path(path).expanduser()
 
 
 class Store(Turns, Runs, Tables):
@@ -47,15 +55,16 @@ class Store(Turns, Runs, Tables):
     thread, until it is closed. A path or an option opens a store of its own.
     """
 
-    _shared: ClassVar[dict[Path, Store]] = {}
+    _shared: ClassVar[dict[Path | str, Store]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
-    _shared_key: Path | None = None
+    _shared_key: Path | str | None = None
     _opened = False
 
     def __new__(cls: type[S], path: str | os.PathLike[str] | None = None, **options: object) -> S:
         if path is not None or options:
             return super().__new__(cls)
-        key = default_path().expanduser().absolute()
+        found_at = _location(None)
+        key = found_at if isinstance(found_at, str) else found_at.absolute()
         with Store._shared_lock:
             found = Store._shared.get(key)
             if isinstance(found, cls) and found._opened and not found._closed:
@@ -83,11 +92,12 @@ class Store(Turns, Runs, Tables):
             raise InvalidArgumentError(
                 f"keep_changes={keep_changes!r} is not valid; expected an int >= 100, e.g. keep_changes=50_000."
             )
-        file = Path(path).expanduser() if path is not None else default_path()
+        location = _location(path)
         if path is None and not os.environ.get("THREADWIDGET_DB"):
-            file.parent.mkdir(parents=True, exist_ok=True)  # the per-user data directory
-        self._db = Database(file, busy_timeout=busy_timeout)
-        self.path = file
+            default_path().parent.mkdir(parents=True, exist_ok=True)  # the per-user data directory
+        self._db: DatabaseLayer = open_database(location, busy_timeout=busy_timeout)
+        #: the file's ``Path``, or the server's URL without its password
+        self.path: Path | str = self._db.path
         self._watch = watch
         self._poll_interval = poll_interval
         self._keep_changes = keep_changes
@@ -108,7 +118,7 @@ class Store(Turns, Runs, Tables):
 
     # -- what the rows use ----------------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Conn:
         return self._db.conn()
 
     def _write(self, fn: Any) -> Any:
@@ -169,9 +179,13 @@ class Store(Turns, Runs, Tables):
         with self._feed_lock:
             if self._feed is None:
                 self._db.conn()  # raises if closed
-                mode = "poll" if self._db.bell.problem else self._watch  # a refused bell rings for nobody
-                waiter = make_waiter(self._db.bell.path, mode=mode, poll_interval=self._poll_interval)
-                self._feed = Feed(self._db.connect, waiter, last_seq=self._db.last_seq, housekeeping=self._housekeeping)
+                self._feed = Feed(
+                    self._db.connect,
+                    self._db.make_waiter(self._watch, self._poll_interval),
+                    last_seq=self._db.last_seq,
+                    housekeeping=self._housekeeping,
+                    version=self._db.data_version,
+                )
             return self._feed
 
     def start_watching(self) -> None:
@@ -184,7 +198,7 @@ class Store(Turns, Runs, Tables):
         subscribers that were further behind get a ``resync`` event."""
         keep = self._keep_changes if keep is None else keep
 
-        def write(conn: sqlite3.Connection, now: float) -> int:
+        def write(conn: Conn, now: float) -> int:
             (top,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
             return conn.execute("DELETE FROM changes WHERE seq <= ?", (top - keep,)).rowcount
 
@@ -203,8 +217,8 @@ class Store(Turns, Runs, Tables):
         integrity check, gaps in a message's deltas, live rows nobody writes (no lease), expired
         leases not yet reaped, answers without a last step. Reads only."""
         conn = self._conn()
-        problems = [f"integrity: {r[0]}" for r in conn.execute("PRAGMA integrity_check(20)") if r[0] != "ok"]
-        now = time.time()
+        problems = [f"integrity: {p}" for p in self._db.integrity_problems(conn)]
+        now = self._db.now()
         queries = [
             ("SELECT message_id, COUNT(*), MAX(seq) FROM deltas GROUP BY message_id HAVING COUNT(*) != MAX(seq)",
              "message {0}: {1} deltas numbered up to {2} (a gap)"),
@@ -249,8 +263,8 @@ class Store(Turns, Runs, Tables):
         """Tokens used per agent over the whole store, most tokens first. Keys are the messages'
         ``agent`` (what ``usage(agent=...)`` filters on); ``None`` gathers messages without one."""
         rows = self._conn().execute(
-            "SELECT agent, COALESCE(SUM(json_extract(usage, '$.input_tokens')), 0) AS i, "
+            "SELECT agent, i, o FROM (SELECT agent, COALESCE(SUM(json_extract(usage, '$.input_tokens')), 0) AS i, "
             "COALESCE(SUM(json_extract(usage, '$.output_tokens')), 0) AS o FROM messages "
-            "WHERE usage IS NOT NULL GROUP BY agent ORDER BY i + o DESC, agent"
+            "WHERE usage IS NOT NULL GROUP BY agent) AS per_agent ORDER BY i + o DESC, agent"
         )
         return {agent: Usage(int(i), int(o)) for agent, i, o in rows}

@@ -12,7 +12,6 @@ side by side.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,23 +19,25 @@ from .._errors import InvalidArgumentError, NotFoundError
 from .._statuses import FINAL_STATUSES, LIVE_STATUSES, MESSAGE_STATUSES, ROLES, TOOL_CALL_STATUSES
 from .._usage import Usage
 from ._checks import check_choice, check_limit, check_text, dump_metadata
+from ._dialect import Conn
 from ._rows import Delta, Message, Thread, ToolCall, new_id
 
 __all__ = ["Tables"]
 
 _UNSET: Any = object()
+_NO_LIMIT = 1 << 62
 
 
 class Tables:
     """Threads, messages, deltas and tool calls (a part of ``Store``)."""
 
     if TYPE_CHECKING:  # what Store provides
-        path: Path
+        path: Path | str
 
-        def _conn(self) -> sqlite3.Connection: ...
+        def _conn(self) -> Conn: ...
         def _write(self, fn: Any) -> Any: ...
         @staticmethod
-        def _log(conn: sqlite3.Connection, thread_id: str | None, kind: str, op: str, row_id: object,
+        def _log(conn: Conn, thread_id: str | None, kind: str, op: str, row_id: object,
                  now: float) -> None: ...  # fmt: skip
 
     # -- threads ------------------------------------------------------------------------------
@@ -54,7 +55,7 @@ class Tables:
         meta = dump_metadata(metadata)
         tid = new_id("th")
 
-        def write(conn: sqlite3.Connection, now: float) -> None:
+        def write(conn: Conn, now: float) -> None:
             conn.execute(
                 "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (tid, title, user_id, agent, meta, now, now),
@@ -117,7 +118,7 @@ class Tables:
         if metadata is not _UNSET:
             fields["metadata"] = dump_metadata(metadata)
 
-        def write(conn: sqlite3.Connection, now: float) -> None:
+        def write(conn: Conn, now: float) -> None:
             sets = ", ".join(f"{k} = ?" for k in fields)
             cur = conn.execute(
                 f"UPDATE threads SET {sets}{', ' if sets else ''}updated_at = ? WHERE id = ?",
@@ -133,7 +134,7 @@ class Tables:
     def delete_thread(self, thread_id: str) -> None:
         """Delete a thread with its messages, deltas, tool calls and runs."""
 
-        def write(conn: sqlite3.Connection, now: float) -> None:
+        def write(conn: Conn, now: float) -> None:
             for table in ("deltas", "tool_calls", "runs", "messages"):
                 conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
             if conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount == 0:
@@ -174,7 +175,7 @@ class Tables:
         meta = dump_metadata(metadata)
         mid = new_id("msg")
 
-        def write(conn: sqlite3.Connection, now: float) -> Message:
+        def write(conn: Conn, now: float) -> Message:
             return self._insert_message(
                 conn, now, mid, thread_id, role, text, status, agent, model, step, meta, user_id=user_id
             )
@@ -182,7 +183,7 @@ class Tables:
         return self._write(write)
 
     def _insert_message(
-        self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, role: str, text: str,
+        self, conn: Conn, now: float, mid: str, thread_id: str, role: str, text: str,
         status: str, agent: str | None, model: str | None, step: int, meta: str | None, *,
         reply_to: str | None = None, turn: int | None = None, user_id: str | None = None,
     ) -> Message:  # fmt: skip
@@ -300,7 +301,7 @@ class Tables:
         if metadata is not _UNSET:
             fields["metadata"] = dump_metadata(metadata)
 
-        def write(conn: sqlite3.Connection, now: float) -> bool:
+        def write(conn: Conn, now: float) -> bool:
             row = conn.execute("SELECT thread_id, status FROM messages WHERE id = ?", (message_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
@@ -329,19 +330,19 @@ class Tables:
         if not isinstance(text, str) or not text:
             raise InvalidArgumentError(f"text={text!r} is not valid; expected a non-empty str.")
 
-        def write(conn: sqlite3.Connection, now: float) -> Delta:
+        def write(conn: Conn, now: float) -> Delta:
             row = conn.execute("SELECT thread_id FROM messages WHERE id = ?", (message_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
             (seq,) = conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM deltas WHERE message_id = ?", (message_id,)
             ).fetchone()
-            cur = conn.execute(
-                "INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES (?, ?, ?, ?, ?)",
+            (delta_id,) = conn.execute(
+                "INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (message_id, row[0], seq, text, now),
-            )
-            self._log(conn, row[0], "delta", "insert", cur.lastrowid, now)
-            return Delta(int(cur.lastrowid or 0), message_id, row[0], seq, text, now)
+            ).fetchone()
+            self._log(conn, row[0], "delta", "insert", delta_id, now)
+            return Delta(int(delta_id), message_id, row[0], seq, text, now)
 
         return self._write(write)
 
@@ -368,7 +369,7 @@ class Tables:
         check_choice("status", status, TOOL_CALL_STATUSES)
         tcid = new_id("tc")
 
-        def write(conn: sqlite3.Connection, now: float) -> None:
+        def write(conn: Conn, now: float) -> None:
             row = conn.execute("SELECT thread_id FROM messages WHERE id = ?", (message_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
@@ -401,7 +402,7 @@ class Tables:
             check_choice("status", status, TOOL_CALL_STATUSES)
             fields["status"] = status
 
-        def write(conn: sqlite3.Connection, now: float) -> None:
+        def write(conn: Conn, now: float) -> None:
             row = conn.execute("SELECT thread_id, started_at FROM tool_calls WHERE id = ?", (tool_call_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no tool call with id {tool_call_id!r} in {self.path}.")
@@ -438,7 +439,7 @@ class Tables:
             self._conn()
             .execute(
                 f"SELECT * FROM tool_calls WHERE {column} = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (value, -1 if limit is None else limit),
+                (value, _NO_LIMIT if limit is None else limit),
             )
             .fetchall()
         )

@@ -9,13 +9,13 @@ an ``Answer`` follows it through the store. How a writer takes, keeps and hands 
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import InvalidArgumentError, NotFoundError
 from ._answer import Answer
 from ._checks import check_text
+from ._dialect import Conn
 from ._rows import Message, Thread, new_id
 from ._runs import LEASE_SECONDS
 
@@ -32,15 +32,15 @@ class Turns:
     """Prompts, answers and aborts (a part of ``Store``)."""
 
     if TYPE_CHECKING:  # what Store and Database provide
-        path: Path
+        path: Path | str
         owner: str
 
-        def _conn(self) -> sqlite3.Connection: ...
+        def _conn(self) -> Conn: ...
         def _write(self, fn: Any) -> Any: ...
         @staticmethod
-        def _log(conn: sqlite3.Connection, thread_id: str | None, kind: str, op: str, row_id: object,
+        def _log(conn: Conn, thread_id: str | None, kind: str, op: str, row_id: object,
                  now: float) -> None: ...  # fmt: skip
-        def _insert_message(self, conn: sqlite3.Connection, now: float, mid: str, thread_id: str, role: str,
+        def _insert_message(self, conn: Conn, now: float, mid: str, thread_id: str, role: str,
                             text: str, status: str, agent: str | None, model: str | None, step: int,
                             meta: str | None, *, reply_to: str | None = None, turn: int | None = None,
                             user_id: str | None = None) -> Message: ...  # fmt: skip
@@ -48,8 +48,8 @@ class Turns:
         def get_thread(self, thread_id: str) -> Thread: ...
 
         @staticmethod
-        def _turn_free(conn: sqlite3.Connection, thread_id: str) -> bool: ...
-        def _start_answer(self, conn: sqlite3.Connection, now: float, prompt: Message, agent: str | None,
+        def _turn_free(conn: Conn, thread_id: str) -> bool: ...
+        def _start_answer(self, conn: Conn, now: float, prompt: Message, agent: str | None,
                           model: str | None, lease: float) -> Message: ...  # fmt: skip
 
     def _handle(self, prompt: Message) -> Answer:
@@ -131,7 +131,7 @@ class Turns:
             check_text(name, value, optional=True)
         mid = new_id("msg")
 
-        def write(conn: sqlite3.Connection, now: float) -> tuple[Message, Message | None]:
+        def write(conn: Conn, now: float) -> tuple[Message, Message | None]:
             row = conn.execute("SELECT agent FROM threads WHERE id = ?", (thread_id,)).fetchone()
             if row is None:
                 raise NotFoundError(
@@ -168,7 +168,7 @@ class Turns:
         return self._write(lambda conn, now: self._abort(conn, now, prompt.thread_id, prompt_id, False))
 
     def _abort(
-        self, conn: sqlite3.Connection, now: float, thread_id: str, prompt_id: str | None, cancel_queued: bool
+        self, conn: Conn, now: float, thread_id: str, prompt_id: str | None, cancel_queued: bool
     ) -> list[str]:
         sql = "SELECT r.message_id FROM runs r JOIN messages m ON m.id = r.message_id WHERE r.thread_id = ? "
         sql += "AND r.abort_requested = 0" + (" AND m.reply_to = ?" if prompt_id else "")

@@ -1,0 +1,452 @@
+"""PostgreSQL: the database layer of a store shared by kernels on several machines.
+
+The same contract as SQLite's layer (``_db.py``), and the only module that knows the difference:
+
+- **SQL.** The rows write SQLite's SQL; ``translate`` rewrites its few SQLite-only forms once per
+  statement (``?`` placeholders, ``+column`` index hints, ``json_extract``, ``rowid``).
+- **One writer at a time**, as SQLite's ``BEGIN IMMEDIATE``: each write transaction first takes a
+  transaction-level advisory lock. So the ``changes`` sequence, assigned at insert, is also commit
+  order — a reader that has seen seq N never later finds a smaller one — and every read-then-write
+  of the rows (claiming a turn, numbering a message) sees no concurrent writer.
+- **The server's clock**: the ``now`` given to a write (leases, expiry, timestamps) is
+  ``clock_timestamp()`` of the server, read in the same round trip as the lock; kernels on several
+  machines have skewed clocks.
+- **Wake-ups**: each write transaction sends ``NOTIFY`` (delivered at commit); each process's feed
+  has one listening connection (``ListenWaiter``), which reconnects when the server goes away.
+- **Connections**: a small pool (psycopg_pool) shared by the process's threads; a read borrows a
+  connection for one statement, a write for its transaction. The feed and its listener have their
+  own connections.
+
+Tables live in their own schema (``threadwidget``, or ``?schema=name`` in the URL), created by
+named migrations (``_pg_schema.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import re
+import select
+import threading
+import time
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .._errors import (
+    CorruptStoreError,
+    InvalidArgumentError,
+    ReadOnlyStoreError,
+    StoreBusyError,
+    StoreClosedError,
+    StoreError,
+    StoreFullError,
+    StoreIOError,
+    StoreUnavailableError,
+)
+from ._wake import Waiter
+
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg_pool
+
+__all__ = ["ListenWaiter", "PgDatabase", "translate"]
+
+log = logging.getLogger("threadwidget.store")
+
+T = TypeVar("T")
+
+DEFAULT_SCHEMA = "threadwidget"
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_POOL_SIZE = 8  # connections a process keeps at most (reads borrow one per statement)
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        raise StoreError(
+            "a PostgreSQL store needs the psycopg driver, which is not installed. Install the extra: "
+            "pip install 'threadwidget[postgres]'"
+        ) from None
+    return psycopg
+
+
+# -- SQL ------------------------------------------------------------------------------------------
+
+_JSON_INT = re.compile(r"json_extract\((\w+), '\$\.(\w+)'\)")
+_INDEX_HINT = re.compile(r"(?<=[\s(])\+(?=[A-Za-z_])")  # SQLite's unary + before a column: not an index
+_ROWID = re.compile(r"\browid\b")
+
+
+@lru_cache(maxsize=1024)
+def translate(sql: str) -> str:
+    """SQLite's SQL as PostgreSQL (psycopg) takes it."""
+    sql = _JSON_INT.sub(r"((\1::jsonb ->> '\2')::bigint)", sql)
+    sql = _INDEX_HINT.sub("", sql)
+    sql = _ROWID.sub("id", sql)  # only tool_calls orders by rowid; its created_at ties are broken by id
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _text(params: Any) -> Any:
+    """PostgreSQL text cannot hold NUL: it is stored as U+FFFD (the replacement character)."""
+    if any(isinstance(p, str) and "\x00" in p for p in params):
+        return [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
+    return params
+
+
+class _Rows:
+    """A statement's result, read in full (the connection went back to the pool)."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int):
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+class PgConn:
+    """One psycopg connection speaking the rows' SQL."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: psycopg.Connection[Any]):
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        return self.raw.execute(translate(sql), _text(parameters))
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class _PooledReads:
+    """What ``Store._conn()`` returns on PostgreSQL: each statement borrows a pooled connection
+    (reads outside a transaction, as SQLite's autocommit reads)."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: PgDatabase):
+        self._db = db
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Rows:
+        return self._db.read(sql, parameters)
+
+    def close(self) -> None:
+        pass
+
+
+# -- the database ---------------------------------------------------------------------------------
+
+
+def split_url(url: str) -> tuple[str, str, str]:
+    """``(conninfo for libpq, schema, URL to show)``: ``?schema=`` taken out, the password hidden."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), DEFAULT_SCHEMA)
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise InvalidArgumentError(
+            f"schema={schema!r} in the store URL is not valid; expected a lower-case SQL name "
+            "(letters, digits, _), e.g. ?schema=team_threads."
+        )
+    conninfo = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "schema"])))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    shown = urlunsplit(parts._replace(netloc=netloc))
+    return conninfo, schema, shown
+
+
+class PgDatabase:
+    """A store's tables in one schema of a PostgreSQL database."""
+
+    def __init__(self, url: str, *, busy_timeout: float):
+        psycopg = _psycopg()
+        from psycopg_pool import ConnectionPool
+
+        from ._pg_schema import migrate
+
+        self._conninfo, self.schema, self.path = split_url(url)
+        self.busy_timeout = busy_timeout
+        self.closed = False
+        self.read_only: str | None = None
+        self.channel = f"threadwidget_{self.schema}"
+        key = int.from_bytes(hashlib.blake2b(self.schema.encode(), digest_size=8).digest(), "big", signed=True)
+        self._begin = f"SELECT extract(epoch FROM clock_timestamp())::float8 FROM pg_advisory_xact_lock({key})"
+        self._notify = f"NOTIFY {self.channel}"
+        self._options = {
+            "autocommit": True,
+            "options": f"-c search_path={self.schema} -c lock_timeout={int(busy_timeout * 1000)}",
+            "application_name": "threadwidget",
+        }
+        try:
+            with psycopg.connect(self._conninfo, **self._options) as conn:
+                migrate(conn, self.schema, self.path)
+        except psycopg.Error as exc:
+            raise pg_error(exc, self.path) from exc
+        self._pool: psycopg_pool.ConnectionPool[Any] = ConnectionPool(
+            self._conninfo, kwargs=self._options, min_size=1, max_size=_POOL_SIZE, num_workers=1,
+            name="threadwidget", open=True, timeout=max(busy_timeout, 5.0),
+        )  # fmt: skip
+        self._reads = _PooledReads(self)
+
+    # -- connections and transactions ---------------------------------------------------------
+
+    def conn(self) -> _PooledReads:
+        if self.closed:
+            raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
+        return self._reads
+
+    def connect(self) -> PgConn:
+        """A connection of its own (the feed's)."""
+        psycopg = _psycopg()
+        try:
+            return PgConn(psycopg.connect(self._conninfo, **self._options))
+        except psycopg.Error as exc:
+            raise pg_error(exc, self.path) from exc
+
+    def read(self, sql: str, parameters: Any) -> _Rows:
+        psycopg = _psycopg()
+        if self.closed:
+            raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
+        for attempt in range(3):  # a connection the server dropped: the pool checks and replaces it
+            try:
+                with self._pool.connection() as raw:
+                    cur = raw.execute(translate(sql), _text(parameters))
+                    return _Rows(cur.fetchall() if cur.description else [], cur.rowcount)
+            except psycopg.OperationalError as exc:
+                if attempt == 2 or not _connection_lost(exc):
+                    raise pg_error(exc, self.path) from exc
+                self._pool.check()
+            except psycopg.Error as exc:
+                raise pg_error(exc, self.path) from exc
+            except Exception as exc:  # the pool timed out waiting for a connection
+                raise pg_error(exc, self.path) from exc
+        raise AssertionError("unreachable")
+
+    def write(self, fn: Callable[[Any, float], T]) -> T:
+        """Run ``fn(conn, now)`` in one transaction holding the store's write lock, ``now`` from the
+        server's clock. Retried (the whole transaction) while the lock is contended or the
+        connection was lost before the commit was sent."""
+        psycopg = _psycopg()
+        if self.closed:
+            raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
+        deadline = time.monotonic() + self.busy_timeout * 6
+        delay = 0.005
+        while True:
+            try:
+                return self._transaction(fn)
+            except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected,
+                    psycopg.errors.SerializationFailure) as exc:  # fmt: skip
+                if time.monotonic() > deadline:
+                    raise pg_error(exc, self.path) from exc
+            except psycopg.OperationalError as exc:
+                if not _connection_lost(exc) or time.monotonic() > deadline:
+                    raise pg_error(exc, self.path) from exc
+                self._pool.check()
+            except psycopg.Error as exc:
+                raise pg_error(exc, self.path) from exc
+            time.sleep(delay + random.random() * delay)  # back off before trying again
+            delay = min(delay * 2, 0.5)
+
+    def _transaction(self, fn: Callable[[Any, float], T]) -> T:
+        psycopg = _psycopg()
+        with self._pool.connection() as raw:
+            raw.execute("BEGIN")
+            try:
+                (now,) = raw.execute(self._begin).fetchone()
+                result = fn(PgConn(raw), float(now))
+                raw.execute(self._notify)
+            except BaseException:
+                if not raw.closed and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    try:
+                        raw.execute("ROLLBACK")
+                    except psycopg.Error:
+                        pass  # the connection is gone; the server rolled back
+                raise
+            try:
+                raw.execute("COMMIT")
+            except psycopg.OperationalError as exc:  # sent, but did it commit? Not retried
+                raise StoreUnavailableError(
+                    f"the connection to {self.path} was lost while committing ({exc}); the change may or "
+                    "may not have been saved. Check the server, then look before trying again."
+                ) from exc
+            return result
+
+    def now(self) -> float:
+        (now,) = self.read("SELECT extract(epoch FROM clock_timestamp())::float8", ()).fetchone()
+        return float(now)
+
+    @staticmethod
+    def data_version(conn: Any) -> object:
+        return None  # no cheap "did anyone commit?" here: the feed reads the change log on each wake
+
+    def make_waiter(self, watch: str, poll_interval: float) -> Waiter:
+        return ListenWaiter(self._conninfo, self._options, self.channel, poll_interval=max(poll_interval, 0.25))
+
+    @staticmethod
+    def integrity_problems(conn: Any) -> list[str]:
+        return []  # the server keeps its own files consistent (checksums, WAL)
+
+    def last_seq(self) -> int:
+        return int(self.read("SELECT COALESCE(MAX(seq), 0) FROM changes", ()).fetchone()[0])
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._pool.close()
+
+
+def _connection_lost(exc: Exception) -> bool:
+    """The server went away or could not be reached (not an error of the statement)."""
+    return getattr(exc, "sqlstate", None) is None or str(getattr(exc, "sqlstate", "")).startswith(("08", "57P"))
+
+
+def pg_error(exc: Exception, where: str) -> StoreError:
+    """The ``StoreError`` that says what a PostgreSQL error means for the store at ``where``."""
+    psycopg = _psycopg()
+    errors = psycopg.errors
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, errors.InsufficientPrivilege):
+        return ReadOnlyStoreError(
+            f"{where} cannot be written by this role ({text}). Grant it USAGE and CREATE on the schema and "
+            "SELECT, INSERT, UPDATE, DELETE on its tables and sequences (see the README's several-machines "
+            "section)."
+        )
+    if isinstance(exc, (errors.LockNotAvailable, errors.DeadlockDetected, errors.SerializationFailure)):
+        return StoreBusyError(
+            f"{where} stayed locked by another writer for too long ({text}). Is a session holding a long "
+            "transaction (pg_stat_activity shows it)?"
+        )
+    if isinstance(exc, errors.DiskFull):
+        return StoreFullError(f"the server's disk holding {where} is full ({text}); nothing was written.")
+    if isinstance(exc, (errors.DataCorrupted, errors.IndexCorrupted)):
+        return CorruptStoreError(f"{where} is damaged on the server ({text}). Ask its administrator.")
+    if isinstance(exc, errors.UndefinedTable):
+        return CorruptStoreError(
+            f"{where} lacks threadwidget's tables ({text}): they were dropped or changed by another program."
+        )
+    if isinstance(exc, psycopg.OperationalError) or type(exc).__name__ == "PoolTimeout":
+        return StoreUnavailableError(
+            f"cannot reach the PostgreSQL server of {where} ({text}). Is it running, and are the host, port, "
+            "user and password in the URL right?"
+        )
+    if isinstance(exc, psycopg.DataError):
+        return StoreIOError(f"{where} refused a value ({text}).")
+    return StoreError(f"{where}: {text}")
+
+
+# -- wake-ups ---------------------------------------------------------------------------------------
+
+
+class ListenWaiter(Waiter):
+    """The feed waits on a connection that ``LISTEN``s to the store's channel. A lost connection is
+    reopened (with backoff); meanwhile ``reconnecting`` is true and the feed keeps checking the
+    change log every ``poll_interval`` (which catches up whatever it missed)."""
+
+    mode = "listen"
+
+    def __init__(self, conninfo: str, options: dict[str, Any], channel: str, *, poll_interval: float):
+        self._conninfo = conninfo
+        self._options = options
+        self._channel = channel
+        self._poll_interval = poll_interval
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._conn: Any = None
+        self._next_try = 0.0
+        self._failures = 0
+        self.reconnecting = False
+        self._lock = threading.Lock()
+        self._open()
+
+    def _open(self) -> None:
+        psycopg = _psycopg()
+        try:
+            conn = psycopg.connect(self._conninfo, **self._options)
+            conn.execute(f"LISTEN {self._channel}")
+        except psycopg.Error as exc:
+            self._failures += 1
+            self._next_try = time.monotonic() + min(5.0, 0.05 * 2**self._failures)
+            if not self.reconnecting:
+                log.warning("threadwidget feed: cannot listen on %s (%s); reconnecting", self._channel, exc)
+            self.reconnecting = True
+            return
+        if self.reconnecting:
+            log.warning("threadwidget feed: listening again on %s", self._channel)
+        self._conn, self._failures, self.reconnecting = conn, 0, False
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+        self._conn = None
+        self.reconnecting = True
+        self._next_try = time.monotonic()
+
+    def wait(self, timeout: float) -> None:
+        if self._conn is None and time.monotonic() >= self._next_try:
+            self._open()
+        fds = [self._wake_r]
+        if self._conn is not None:
+            fds.append(self._conn.pgconn.socket)
+        else:
+            timeout = min(timeout, self._poll_interval)
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        ready = {fd for fd, _ in poller.poll(max(0.0, timeout) * 1000)}
+        if self._wake_r in ready:
+            try:
+                while os.read(self._wake_r, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+        if self._conn is not None and len(fds) > 1 and fds[1] in ready:
+            pgconn = self._conn.pgconn
+            try:
+                pgconn.consume_input()
+                while pgconn.notifies() is not None:
+                    pass  # one wake-up for all of them: the feed reads the change log
+            except Exception:
+                log.warning("threadwidget feed: the listening connection was lost; reconnecting")
+                self._drop()
+            else:
+                if pgconn.status != 0:  # CONNECTION_OK
+                    self._drop()
+
+    def wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -1,0 +1,110 @@
+"""The store's schema on PostgreSQL: named migrations, recorded in the database.
+
+The tables mirror SQLite's (``_schema.py``) column for column and in the same order, so the rows'
+SQL and the typed rows work on both. Each migration runs in one transaction holding an advisory
+lock, so kernels opening an empty database at the same instant do not race: the first creates the
+schema, the others wait, then find nothing to do. A database migrated by a newer threadwidget (a
+migration name this version does not know) is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import SchemaVersionError
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+_LOCK = 0x7477_6D69_6772  # "twmigr": one key for every schema's migrations
+
+
+def _m001_initial(schema: str) -> list[str]:
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {schema}",
+        """CREATE TABLE threads (
+            id text PRIMARY KEY, title text, user_id text, agent text, metadata text,
+            created_at double precision NOT NULL, updated_at double precision NOT NULL)""",
+        "CREATE INDEX threads_user_updated ON threads (user_id, updated_at DESC, id)",
+        "CREATE INDEX threads_updated ON threads (updated_at DESC, id)",
+        """CREATE TABLE messages (
+            id text PRIMARY KEY, thread_id text NOT NULL, position integer NOT NULL,
+            step integer NOT NULL DEFAULT 0, role text NOT NULL, text text NOT NULL DEFAULT '',
+            status text NOT NULL, error text, agent text, model text, usage text, finish_reason text,
+            metadata text, created_at double precision NOT NULL, updated_at double precision NOT NULL,
+            reply_to text, turn integer, ends_answer integer NOT NULL DEFAULT 0, user_id text,
+            UNIQUE (thread_id, position))""",
+        "CREATE INDEX messages_pending ON messages (status, role, agent)",
+        "CREATE INDEX messages_turn ON messages (thread_id, turn, position)",
+        """CREATE TABLE deltas (
+            id bigserial PRIMARY KEY, message_id text NOT NULL, thread_id text NOT NULL,
+            seq integer NOT NULL, text text NOT NULL, created_at double precision NOT NULL,
+            UNIQUE (message_id, seq))""",
+        """CREATE TABLE tool_calls (
+            id text PRIMARY KEY, thread_id text NOT NULL, message_id text NOT NULL, call_id text NOT NULL,
+            name text NOT NULL, arguments text NOT NULL DEFAULT '', status text NOT NULL,
+            progress double precision, progress_note text, result text, error text,
+            created_at double precision NOT NULL, started_at double precision, ended_at double precision,
+            updated_at double precision NOT NULL)""",
+        "CREATE INDEX tool_calls_thread ON tool_calls (thread_id, created_at)",
+        "CREATE INDEX tool_calls_message ON tool_calls (message_id)",
+        "CREATE INDEX tool_calls_open ON tool_calls (message_id) WHERE status IN ('streaming_args', 'running')",
+        """CREATE TABLE changes (
+            seq bigserial PRIMARY KEY, thread_id text, kind text NOT NULL, op text NOT NULL, row_id text,
+            created_at double precision NOT NULL)""",
+        """CREATE TABLE runs (
+            message_id text PRIMARY KEY, thread_id text NOT NULL, agent text, owner text NOT NULL,
+            lease_expires_at double precision NOT NULL, abort_requested integer NOT NULL DEFAULT 0,
+            created_at double precision NOT NULL, updated_at double precision NOT NULL)""",
+        "CREATE INDEX runs_lease ON runs (lease_expires_at)",
+        "CREATE INDEX runs_thread ON runs (thread_id)",
+    ]
+
+
+MIGRATIONS = [_m001_initial]
+
+
+def _applied(conn: Any, schema: str) -> list[str]:
+    exists = conn.execute("SELECT to_regclass(%s)", (f"{schema}.threadwidget_migrations",)).fetchone()[0]
+    if exists is None:
+        return []
+    return [r[0] for r in conn.execute(f"SELECT name FROM {schema}.threadwidget_migrations ORDER BY applied_at")]
+
+
+def _check(applied: list[str], where: str) -> None:
+    known = {fn.__name__.lstrip("_") for fn in MIGRATIONS}
+    newer = [name for name in applied if name not in known]
+    if newer:
+        from .._version import __version__
+
+        raise SchemaVersionError(
+            f"{where} was migrated by a newer threadwidget (migrations {', '.join(newer)}), which "
+            f"threadwidget {__version__} does not know. Upgrade threadwidget (pip install -U threadwidget) "
+            "or use another schema (?schema=name in the URL)."
+        )
+
+
+def migrate(conn: Any, schema: str, where: str) -> None:
+    """Bring ``schema`` up to date; one query when it already is. ``conn`` is in autocommit mode."""
+    applied = _applied(conn, schema)
+    _check(applied, where)
+    if len(applied) == len(MIGRATIONS):
+        return
+    with conn.transaction():
+        conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {schema}.threadwidget_migrations "
+            "(name text PRIMARY KEY, applied_at double precision NOT NULL)"
+        )
+        applied = _applied(conn, schema)  # again, under the lock: another kernel may have migrated
+        _check(applied, where)
+        for fn in MIGRATIONS:
+            name = fn.__name__.lstrip("_")
+            if name in applied:
+                continue
+            for statement in fn(schema):
+                conn.execute(statement)
+            conn.execute(
+                f"INSERT INTO {schema}.threadwidget_migrations VALUES (%s, extract(epoch FROM clock_timestamp()))",
+                (name,),
+            )
