@@ -30,10 +30,14 @@ const limitMs = 1000 * Number(args.find((a) => a.startsWith("--limit="))?.split(
 // ---- the measurements, bundled with the sources so that jsdom and Chromium run the same code ----
 
 const ENTRY = `
+import { highlight } from "./src/highlight";
+import { installHighlighter } from "./src/highlighter";
 import * as md from "./src/markdown";
 import { createMessageElement, updateMessageElement } from "./src/message";
 import { message } from "./tests/fake-model";
 import { HOSTILE } from "./tests/hostile-corpus";
+
+installHighlighter(highlight); // as on a page where it came (views fetch it when they show code)
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const layout = (el) => void el.getBoundingClientRect().height; // forces layout in a browser

@@ -7,17 +7,24 @@ Measures, in one run on this machine:
   * the bytes of the state the browser receives for each (JSON of ``get_state()`` less the bundle's
     ``_esm``/``_css``, which are reported on their own);
   * first paint in headless Chromium: the real bundle ``threadwidget/static/chat.js`` imported as an
-    ES module in a fresh page, ``render({model, el})`` on a fake anywidget model holding that state,
-    then the time to the first paint (``first-contentful-paint``: the page is blank before render)
-    and to two animation frames, checking the DOM holds the state's ``[data-testid=tw-message]``s.
+    ES module in a fresh page (as anywidget does: from a Blob URL, awaiting a default export that is
+    a function), ``render({model, el})`` on a fake anywidget model holding that state, then the
+    time to the first paint (``first-contentful-paint``: the page is blank before render) and to two
+    animation frames, checking the DOM holds the state's ``[data-testid=tw-message]``s; and the
+    time until every code block is highlighted, the model answering the view's request for the
+    highlighter at once (no kernel: the round trip is not counted).
 Prints figures and ratios (10,000 messages vs empty); ``--json`` prints one JSON object instead.
+``--before DIR`` also measures the bundles of another build (a ``static/`` folder, e.g. of the
+previous commit), interleaved with this one's in the same run.
 
-    .venv/bin/python bench/paint.py [--json] [--messages 10000] [--runs 7]
+    .venv/bin/python bench/paint.py [--json] [--messages 10000] [--runs 7] [--before DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import gzip
 import json
 import shutil
 import statistics
@@ -82,25 +89,33 @@ def construction(store: tw.Store, thread_id: str, repeat: int) -> tuple[float, d
 
 
 # In the page: a fake anywidget model (like js/tests/fake-model.ts), the bundle imported from a
-# blob URL, then render() timed to the first paint.
-MEASURE = """async ({src, css, stateJson}) => {
+# blob URL as anywidget imports `_esm`, then render() timed to the first paint. The model answers
+# a request for the highlighter at once, with the module packed as the kernel packs it.
+MEASURE = """async ({src, css, stateJson, highlighter}) => {
   const style = document.createElement("style");
   style.textContent = css;
   document.head.append(style);
   const url = URL.createObjectURL(new Blob([src], {type: "text/javascript"}));
-  let t = performance.now();
+  const tImport = performance.now();
   const mod = await import(url);
-  const importMs = performance.now() - t;
-  t = performance.now();
+  const widget = typeof mod.default === "function" ? await mod.default() : mod.default;
+  const importMs = performance.now() - tImport;
+  let t = performance.now();
   const traits = JSON.parse(stateJson);
   const parseMs = performance.now() - t;
   const listeners = new Map();
+  const emit = (event, ...args) => { for (const cb of listeners.get(event) ?? []) cb(...args); };
+  let asked = 0;
   const model = {
     get: (name) => traits[name],
     set: (name, value) => { traits[name] = value; },
     on: (event, cb) => { if (!listeners.has(event)) listeners.set(event, new Set()); listeners.get(event).add(cb); },
     off: (event, cb) => { listeners.get(event)?.delete(cb); },
-    send: () => {},
+    send: (msg) => {
+      if (msg.kind !== "highlighter") return;
+      asked++;
+      setTimeout(() => emit("msg:custom", {kind: "highlighter", source: highlighter}, []), 0);
+    },
     save_changes: () => {},
   };
   let fcp = null;
@@ -109,58 +124,79 @@ MEASURE = """async ({src, css, stateJson}) => {
   }).observe({type: "paint", buffered: true});
   const el = document.getElementById("root");
   const t0 = performance.now();
-  mod.default.render({model, el});
+  widget.render({model, el});
   const renderMs = performance.now() - t0;
   await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
   const rafMs = performance.now() - t0;
   const messages = el.querySelectorAll("[data-testid=tw-message]").length;
+  const code = () => [...el.querySelectorAll("pre code.language-python")];
+  const done = () => code().every((c) => c.querySelector("[class^=hljs-]"));
+  for (let i = 0; !done() && i < 500; i++) await new Promise((resolve) => requestAnimationFrame(resolve));
+  const highlightedMs = code().length && done() ? performance.now() - t0 : null;
   for (let i = 0; fcp === null && i < 100; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  const code = [...el.querySelectorAll("pre code")];
-  return {importMs, parseMs, renderMs, rafMs, fcpMs: fcp === null ? null : fcp - t0, messages,
-          codeBlocks: code.length, highlighted: code.filter((c) => c.querySelector("[class^=hljs-]")).length};
+  return {importMs, parseMs, renderMs, rafMs, fcpMs: fcp === null ? null : fcp - t0,
+          importFcpMs: fcp === null ? null : fcp - tImport, highlightedMs, asked, messages,
+          codeBlocks: code().length, highlighted: code().filter((c) => c.querySelector("[class^=hljs-]")).length};
 }"""
 
 
-def paint(browser: Any, src: str, css: str, state_json: str, expected: int) -> dict[str, Any]:
+def paint(browser: Any, build: dict[str, str], state_json: str, expected: int) -> dict[str, Any]:
     context = browser.new_context(viewport={"width": 1024, "height": 768})
     try:
         page = context.new_page()
         page.set_content(PAGE)
-        out = page.evaluate(MEASURE, {"src": src, "css": css, "stateJson": state_json})
+        out = page.evaluate(MEASURE, {**build, "stateJson": state_json})
     finally:
         context.close()
     if out["messages"] != expected:
         raise AssertionError(f"the page shows {out['messages']} messages, expected {expected}")
     if out["fcpMs"] is None:
         raise AssertionError("Chromium reported no first-contentful-paint")
+    if out["codeBlocks"] and out["highlightedMs"] is None:
+        raise AssertionError("the code blocks were never highlighted")
     return out
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("fcpMs", "rafMs", "renderMs", "importMs", "parseMs")
+    keys = ("fcpMs", "importFcpMs", "rafMs", "renderMs", "importMs", "parseMs")
     out = {k: statistics.median(r[k] for r in runs) for k in keys}
     out["fcp_max_ms"] = max(r["fcpMs"] for r in runs)
+    timed = [r["highlightedMs"] for r in runs if r["highlightedMs"] is not None]
+    out["highlightedMs"] = statistics.median(timed) if timed else None
     first = runs[0]
-    out.update(messages_in_dom=first["messages"], code_blocks=first["codeBlocks"], highlighted=first["highlighted"])
+    out.update(messages_in_dom=first["messages"], code_blocks=first["codeBlocks"], highlighted=first["highlighted"],
+               asked=first["asked"])  # fmt: skip
     return out
 
 
-def browser_paint(states: dict[str, str], expected: dict[str, int], runs: int) -> dict[str, Any]:
+def read_build(static: Path) -> dict[str, str]:
+    highlighter = ""
+    if (static / "highlight.js").is_file():
+        data = gzip.compress((static / "highlight.js").read_bytes(), compresslevel=9, mtime=0)
+        highlighter = base64.b64encode(data).decode("ascii")
+    return {"src": (static / "chat.js").read_text(), "css": (static / "widget.css").read_text(),
+            "highlighter": highlighter}  # fmt: skip
+
+
+def browser_paint(
+    builds: dict[str, Path], states: dict[str, str], expected: dict[str, int], runs: int
+) -> dict[str, dict[str, Any]]:
+    """Per build, per thread: the summary of ``runs`` fresh pages, all interleaved."""
     from playwright.sync_api import sync_playwright
 
-    src = (STATIC / "chat.js").read_text()
-    css = (STATIC / "widget.css").read_text()
-    results: dict[str, list[dict[str, Any]]] = {k: [] for k in states}
+    loaded = {name: read_build(static) for name, static in builds.items()}
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {(b, k): [] for b in builds for k in states}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS, headless=True)
         try:
-            paint(browser, src, css, states["empty"], expected["empty"])  # warm-up, not counted
-            for _ in range(runs):  # interleaved, so that noise falls on both alike
-                for key, state in states.items():
-                    results[key].append(paint(browser, src, css, state, expected[key]))
+            for build in loaded.values():  # warm-up, not counted
+                paint(browser, build, states["empty"], expected["empty"])
+            for _ in range(runs):  # interleaved, so that noise falls on all alike
+                for (name, key), out in results.items():
+                    out.append(paint(browser, loaded[name], states[key], expected[key]))
         finally:
             browser.close()
-    return {k: summary(v) for k, v in results.items()}
+    return {name: {key: summary(results[name, key]) for key in states} for name in builds}
 
 
 def main() -> None:
@@ -169,6 +205,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=10_000, help="messages in the long thread")
     ap.add_argument("--repeat", type=int, default=20, help="constructions timed per thread")
     ap.add_argument("--runs", type=int, default=7, help="fresh pages timed per thread")
+    ap.add_argument("--before", type=Path, help="a static/ folder of another build, measured in the same run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d, tw.Store(Path(d) / "paint.db") as store:
         t0 = time.perf_counter()
@@ -180,23 +217,30 @@ def main() -> None:
             construct[key], states[key] = construction(store, thread_id, args.repeat)
     state_json = {k: json.dumps(v, separators=(",", ":")) for k, v in states.items()}
     expected = {k: len(v["messages"]) for k, v in states.items()}
-    browser = browser_paint(state_json, expected, args.runs)
+    builds = {"this build": STATIC, **({"before": args.before} if args.before else {})}
+    paints = browser_paint(builds, state_json, expected, args.runs)
     result: dict[str, Any] = {
         "messages_in_thread": args.messages,
         "fill_s": fill_s,
         "construction_ms": construct,
         "state_bytes": {k: len(v.encode()) for k, v in state_json.items()},
-        "bundle_bytes": {name: (STATIC / name).stat().st_size for name in ("chat.js", "widget.css")},
-        "paint": browser,
+        "builds": {
+            name: {
+                "bundle_bytes": {f: (static / f).stat().st_size for f in ("chat.js", "widget.css")},
+                "paint": paints[name],
+            }
+            for name, static in builds.items()
+        },
     }
-    c, s, b = result["construction_ms"], result["state_bytes"], result["paint"]
-    result["ratios"] = {
-        "construction": c["long"] / c["empty"],
-        "state_bytes": s["long"] / s["empty"],
-        "first_paint": b["long"]["fcpMs"] / b["empty"]["fcpMs"],
-        "two_frames": b["long"]["rafMs"] / b["empty"]["rafMs"],
-        "render_call": b["long"]["renderMs"] / b["empty"]["renderMs"],
-    }
+    c, s = result["construction_ms"], result["state_bytes"]
+    for measured in result["builds"].values():
+        b = measured["paint"]
+        measured["ratios"] = {
+            "first_paint": b["long"]["fcpMs"] / b["empty"]["fcpMs"],
+            "two_frames": b["long"]["rafMs"] / b["empty"]["rafMs"],
+            "render_call": b["long"]["renderMs"] / b["empty"]["renderMs"],
+        }
+    result["ratios"] = {"construction": c["long"] / c["empty"], "state_bytes": s["long"] / s["empty"]}
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -206,18 +250,29 @@ def main() -> None:
     print(f"ChatView construction, median of {args.repeat}: thread of {n} {c['long']:.2f} ms, "
           f"empty thread {c['empty']:.2f} ms (x{r['construction']:.2f})")  # fmt: skip
     print(f"state sent to the browser (less _esm/_css): {s['long']:,} bytes, empty thread {s['empty']:,} bytes "
-          f"(x{r['state_bytes']:.1f}); bundle chat.js {result['bundle_bytes']['chat.js']:,} bytes")  # fmt: skip
-    print(f"Chromium, render() -> first paint, median of {args.runs} fresh pages")
-    for label, key in (("first-contentful-paint", "fcpMs"), ("two animation frames", "rafMs"),
-                       ("render() call itself", "renderMs")):  # fmt: skip
-        ratio = b["long"][key] / b["empty"][key]
-        print(f"  {label:>22}: thread of {n} {b['long'][key]:7.1f} ms   empty {b['empty'][key]:6.1f} ms   "
-              f"(x{ratio:.1f})")  # fmt: skip
-    print(f"  the page shows {b['long']['messages_in_dom']} messages, {b['long']['code_blocks']} code blocks "
-          f"({b['long']['highlighted']} highlighted); empty: {b['empty']['messages_in_dom']} messages")  # fmt: skip
-    print(f"  first paint, worst run: {b['long']['fcp_max_ms']:.1f} ms (empty {b['empty']['fcp_max_ms']:.1f} ms)")
-    print(f"  not counted: module import {b['long']['importMs']:.1f} ms, JSON.parse of the state "
-          f"{b['long']['parseMs']:.2f} ms (empty {b['empty']['parseMs']:.2f} ms)")  # fmt: skip
+          f"(x{r['state_bytes']:.1f})")  # fmt: skip
+    figures = (
+        ("render() -> first paint", "fcpMs"), ("import -> first paint", "importFcpMs"),
+        ("render() -> two frames", "rafMs"), ("render() call itself", "renderMs"), ("module import", "importMs"),
+        ("render() -> code highlighted", "highlightedMs"),
+    )  # fmt: skip
+    for name, measured in result["builds"].items():
+        b = measured["paint"]
+        size = measured["bundle_bytes"]["chat.js"]
+        print(f"\n{name}: chat.js {size:,} bytes; Chromium, median of {args.runs} fresh pages")
+        for label, key in figures:
+            long, empty = b["long"][key], b["empty"][key]
+            ratio = f"(x{long / empty:.1f})" if long is not None and empty else ""
+            print(f"  {label:>29}: thread of {n} {_ms(long)}   empty {_ms(empty)}   {ratio}")
+        print(f"  the page shows {b['long']['messages_in_dom']} messages, {b['long']['code_blocks']} code blocks "
+              f"({b['long']['highlighted']} highlighted in the end, highlighter asked for "
+              f"{b['long']['asked']} time(s)); empty: {b['empty']['messages_in_dom']} messages")  # fmt: skip
+        print(f"  first paint, worst run: {b['long']['fcp_max_ms']:.1f} ms (empty {b['empty']['fcp_max_ms']:.1f} ms)")
+        print(f"  JSON.parse of the state {b['long']['parseMs']:.2f} ms (empty {b['empty']['parseMs']:.2f} ms)")
+
+
+def _ms(value: float | None) -> str:
+    return "      -  " if value is None else f"{value:7.1f} ms"
 
 
 if __name__ == "__main__":

@@ -3,7 +3,16 @@
 import { applyChunk, applySnapshot, type StreamState } from "./chunks";
 import { frameScheduler, h, isolateKeys, reconcile, setText, widget } from "./dom";
 import { nowSeconds } from "./format";
-import { createMessageElement, updateMessageElement } from "./message";
+import {
+  highlighterLoaded,
+  loadHighlighter,
+  mayAskForHighlighter,
+  onHighlighter,
+  releaseHighlighter,
+  requestHighlighter,
+  WAITING,
+} from "./highlighter";
+import { createMessageElement, renderAgain, updateMessageElement } from "./message";
 import {
   LIVE_STATUSES,
   listen,
@@ -53,6 +62,7 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
   let dismissed = "";
   let stick = true; // follow new text unless the user scrolled up
   let prepended = false;
+  let highlighterNews = false; // it came, or whoever asked for it left
   const nodes = new Map<string, HTMLElement>();
   const frame = frameScheduler(render);
 
@@ -91,6 +101,8 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
       prepended = true;
     } else if (msg.kind === "unsent" && input.value.trim() === "") {
       input.value = msg.text; // the send failed (the error box says why): keep what was typed
+    } else if (msg.kind === "highlighter") {
+      void loadHighlighter(msg.source); // every view on the page hears of it (onHighlighter)
     }
     frame.schedule();
   }
@@ -123,7 +135,14 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
     errorBox.hidden = !error || error === dismissed;
 
     const messages = shownMessages();
+    if (highlighterNews && highlighterLoaded()) {
+      for (const node of nodes.values()) if (node.querySelector(`.${WAITING}`)) renderAgain(node);
+    }
+    highlighterNews = false;
     reconcile(list, nodes, messages, (m) => m.id, createMessageElement, showMessage);
+    if (mayAskForHighlighter() && list.querySelector(`.${WAITING}`)) {
+      requestHighlighter(model, () => model.send({ kind: "highlighter" }));
+    }
     olderButton.hidden = messages.length === 0 || !(olderHasMore ?? model.get("has_older"));
     olderButton.disabled = pendingOlder !== null;
     setText(olderButton, pendingOlder === null ? "Load older messages" : "Loading…");
@@ -184,6 +203,10 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
     stick = log.scrollHeight - log.scrollTop - log.clientHeight < NEAR_BOTTOM_PX;
   });
 
+  const offHighlighter = onHighlighter(() => {
+    highlighterNews = true;
+    frame.schedule();
+  });
   reset();
   render();
   const unlisten = listen(model, {
@@ -203,6 +226,8 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
   });
   return () => {
     unlisten();
+    offHighlighter();
+    releaseHighlighter(model);
     frame.cancel();
   };
 }

@@ -17,7 +17,8 @@
 
 import DOMPurify from "dompurify";
 import { Marked, type Tokens } from "marked";
-import { highlight } from "./highlight";
+import { highlighterLoaded, highlightWith, WAITING } from "./highlighter";
+import { languageOf } from "./languages";
 
 /** Markdown is parsed for this many characters at most (cut at a line); the rest is plain text.
  * Bounds the parsing per render: ~10 ms per 10 kB of ordinary markdown in Chromium. */
@@ -66,10 +67,12 @@ let highlightLeft = 0; // characters of code the render in progress may still hi
 
 function codeBlock({ text, lang }: Tokens.Code, highlighted: boolean): string {
   const name = (lang ?? "").match(/^[\w+.-]+/)?.[0] ?? "";
-  const body = highlighted && name && text.length <= highlightLeft ? highlight(text, name) : null;
-  if (body !== null) highlightLeft -= text.length;
-  const cls = name ? ` class="language-${name}"` : "";
-  return `<pre><code${cls}>${body || escapeHtml(text)}</code></pre>\n`;
+  const language = highlighted && name && text.length <= highlightLeft ? languageOf(name) : null;
+  const body = language !== null ? highlightWith(text, language) : null;
+  if (language !== null) highlightLeft -= text.length;
+  // Code the highlighter will do once it is here (see highlighter.ts) is marked to be redone.
+  const cls = [name ? `language-${name}` : "", language !== null && body === null ? WAITING : ""].join(" ").trim();
+  return `<pre><code${cls ? ` class="${cls}"` : ""}>${body || escapeHtml(text)}</code></pre>\n`;
 }
 
 function makeMarked(highlighted: boolean): Marked {
@@ -98,9 +101,9 @@ literalEmphasis.use({ tokenizer: { emStrong: literal, del: literal } });
 const purify = DOMPurify(window);
 
 const SAFE_URL = /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i;
-// `tw-plain` marks our plain-text fallback; model text cannot set it (raw HTML is escaped, and
-// code blocks only get `language-…`).
-const SAFE_CLASS = /^(?:hljs(?:-[\w-]+)?|language-[\w+.-]+|tw-plain)$/;
+// `tw-plain` marks our plain-text fallback, `tw-hl-wait` code waiting for the highlighter; model
+// text cannot set them (raw HTML is escaped, and code blocks only get `language-…`).
+const SAFE_CLASS = /^(?:hljs(?:-[\w-]+)?|language-[\w+.-]+|tw-plain|tw-hl-wait)$/;
 
 const PURIFY_CONFIG = {
   USE_PROFILES: { html: true },
@@ -380,11 +383,12 @@ function hash(text: string): number {
   return h >>> 0;
 }
 
-/** `renderMarkdown`, remembered by message id and text, so a finished block is rendered once. */
+/** `renderMarkdown`, remembered by message id and text, so a finished block is rendered once (and
+ * again when the highlighter has come for its code). */
 export function renderCached(id: string, text: string): string {
   const key = `${id}\u0000${text.length}\u0000${hash(text)}`;
   let html = cache.get(key);
-  if (html === undefined) {
+  if (html === undefined || (html.includes(WAITING) && highlighterLoaded())) {
     html = renderMarkdown(text);
     if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
   } else {

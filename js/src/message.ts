@@ -64,6 +64,14 @@ function errorText(m: Message): string {
   return "";
 }
 
+/** Forget what `el` shows, so that its next update renders it again (its code, say, once the
+ * highlighter has come). */
+export function renderAgain(el: HTMLElement): void {
+  const state = shown.get(el)!;
+  state.source = null;
+  state.head = state.tail = null;
+}
+
 /**
  * Show `m` with `text` (for the answer being streamed, the newest text known). While `streaming`,
  * only the unsettled tail of the markdown is re-rendered (in a long answer, what settled since the

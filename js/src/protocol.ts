@@ -135,14 +135,22 @@ export interface UnsentMsg {
   text: string;
 }
 
-export type InboundMsg = DeltaMsg | OlderMsg | UnsentMsg;
+/** Reply to `highlighter`: the module of js/src/highlight.ts, packed (base64 of its gzip). */
+export interface HighlighterMsg {
+  kind: "highlighter";
+  source: string;
+}
+
+export type InboundMsg = DeltaMsg | OlderMsg | UnsentMsg | HighlighterMsg;
 
 // Custom messages, JS → Python.
 
 export type OutboundMsg =
   | { kind: "send"; text: string }
   | { kind: "abort" }
-  | { kind: "load_older"; request_id: string; before: string };
+  | { kind: "load_older"; request_id: string; before: string }
+  /** A view shows code to highlight and the page has no highlighter yet (see highlighter.ts). */
+  | { kind: "highlighter" };
 
 /** The part of anywidget's model these views use, typed by the widget's traits. */
 export interface Model<T> {

@@ -1,19 +1,15 @@
 // One message that fails to render must not stop the view. The renderers do not throw (see
 // hostile.test.ts); here they are made to, to check the last lines of defence.
 
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import chat from "../src/chat";
 import { renderMarkdown } from "../src/markdown";
 import { createMessageElement, updateMessageElement } from "../src/message";
 import { chatTraits, FakeModel, message, nextFrame } from "./fake-model";
+import { withHighlighter } from "./highlighter-slot";
 
 const BOOM = "text that makes the renderer throw";
 
-vi.mock("../src/highlight", () => ({
-  highlight: () => {
-    throw new Error("highlighter failed");
-  },
-}));
 
 vi.mock("../src/markdown", async (importOriginal) => {
   const real = await importOriginal<typeof import("../src/markdown")>();
@@ -31,6 +27,12 @@ vi.mock("../src/markdown", async (importOriginal) => {
 });
 
 let cleanup: (() => void) | null = null;
+
+beforeEach(() =>
+  withHighlighter(() => {
+    throw new Error("highlighter failed");
+  }),
+);
 
 afterEach(() => {
   cleanup?.();

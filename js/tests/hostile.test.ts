@@ -2,7 +2,7 @@
 // no freeze: these tests would time out), loses no text and stays inert. No test asserts a
 // duration; bench/hostile_render.mjs measures them.
 
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import {
   ELEMENT_BUDGET,
   HIGHLIGHT_BUDGET,
@@ -17,6 +17,9 @@ import {
 import { createMessageElement, updateMessageElement } from "../src/message";
 import { message } from "./fake-model";
 import { HOSTILE } from "./hostile-corpus";
+import { withHighlighter } from "./highlighter-slot";
+
+beforeEach(() => withHighlighter());
 
 function dom(html: string): HTMLDivElement {
   const div = document.createElement("div");

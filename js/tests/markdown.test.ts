@@ -1,5 +1,8 @@
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { renderCached, renderMarkdown, splitSettled } from "../src/markdown";
+import { withHighlighter } from "./highlighter-slot";
+
+beforeEach(() => withHighlighter());
 
 function dom(markdown: string): HTMLDivElement {
   const div = document.createElement("div");

@@ -309,7 +309,10 @@ import threadwidget as tw
 
 store = tw.Store({db!r})
 model = tw.ScriptedModel(tokens_per_second=None)
-model.enqueue("**Order 42** shipped yesterday and arrives on Friday. NB7-END")
+model.enqueue(
+    "**Order 42** shipped yesterday and arrives on Friday. NB7-END\\n\\n"
+    "```python\\ndef eta(order):\\n    return 'Friday'\\n```"
+)
 agent = tw.Agent("support", model=model, store=store)
 thread = agent.create_thread(title="Asked in Notebook 7")
 result = thread.generate_text("Where is order 42?")
@@ -329,6 +332,9 @@ assert result.status == "success", result""",
     expect(answer).to_have_attribute("data-status", "success")
     expect(answer).to_contain_text("shipped yesterday and arrives on Friday. NB7-END")
     expect(answer.locator("strong")).to_have_text("Order 42")  # markdown rendered
+    # the code is highlighted: the view asked its kernel for the highlighter and imported it
+    expect(answer.locator("pre > code .hljs-keyword")).to_have_text(["def", "return"], timeout=LIVE_MS)
+    expect(answer.locator("pre > code")).to_have_text("def eta(order):\n    return 'Friday'")
     expect(answer).not_to_have_class(re.compile(r"\btw-live\b"))
     screenshot(views_output(page), "e2e-notebook7.png")
     # Notebook 7's own bundle throws at start-up ("reading 'schema'"), with no widget on the page.

@@ -9,6 +9,8 @@ custom messages only through their ``Host`` (the widget).
 
 from __future__ import annotations
 
+import base64
+import gzip
 import logging
 import threading
 import weakref
@@ -25,14 +27,32 @@ if TYPE_CHECKING:
     from ..agent import Agent, AgentThread
 
 __all__ = [
-    "STATIC", "Host", "SubscriptionSlot", "ThreadFollower", "TwWidget",
-    "check_count", "resolve_store", "resolve_thread", "weak_callback",
+    "HIGHLIGHTER", "STATIC", "Host", "SubscriptionSlot", "ThreadFollower", "TwWidget",
+    "check_count", "packed_highlighter", "resolve_store", "resolve_thread", "weak_callback",
 ]  # fmt: skip
 
 log = logging.getLogger("threadwidget.widgets")
 T = TypeVar("T")
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+#: the code highlighter (js/src/highlight.ts): in no view's bundle; sent when a view asks for it
+HIGHLIGHTER = STATIC / "highlight.js"
+_packed: tuple[tuple[int, int], str] | None = None  # ((mtime_ns, size), packed module) of HIGHLIGHTER
+
+
+def packed_highlighter() -> str | None:
+    """The highlighter module packed as the views unpack it (base64 of its gzip), or None if it
+    was not built. Packed once per version of the file."""
+    global _packed
+    try:
+        stat = HIGHLIGHTER.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        if _packed is None or _packed[0] != version:
+            data = gzip.compress(HIGHLIGHTER.read_bytes(), compresslevel=9, mtime=0)
+            _packed = (version, base64.b64encode(data).decode("ascii"))
+    except OSError:
+        return None
+    return _packed[1]
 
 
 class Host(Protocol):
@@ -116,9 +136,21 @@ class TwWidget(anywidget.AnyWidget):
             log.warning("threadwidget: ignoring a message from the browser that is not an object: %r", content)
             return
         try:
-            self._handle(content)
+            if content.get("kind") == "highlighter":
+                self._send_highlighter()
+            else:
+                self._handle(content)
         except Exception:  # never raise into the kernel's message loop
             log.exception("threadwidget: handling %r from the browser failed", content.get("kind"))
+
+    def _send_highlighter(self) -> None:
+        """A view shows code and its page has no highlighter yet (the page asks once)."""
+        source = packed_highlighter()
+        if source is None:
+            log.warning("threadwidget: a view asked for the code highlighter, but %s is missing", HIGHLIGHTER)
+            return
+        with self._lock:
+            self.send_custom({"kind": "highlighter", "source": source})
 
     def _handle(self, content: dict[str, Any]) -> None:
         log.warning("threadwidget: %s ignores the message %r", type(self).__name__, content.get("kind"))
