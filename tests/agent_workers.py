@@ -27,6 +27,15 @@ def stream(db: str, thread_id: str, rate: str) -> None:
     store.close()
 
 
+def skewed_stream(db: str, thread_id: str, skew: str) -> None:
+    """``stream`` from a machine whose clock is ``skew`` seconds off (every ``time.time()`` here)."""
+    import time
+
+    real = time.time
+    time.time = lambda: real() + float(skew)
+    stream(db, thread_id, "40")
+
+
 def serve(db: str, name: str) -> None:
     """Serve an agent until a line arrives on stdin; print how many answers this process wrote."""
     _serve_until_told(tw.Agent(name, model=tw.ScriptedModel(tokens_per_second=400), store=tw.Store(db)))

@@ -86,6 +86,7 @@ class PostgresServer:
 
     def close(self) -> None:
         try:
-            self.stop("immediate")
+            if (self.data / "postmaster.pid").exists():
+                self.stop("immediate")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

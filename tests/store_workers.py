@@ -14,8 +14,9 @@ import time
 import threadwidget as tw
 
 
-def writer(db: str, thread_id: str, count: str, tag: str, wait_go: str = "0") -> None:
-    """Append ``count`` messages ``tag:i``, each in its own transaction."""
+def writer(db: str, thread_id: str, count: str, tag: str, wait_go: str = "0", pause: str = "0") -> None:
+    """Append ``count`` messages ``tag:i``, each in its own transaction (``pause`` seconds apart:
+    a writer that streams for a while)."""
     store = tw.Store(db)
     print("ready", flush=True)
     if wait_go == "1":
@@ -27,6 +28,8 @@ def writer(db: str, thread_id: str, count: str, tag: str, wait_go: str = "0") ->
         except Exception as exc:  # report, never hide: the test asserts errors == 0
             errors += 1
             print(f"error {exc!r}", file=sys.stderr, flush=True)
+        if float(pause):
+            time.sleep(float(pause))  # the writer's pace, not synchronisation
     print(json.dumps({"errors": errors}), flush=True)
     store.close()
 

@@ -185,7 +185,9 @@ class PgDatabase:
         self.read_only: str | None = None
         self.channel = f"threadwidget_{self.schema}"
         key = int.from_bytes(hashlib.blake2b(self.schema.encode(), digest_size=8).digest(), "big", signed=True)
-        self._begin = f"SELECT extract(epoch FROM clock_timestamp())::float8 FROM pg_advisory_xact_lock({key})"
+        self._begin = (
+            f"SELECT extract(epoch FROM clock_timestamp())::float8, txid_current() FROM pg_advisory_xact_lock({key})"
+        )
         self._notify = f"NOTIFY {self.channel}"
         self._options = {
             "autocommit": True,
@@ -267,7 +269,7 @@ class PgDatabase:
         with self._pool.connection() as raw:
             raw.execute("BEGIN")
             try:
-                (now,) = raw.execute(self._begin).fetchone()
+                now, txid = raw.execute(self._begin).fetchone()
                 result = fn(PgConn(raw), float(now))
                 raw.execute(self._notify)
             except BaseException:
@@ -279,12 +281,31 @@ class PgDatabase:
                 raise
             try:
                 raw.execute("COMMIT")
-            except psycopg.OperationalError as exc:  # sent, but did it commit? Not retried
-                raise StoreUnavailableError(
-                    f"the connection to {self.path} was lost while committing ({exc}); the change may or "
-                    "may not have been saved. Check the server, then look before trying again."
-                ) from exc
+            except psycopg.OperationalError as exc:
+                if not self._committed(txid, exc):
+                    raise  # it did not commit: write() runs the transaction again
             return result
+
+    def _committed(self, txid: int, lost: Exception) -> bool:
+        """The connection was lost while committing: ask the server (once it answers again) whether
+        the transaction committed, so a write happens exactly once (``txid_status``)."""
+        psycopg = _psycopg()
+        deadline = time.monotonic() + self.busy_timeout * 6
+        while True:
+            try:
+                with psycopg.connect(self._conninfo, **self._options) as conn:
+                    (status,) = conn.execute("SELECT txid_status(%s)", (txid,)).fetchone()
+                if status != "in progress":
+                    return bool(status == "committed")
+            except psycopg.Error:
+                pass  # not back yet
+            if time.monotonic() > deadline:
+                raise StoreUnavailableError(
+                    f"the connection to {self.path} was lost while committing ({lost}), and the server did "
+                    "not answer again in time to say whether the change was saved. Check the server, then "
+                    "look before trying again."
+                ) from lost
+            time.sleep(0.05)
 
     def now(self) -> float:
         (now,) = self.read("SELECT extract(epoch FROM clock_timestamp())::float8", ()).fetchone()

@@ -171,6 +171,12 @@ class Store(Turns, Runs, Tables):
         return self._db.last_seq()
 
     @property
+    def feed_connected(self) -> bool | None:
+        """False while the feed reconnects to a PostgreSQL server that went away (it then delivers
+        what it missed, in order); None before the feed runs."""
+        return self._feed.connected if self._feed else None
+
+    @property
     def feed_mode(self) -> str | None:
         """``inotify`` or ``poll`` once the feed runs, else None."""
         return self._feed.mode if self._feed else None

@@ -167,9 +167,7 @@ class Turns:
         prompt = self.get_message(prompt_id)
         return self._write(lambda conn, now: self._abort(conn, now, prompt.thread_id, prompt_id, False))
 
-    def _abort(
-        self, conn: Conn, now: float, thread_id: str, prompt_id: str | None, cancel_queued: bool
-    ) -> list[str]:
+    def _abort(self, conn: Conn, now: float, thread_id: str, prompt_id: str | None, cancel_queued: bool) -> list[str]:
         sql = "SELECT r.message_id FROM runs r JOIN messages m ON m.id = r.message_id WHERE r.thread_id = ? "
         sql += "AND r.abort_requested = 0" + (" AND m.reply_to = ?" if prompt_id else "")
         ids = [r[0] for r in conn.execute(sql, (thread_id, prompt_id) if prompt_id else (thread_id,))]
