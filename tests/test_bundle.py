@@ -1,8 +1,9 @@
 """What opening a view costs on the wire, and the code highlighter that comes only when asked for.
 
-A view's ``_esm`` travels in full with every comm open. The code highlighter (highlight.js and its
-grammars) is in no view's bundle: a view that shows code asks its widget for it once per page, and
-the widget replies with the module packed (base64 of its gzip), which the browser imports.
+A view's ``_esm`` travels in full with every comm open, so it is packed (base64 of the bundle's
+gzip, unpacked in the browser). The code highlighter (highlight.js and its grammars) is in no view's
+bundle: a view that shows code asks its widget for it once per page, and the widget replies with
+the module, packed the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from .test_kernel_widgets import TIMEOUT_S, Kernel, next_iopub
 from .widget_comm import RecordingComm, browser_sends, comms
 
 __all__ = ["comms"]  # the fixture, imported for pytest
+
+#: The comm opens of a ChatView of an empty thread when its bundle held highlight.js, unpacked:
+#: 164,119 bytes at commit ff3f1c6 measured as below; 158 KB is the figure the goal was set against.
+OLD_CHATVIEW_OPEN = 158_000
+
 
 def unpacked(source: str) -> bytes:
     return gzip.decompress(base64.b64decode(source))
@@ -82,7 +88,7 @@ def customs(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def test_a_chatview_gets_the_highlighter_only_on_request(
+def test_a_chatview_opens_in_half_the_bytes_and_gets_the_highlighter_only_on_request(
     kernel: Kernel, tmp_path: Path
 ) -> None:
     db = tmp_path / "open.db"
@@ -99,6 +105,7 @@ def test_a_chatview_gets_the_highlighter_only_on_request(
     model_id = display["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
     assert model_id in {m["content"]["comm_id"] for m in opens}  # the view's model, and its layout
     opened = sum(wire_size(m["content"]["data"]) for m in opens)
+    assert opened <= OLD_CHATVIEW_OPEN / 2, f"a ChatView opens with {opened:,} bytes"
     assert customs(shown) == []
 
     # A view of a thread with code opens no differently: the page asks when it shows the code.
