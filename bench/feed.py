@@ -8,7 +8,11 @@ Measures, in one run on this machine:
   * the CPU an idle watching process uses.
 Prints figures and ratios against the floor; ``--json`` prints one JSON object instead.
 
-    .venv/bin/python bench/feed.py [--json] [--messages 600]
+With ``--db postgresql://…`` (or ``--postgres``: a throwaway server started as in the tests) the same
+figures for a PostgreSQL store, against a bare LISTEN/NOTIFY floor measured in the same run, plus
+8 writer processes x 1,000 messages: throughput, worst call, lost, errors.
+
+    .venv/bin/python bench/feed.py [--json] [--messages 600] [--db URL | --postgres]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import threadwidget as tw
 
@@ -39,14 +44,23 @@ def pct(values: list[float], q: float) -> float:
 # -- roles run in child processes ------------------------------------------------------------
 
 
-def role_writer(db: str, thread_id: str, count: int, tag: str) -> None:
+def role_writer(db: str, thread_id: str, count: int, tag: str, paced: bool = True) -> None:
     store = tw.Store(db)
     print("ready", flush=True)
     sys.stdin.readline()
     rng = random.Random(tag)
+    worst, errors, t0 = 0.0, 0, time.perf_counter()
     for i in range(count):
-        store.add_message(thread_id, role="user", text=f"{tag}:{i}")
-        time.sleep(rng.uniform(0.001, 0.004))  # pacing: a realistic stream, not a flood
+        c0 = time.perf_counter()
+        try:
+            store.add_message(thread_id, role="user", text=f"{tag}:{i}")
+        except tw.StoreError as exc:
+            errors += 1
+            print(f"error {exc}", file=sys.stderr, flush=True)
+        worst = max(worst, time.perf_counter() - c0)
+        if paced:
+            time.sleep(rng.uniform(0.001, 0.004))  # pacing: a realistic stream, not a flood
+    print(json.dumps({"worst_ms": worst * 1000, "errors": errors, "seconds": time.perf_counter() - t0}), flush=True)
     store.close()
 
 
@@ -66,6 +80,20 @@ def role_watcher(db: str, expected: int, out: str) -> None:
     done.wait(120)
     Path(out).write_text(json.dumps(got))
     store.close()
+
+
+def role_pg_floor_listener(url: str, expected: int, out: str) -> None:
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute("LISTEN floor")
+    lat: list[float] = []
+    print("ready", flush=True)
+    for note in conn.notifies():
+        lat.append(time.time() - float(note.payload))
+        if len(lat) >= expected:
+            break
+    Path(out).write_text(json.dumps(lat))
 
 
 def role_idle(db: str, seconds: float, mode: str) -> None:
@@ -204,13 +232,164 @@ def idle_cpu(tmp: Path, seconds: float, mode: str) -> dict[str, float | str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+
+def new_schema(url: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}schema=bench_{os.getpid()}_{random.randrange(1 << 30)}"
+
+
+def pg_feed_latency(url: str, tmp: Path, per_writer: int) -> dict[str, float]:
+    db = new_schema(url)
+    with tw.Store(db) as s:
+        thread_id = s.create_thread().id
+    out = tmp / "pg-watched.json"
+    watcher = spawn("watcher", db, str(3 * per_writer), str(out))
+    writers = [spawn("writer", db, thread_id, str(per_writer), f"w{k}") for k in range(3)]
+    go(writers)
+    for w in writers:
+        w.wait(120)
+    watcher.wait(120)
+    got = json.loads(out.read_text())
+    texts, seqs = [t for _, t, _ in got], [s for s, _, _ in got]
+    lat_ms = [lat * 1000 for _, _, lat in got]
+    return {
+        "p50_ms": statistics.median(lat_ms), "p99_ms": pct(lat_ms, 0.99), "max_ms": max(lat_ms),
+        "events": len(got), "lost": 3 * per_writer - len(set(texts)), "duplicated": len(texts) - len(set(texts)),
+        "out_of_order": int(seqs != sorted(seqs)),
+    }  # fmt: skip
+
+
+def pg_floor_latency(url: str, tmp: Path, count: int) -> dict[str, float]:
+    import psycopg
+
+    out = tmp / "pg-floor.json"
+    listener = spawn("pg-floor-listener", url, str(count), str(out))
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(count):
+            conn.execute("SELECT pg_notify('floor', %s)", (repr(time.time()),))
+            time.sleep(random.uniform(0.001, 0.004))
+    listener.wait(60)
+    lat_ms = [v * 1000 for v in json.loads(out.read_text())]
+    return {"p50_ms": statistics.median(lat_ms), "p99_ms": pct(lat_ms, 0.99)}
+
+
+def pg_throughput(url: str, count: int) -> dict[str, float]:
+    import psycopg
+
+    with tw.Store(new_schema(url)) as s:
+        t = s.create_thread()
+        t0 = time.perf_counter()
+        for i in range(count):
+            s.add_message(t.id, role="user", text=f"message {i}")
+        elapsed = time.perf_counter() - t0
+        m = s.start_run(t.id)
+        t0 = time.perf_counter()
+        for i in range(count):
+            s.append_delta(m.id, f"tok{i} ")
+        delta_elapsed = time.perf_counter() - t0
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE x (id bigserial PRIMARY KEY, text text)")
+        t0 = time.perf_counter()
+        for i in range(count):
+            conn.execute("INSERT INTO x (text) VALUES (%s)", (f"message {i}",))
+        bare = time.perf_counter() - t0
+    return {
+        "messages_per_s": count / elapsed,
+        "deltas_per_s": count / delta_elapsed,
+        "bare_commits_per_s": count / bare,
+    }
+
+
+def pg_eight_writers(url: str, per_writer: int) -> dict[str, float]:
+    db = new_schema(url)
+    with tw.Store(db) as s:
+        thread_id = s.create_thread().id
+    writers = [spawn("writer", db, thread_id, str(per_writer), f"w{k}", "flood") for k in range(8)]
+    t0 = time.perf_counter()
+    go(writers)
+    reports = []
+    for w in writers:
+        assert w.stdout is not None
+        reports.append(json.loads(w.stdout.readline()))
+        w.wait(120)
+    elapsed = time.perf_counter() - t0
+    with tw.Store(db) as s:
+        texts = [m.text for m in s.list_messages(thread_id, limit=10 * 8 * per_writer)]
+    return {
+        "messages_per_s": 8 * per_writer / elapsed,
+        "worst_call_ms": max(r["worst_ms"] for r in reports),
+        "errors": sum(r["errors"] for r in reports),
+        "lost": 8 * per_writer - len(set(texts)),
+        "duplicated": len(texts) - len(set(texts)),
+    }
+
+
+def pg_idle_cpu(url: str, seconds: float) -> dict[str, float | str]:
+    db = new_schema(url)
+    tw.Store(db).close()
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent.parent))
+    cmd = [sys.executable, str(HERE), "idle", db, str(seconds), "auto"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main_postgres(url: str, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        result: dict[str, Any] = {
+            "floor": pg_floor_latency(url, tmp, args.messages),
+            "feed": pg_feed_latency(url, tmp, args.messages),
+            "throughput": pg_throughput(url, args.throughput // 5),
+            "eight_writers": pg_eight_writers(url, 1000),
+            "idle": pg_idle_cpu(url, args.idle_seconds),
+        }
+    f, fl, th, e8 = result["feed"], result["floor"], result["throughput"], result["eight_writers"]
+    result["ratios"] = {
+        "feed_p50_vs_floor": f["p50_ms"] / fl["p50_ms"],
+        "feed_p99_vs_floor": f["p99_ms"] / fl["p99_ms"],
+        "messages_vs_bare_commits": th["messages_per_s"] / th["bare_commits_per_s"],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    r = result["ratios"]
+    print(f"PostgreSQL feed, 3 writer processes -> watcher process ({f['events']} events)")
+    print(f"  p50 {f['p50_ms']:.3f} ms   p99 {f['p99_ms']:.3f} ms   max {f['max_ms']:.3f} ms")
+    print(f"  lost {f['lost']}   duplicated {f['duplicated']}   out of order {f['out_of_order']}")
+    print("floor: bare pg_notify -> process blocked on LISTEN")
+    print(f"  p50 {fl['p50_ms']:.3f} ms   p99 {fl['p99_ms']:.3f} ms")
+    print(f"  feed/floor: p50 x{r['feed_p50_vs_floor']:.2f}   p99 x{r['feed_p99_vs_floor']:.2f}")
+    print("write throughput, one process, one transaction each")
+    print(f"  add_message {th['messages_per_s']:,.0f}/s   append_delta {th['deltas_per_s']:,.0f}/s")
+    print(f"  bare INSERT (autocommit) {th['bare_commits_per_s']:,.0f}/s   (x{r['messages_vs_bare_commits']:.2f})")
+    print(f"8 writer processes x 1,000 messages, unpaced: {e8['messages_per_s']:,.0f}/s, worst call "
+          f"{e8['worst_call_ms']:.1f} ms, errors {e8['errors']}, lost {e8['lost']}, duplicated {e8['duplicated']}")
+    print(f"idle watcher ({result['idle']['mode']}): {100 * float(result['idle']['cpu']):.2f} % of a core")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--messages", type=int, default=600, help="messages per writer process")
     ap.add_argument("--throughput", type=int, default=10_000, help="messages in the throughput run")
     ap.add_argument("--idle-seconds", type=float, default=5.0)
+    ap.add_argument("--db", help="a postgresql:// URL: measure a PostgreSQL store instead")
+    ap.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL server and measure it")
     args = ap.parse_args()
+    if args.postgres:
+        sys.path.insert(0, str(HERE.parent.parent / "tests"))
+        from pg_server import PostgresServer
+
+        server = PostgresServer()
+        try:
+            main_postgres(server.url, args)
+        finally:
+            server.close()
+        return
+    if args.db:
+        main_postgres(args.db, args)
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         result = {
@@ -247,7 +426,9 @@ def main() -> None:
 if __name__ == "__main__":
     role, *rest = sys.argv[1:] or [""]
     if role == "writer":
-        role_writer(rest[0], rest[1], int(rest[2]), rest[3])
+        role_writer(rest[0], rest[1], int(rest[2]), rest[3], paced=rest[4:] != ["flood"])
+    elif role == "pg-floor-listener":
+        role_pg_floor_listener(rest[0], int(rest[1]), rest[2])
     elif role == "watcher":
         role_watcher(rest[0], int(rest[1]), rest[2])
     elif role == "floor-watcher":

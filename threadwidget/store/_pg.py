@@ -11,8 +11,9 @@ The same contract as SQLite's layer (``_db.py``), and the only module that knows
 - **The server's clock**: the ``now`` given to a write (leases, expiry, timestamps) is
   ``clock_timestamp()`` of the server, read in the same round trip as the lock; kernels on several
   machines have skewed clocks.
-- **Wake-ups**: each write transaction sends ``NOTIFY`` (delivered at commit); each process's feed
-  has one listening connection (``ListenWaiter``), which reconnects when the server goes away.
+- **Wake-ups**: a trigger on the change log sends ``NOTIFY`` (delivered at commit, once per
+  transaction, whoever wrote it); each process's feed has one listening connection
+  (``ListenWaiter``), which reconnects when the server goes away.
 - **Connections**: a small pool (psycopg_pool) shared by the process's threads; a read borrows a
   connection for one statement, a write for its transaction. The feed and its listener have their
   own connections.
@@ -133,6 +134,47 @@ class PgConn:
         self.raw.close()
 
 
+class _Pipelined:
+    """A write transaction's connection in pipeline mode: statements whose results nobody reads
+    (inserts, updates, the change log) go out together; reading a result waits for it."""
+
+    __slots__ = ("pipeline", "raw")
+
+    def __init__(self, raw: psycopg.Connection[Any], pipeline: psycopg.Pipeline):
+        self.raw = raw
+        self.pipeline = pipeline
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Pending:
+        return _Pending(self.raw.execute(translate(sql), _text(parameters)), self.pipeline)
+
+    def close(self) -> None:
+        pass
+
+
+class _Pending:
+    """A pipelined statement's result: there when it is read."""
+
+    __slots__ = ("_cur", "_pipeline")
+
+    def __init__(self, cur: psycopg.Cursor[Any], pipeline: psycopg.Pipeline):
+        self._cur = cur
+        self._pipeline = pipeline
+
+    @property
+    def rowcount(self) -> int:
+        self._pipeline.sync()
+        return self._cur.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cur.fetchall())
+
+
 class _PooledReads:
     """What ``Store._conn()`` returns on PostgreSQL: each statement borrows a pooled connection
     (reads outside a transaction, as SQLite's autocommit reads)."""
@@ -188,7 +230,6 @@ class PgDatabase:
         self._begin = (
             f"SELECT extract(epoch FROM clock_timestamp())::float8, txid_current() FROM pg_advisory_xact_lock({key})"
         )
-        self._notify = f"NOTIFY {self.channel}"
         self._options = {
             "autocommit": True,
             "options": f"-c search_path={self.schema} -c lock_timeout={int(busy_timeout * 1000)}",
@@ -267,23 +308,25 @@ class PgDatabase:
     def _transaction(self, fn: Callable[[Any, float], T]) -> T:
         psycopg = _psycopg()
         with self._pool.connection() as raw:
-            raw.execute("BEGIN")
+            txid = None
             try:
-                now, txid = raw.execute(self._begin).fetchone()
-                result = fn(PgConn(raw), float(now))
-                raw.execute(self._notify)
-            except BaseException:
+                with raw.pipeline() as pipeline:
+                    raw.execute("BEGIN")
+                    now, txid = raw.execute(self._begin).fetchone()
+                    result = fn(_Pipelined(raw, pipeline), float(now))
+                    raw.execute("COMMIT")
+                    pipeline.sync()  # one round trip for the writes nobody read and the COMMIT
+            except BaseException as exc:
+                if txid is not None and isinstance(exc, psycopg.OperationalError) and _connection_lost(exc):
+                    if self._committed(txid, exc):
+                        return result  # lost while committing, but it did commit
+                    raise  # it did not commit: write() runs the transaction again if it can
                 if not raw.closed and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     try:
                         raw.execute("ROLLBACK")
                     except psycopg.Error:
                         pass  # the connection is gone; the server rolled back
                 raise
-            try:
-                raw.execute("COMMIT")
-            except psycopg.OperationalError as exc:
-                if not self._committed(txid, exc):
-                    raise  # it did not commit: write() runs the transaction again
             return result
 
     def _committed(self, txid: int, lost: Exception) -> bool:

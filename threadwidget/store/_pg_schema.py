@@ -57,6 +57,11 @@ def _m001_initial(schema: str) -> list[str]:
             created_at double precision NOT NULL, updated_at double precision NOT NULL)""",
         "CREATE INDEX runs_lease ON runs (lease_expires_at)",
         "CREATE INDEX runs_thread ON runs (thread_id)",
+        # every write logs its changes: the log wakes the feeds (NOTIFY is delivered at commit,
+        # once per transaction however many rows it logged), whoever the writer is
+        f"""CREATE FUNCTION notify_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('threadwidget_{schema}', ''); RETURN NULL; END $$""",
+        "CREATE TRIGGER changes_notify AFTER INSERT ON changes FOR EACH STATEMENT EXECUTE FUNCTION notify_changes()",
     ]
 
 
