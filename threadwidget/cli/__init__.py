@@ -1,6 +1,7 @@
 """The ``threadwidget`` command line: list, show, follow and serve the threads of a store.
 
-One module per command group (``_threads``: threads, show, usage; ``_tail``; ``_serve``; ``_check``),
+One module per command group (``_threads``: threads, show, usage; ``_tail``; ``_serve``; ``_check``;
+``_copy``),
 ``_render`` draws with rich, ``_common`` holds ``--db`` and the store helpers. It uses only the public
 API (``Store`` methods, ``store.subscribe``, ``Agent.serve``). Errors are one ``Error: ...`` line on
 stderr and exit status 1. click and rich load here, never on ``import threadwidget``.
@@ -17,6 +18,7 @@ import click
 from .._errors import ThreadwidgetError
 from .._version import __version__
 from ._check import check
+from ._copy import copy
 from ._serve import serve
 from ._tail import tail
 from ._threads import show, threads, usage
@@ -56,9 +58,10 @@ def main() -> None:
     """Look into a threadwidget store from a terminal: list threads, show a transcript, follow
     answers as they stream, serve an agent, sum token usage.
 
-    Every command takes --db PATH; without it the store is $THREADWIDGET_DB, else the per-user file.
+    Every command takes --db PATH|URL (a file, or a postgresql:// URL); without it the store is
+    $THREADWIDGET_DB, else the per-user file.
     """
 
 
-for _command in (threads, show, tail, serve, usage, check):
+for _command in (threads, show, tail, serve, usage, check, copy):
     main.add_command(_command)

@@ -1,6 +1,7 @@
 """The thread store (a SQLite file, or a PostgreSQL schema) and its cross-process change feed."""
 
 from ._answer import Answer
+from ._copy import CopyReport, copy_store
 from ._db import StoreWarning, default_path
 from ._dialect import is_server_url
 from ._feed import Subscription
@@ -9,6 +10,7 @@ from ._store import Store
 
 __all__ = [
     "Answer",
+    "CopyReport",
     "Delta",
     "Event",
     "Message",
@@ -17,6 +19,7 @@ __all__ = [
     "Subscription",
     "Thread",
     "ToolCall",
+    "copy_store",
     "default_path",
     "is_server_url",
 ]
