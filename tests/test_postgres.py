@@ -159,3 +159,26 @@ def test_a_writer_with_a_skewed_clock_is_neither_reaped_early_nor_kept(
         wait_until(lambda: store.get_message(message_id).status == "failed", timeout=20)  # not kept 10 minutes
         assert "writer stopped" in (store.get_message(message_id).error or "")
 
+
+
+def test_a_role_that_may_only_read_is_told_at_open_and_refused_writes(pg_url: str, postgres_server: Any) -> None:
+    schema = pg_url.rsplit("=", 1)[1]
+    with tw.Store(pg_url) as owner:
+        thread = owner.create_thread(title="shared")
+        role = f"reader_{schema}"
+        for grant in (f"CREATE ROLE {role} LOGIN", f"GRANT USAGE ON SCHEMA {schema} TO {role}",
+                      f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}"):  # fmt: skip
+            owner._conn().execute(grant)
+    reader_url = pg_url.replace("tw@", f"{role}@")
+    with pytest.warns(tw.StoreWarning, match=rf"read-only for role {role}.*GRANT SELECT, INSERT, UPDATE, DELETE"):
+        reader = tw.Store(reader_url)
+    with reader:
+        assert reader.read_only is not None
+        assert reader.get_thread(thread.id).title == "shared"  # it reads
+        with pytest.raises(tw.ReadOnlyStoreError, match=f"read-only for role {role}"):
+            reader.add_message(thread.id, role="user", text="not written")
+        with tw.Store(pg_url) as owner:
+            for table in ("ALL TABLES", "ALL SEQUENCES"):
+                owner._conn().execute(f"GRANT ALL ON {table} IN SCHEMA {schema} TO {role}")
+        assert reader.add_message(thread.id, role="user", text="written").text == "written"  # granted: it writes
+        assert reader.read_only is None

@@ -32,6 +32,7 @@ import re
 import select
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -47,6 +48,7 @@ from .._errors import (
     StoreFullError,
     StoreIOError,
     StoreUnavailableError,
+    StoreWarning,
 )
 from ._wake import Waiter
 
@@ -63,6 +65,12 @@ T = TypeVar("T")
 DEFAULT_SCHEMA = "threadwidget"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _POOL_SIZE = 8  # connections a process keeps at most (reads borrow one per statement)
+_WRITES = " AND ".join(
+    [f"has_table_privilege('{t}', '{p}')" for t in ("threads", "messages", "deltas", "tool_calls", "runs")
+     for p in ("INSERT", "UPDATE", "DELETE")]
+    + ["has_table_privilege('changes', 'INSERT')"]
+    + [f"has_sequence_privilege('{q}', 'USAGE')" for q in ("deltas_id_seq", "changes_seq_seq")]
+)  # fmt: skip
 
 
 def _psycopg() -> Any:
@@ -238,8 +246,11 @@ class PgDatabase:
         try:
             with psycopg.connect(self._conninfo, **self._options) as conn:
                 migrate(conn, self.schema, self.path)
+                self.read_only = self._write_problem(conn)
         except psycopg.Error as exc:
             raise pg_error(exc, self.path) from exc
+        if self.read_only:
+            warnings.warn(self.read_only, StoreWarning, stacklevel=3)
         self._pool: psycopg_pool.ConnectionPool[Any] = ConnectionPool(
             self._conninfo, kwargs=self._options, min_size=1, max_size=_POOL_SIZE, num_workers=1,
             name="threadwidget", open=True, timeout=max(busy_timeout, 5.0),
@@ -280,6 +291,18 @@ class PgDatabase:
                 raise pg_error(exc, self.path) from exc
         raise AssertionError("unreachable")
 
+    def _write_problem(self, conn: Any) -> str | None:
+        """Why this role cannot write the store (``None`` when it can), with the fix."""
+        if conn.execute(f"SELECT {_WRITES}").fetchone()[0]:
+            return None
+        (role,) = conn.execute("SELECT current_user").fetchone()
+        return (
+            f"{self.path} is read-only for role {role}: it may read the store but not write it. Views show "
+            f"the threads but cannot send or stop answers. To let it write, as the schema's owner: GRANT "
+            f"SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {self.schema} TO {role}; GRANT USAGE ON "
+            f"ALL SEQUENCES IN SCHEMA {self.schema} TO {role};"
+        )
+
     def write(self, fn: Callable[[Any, float], T]) -> T:
         """Run ``fn(conn, now)`` in one transaction holding the store's write lock, ``now`` from the
         server's clock. Retried (the whole transaction) while the lock is contended or the
@@ -287,6 +310,11 @@ class PgDatabase:
         psycopg = _psycopg()
         if self.closed:
             raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
+        if self.read_only:  # until someone grants the role what it lacks
+            with self._pool.connection() as conn:
+                self.read_only = self._write_problem(conn)
+            if self.read_only:
+                raise ReadOnlyStoreError(self.read_only)
         deadline = time.monotonic() + self.busy_timeout * 6
         delay = 0.005
         while True:
