@@ -28,8 +28,10 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# node_modules is refreshed when package-lock.json changed since it was installed (tests/test_wire.py
+# runs js/'s schema generator, so pytest needs it too)
 js-test: install
-	cd js && (test -d node_modules || npm ci --no-audit --no-fund) && npm test && npm run typecheck
+	cd js && (test node_modules/.package-lock.json -nt package-lock.json || npm ci --no-audit --no-fund) && npm test && npm run typecheck
 
 test: lint js-test
 	$(BIN)/pytest -q tests notebooks --nbval-lax -p no:cacheprovider

@@ -2,12 +2,13 @@
 
 import { mountChat } from "./chat";
 import { h, widget } from "./dom";
-import type { AppTraits, Model } from "./protocol";
+import type { AnyModel } from "@anywidget/types";
+import type { AppTraits } from "./protocol";
 import { mountThreadList } from "./threadlist";
 import { mountTools } from "./tools";
 
 /** Mount the three panes into `el`; returns the cleanup. */
-export function mountApp(model: Model<AppTraits>, el: HTMLElement): () => void {
+export function mountApp(model: AnyModel<AppTraits>, el: HTMLElement): () => void {
   el.classList.add("tw-app");
   el.dataset.tw = "app";
   const list = h("div", { class: "tw-app-list" });

@@ -1,5 +1,6 @@
 // ChatView: a thread's messages with the answer streaming in, and the box to send a prompt.
 
+import type { AnyModel } from "@anywidget/types";
 import { applyChunk, applySnapshot, type StreamState } from "./chunks";
 import { frameScheduler, h, isolateKeys, reconcile, setText, widget } from "./dom";
 import { nowSeconds } from "./format";
@@ -16,10 +17,10 @@ import { createMessageElement, renderAgain, updateMessageElement } from "./messa
 import {
   LIVE_STATUSES,
   listen,
+  sendMsg,
   type ChatTraits,
   type InboundMsg,
   type Message,
-  type Model,
   type ThreadState,
 } from "./protocol";
 
@@ -36,7 +37,7 @@ const STATUS_TEXT: Record<ThreadState, string> = {
 };
 
 /** Mount the chat into `el`; returns the cleanup. */
-export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void {
+export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => void {
   el.classList.add("tw-chat");
   el.dataset.tw = "chat";
 
@@ -141,7 +142,7 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
     highlighterNews = false;
     reconcile(list, nodes, messages, (m) => m.id, createMessageElement, showMessage);
     if (mayAskForHighlighter() && list.querySelector(`.${WAITING}`)) {
-      requestHighlighter(model, () => model.send({ kind: "highlighter" }));
+      requestHighlighter(model, () => sendMsg(model, { kind: "highlighter" }));
     }
     olderButton.hidden = messages.length === 0 || !(olderHasMore ?? model.get("has_older"));
     olderButton.disabled = pendingOlder !== null;
@@ -168,7 +169,7 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
   function submit(): void {
     const text = input.value.trim();
     if (!text) return;
-    model.send({ kind: "send", text });
+    sendMsg(model, { kind: "send", text });
     input.value = "";
     input.style.height = "";
     stick = true;
@@ -187,7 +188,7 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
     send.disabled = input.value.trim() === "";
   });
   send.addEventListener("click", submit);
-  stop.addEventListener("click", () => model.send({ kind: "abort" }));
+  stop.addEventListener("click", () => sendMsg(model, { kind: "abort" }));
   dismiss.addEventListener("click", () => {
     dismissed = model.get("error");
     frame.schedule();
@@ -196,7 +197,7 @@ export function mountChat(model: Model<ChatTraits>, el: HTMLElement): () => void
     const first = older[0] ?? recent[0];
     if (pendingOlder !== null || first === undefined) return;
     pendingOlder = `older-${Math.random().toString(36).slice(2)}`;
-    model.send({ kind: "load_older", request_id: pendingOlder, before: first.id });
+    sendMsg(model, { kind: "load_older", request_id: pendingOlder, before: first.id });
     frame.schedule();
   });
   log.addEventListener("scroll", () => {

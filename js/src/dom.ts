@@ -1,6 +1,6 @@
 // Small DOM helpers shared by the views.
 
-import type { Model } from "./protocol";
+import type { AnyModel, AnyWidget, RenderProps } from "@anywidget/types";
 
 type Child = Node | string;
 
@@ -95,10 +95,10 @@ export function reconcile<T, E extends Element>(
   }
 }
 
-/** The anywidget ESM interface for a view mounted by `mount(model, el)`. */
-export function widget<T>(mount: (model: Model<T>, el: HTMLElement) => () => void) {
+/** The anywidget module's default export for a view mounted by `mount(model, el)`. */
+export function widget<T extends object>(mount: (model: AnyModel<T>, el: HTMLElement) => () => void) {
   return {
-    render({ model, el }: { model: Model<T>; el: HTMLElement }): () => void {
+    render({ model, el }: RenderProps<T>): () => void {
       const root = rootElement();
       el.append(root);
       const cleanup = mount(model, root);
@@ -107,5 +107,5 @@ export function widget<T>(mount: (model: Model<T>, el: HTMLElement) => () => voi
         root.remove();
       };
     },
-  };
+  } satisfies AnyWidget<T>;
 }

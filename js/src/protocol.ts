@@ -1,5 +1,8 @@
 // The contract between the Python widgets and these views: synced traits and custom messages.
-// The Python side mirrors every shape here; change both together.
+// threadwidget/widgets/_wire.py mirrors every shape here as TypedDicts, by the same names; change
+// both together (tests/test_wire.py compares JSON schemas generated from each side).
+
+import type { AnyModel } from "@anywidget/types";
 
 export type Role = "user" | "assistant" | "system" | "tool";
 export type MessageStatus = "pending" | "streaming" | "success" | "failed" | "aborted";
@@ -145,26 +148,39 @@ export type InboundMsg = DeltaMsg | OlderMsg | UnsentMsg | HighlighterMsg;
 
 // Custom messages, JS → Python.
 
-export type OutboundMsg =
-  | { kind: "send"; text: string }
-  | { kind: "abort" }
-  | { kind: "load_older"; request_id: string; before: string }
-  /** A view shows code to highlight and the page has no highlighter yet (see highlighter.ts). */
-  | { kind: "highlighter" };
+/** A prompt typed in the box. */
+export interface SendMsg {
+  kind: "send";
+  text: string;
+}
 
-/** The part of anywidget's model these views use, typed by the widget's traits. */
-export interface Model<T> {
-  get<K extends keyof T & string>(name: K): T[K];
-  set<K extends keyof T & string>(name: K, value: T[K]): void;
-  save_changes(): void;
-  on(event: string, callback: (...args: any[]) => void): void;
-  off(event: string, callback: (...args: any[]) => void): void;
-  send(msg: OutboundMsg): void;
+/** The Stop button. */
+export interface AbortMsg {
+  kind: "abort";
+}
+
+/** "Load older messages": the window before the message `before`. */
+export interface LoadOlderMsg {
+  kind: "load_older";
+  request_id: string;
+  before: string;
+}
+
+/** A view shows code to highlight and the page has no highlighter yet (see highlighter.ts). */
+export interface HighlighterRequestMsg {
+  kind: "highlighter";
+}
+
+export type OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | HighlighterRequestMsg;
+
+/** Send `msg` to the Python widget (anywidget types `send` loosely; this keeps it to the contract). */
+export function sendMsg(model: AnyModel<any>, msg: OutboundMsg): void {
+  model.send(msg);
 }
 
 /** Subscribe to trait changes and custom messages; returns a function that unsubscribes all. */
-export function listen<T>(
-  model: Model<T>,
+export function listen<T extends object>(
+  model: AnyModel<T>,
   handlers: { [K in keyof T & string]?: () => void } & { custom?: (msg: InboundMsg) => void },
 ): () => void {
   const subs = Object.entries(handlers).map(([name, fn]) => {

@@ -2,14 +2,15 @@
 
 import { h, isolateKeys, reconcile, setAttr, setText, widget } from "./dom";
 import { relativeTime } from "./format";
-import { listen, type Model, type ThreadInfo, type ThreadListTraits } from "./protocol";
+import type { AnyModel } from "@anywidget/types";
+import { listen, type ThreadInfo, type ThreadListTraits } from "./protocol";
 
 const REFRESH_MS = 30_000; // keeps "5 min ago" current
 
 let views = 0;
 
 /** Mount the thread list into `el`; returns the cleanup. */
-export function mountThreadList(model: Model<ThreadListTraits>, el: HTMLElement): () => void {
+export function mountThreadList(model: AnyModel<ThreadListTraits>, el: HTMLElement): () => void {
   el.classList.add("tw-threadlist");
   el.dataset.tw = "threadlist";
   const prefix = `tw-threads-${++views}`;

@@ -2,7 +2,8 @@
 
 import { h, isolateKeys, reconcile, setAttr, setText, widget } from "./dom";
 import { formatDuration, nowSeconds, prettyJson } from "./format";
-import { listen, type Model, type ToolCall, type ToolCallStatus, type ToolsTraits } from "./protocol";
+import type { AnyModel } from "@anywidget/types";
+import { listen, type ToolCall, type ToolCallStatus, type ToolsTraits } from "./protocol";
 
 const STATUS_LABELS: Record<ToolCallStatus, string> = {
   streaming_args: "preparing",
@@ -97,7 +98,7 @@ function updateRow(el: HTMLElement, call: ToolCall, now: number): void {
 }
 
 /** Mount the tool-call feed into `el`; returns the cleanup. */
-export function mountTools(model: Model<ToolsTraits>, el: HTMLElement): () => void {
+export function mountTools(model: AnyModel<ToolsTraits>, el: HTMLElement): () => void {
   el.classList.add("tw-tools");
   el.dataset.tw = "tools";
   const feed = h("ol", { class: "tw-tool-feed", "aria-label": "Tool calls" });

@@ -19,7 +19,7 @@ describe("ThreadApp", () => {
       tool_calls: [toolCall("c1")],
     });
     const host = document.createElement("div");
-    cleanup = app.render({ model, el: host });
+    cleanup = app.render(model.props(host));
     const root = host.querySelector(".tw-root")!;
     expect(root.getAttribute("data-tw")).toBe("app");
     expect([...root.querySelectorAll("[data-tw]")].map((el) => el.getAttribute("data-tw"))).toEqual([
@@ -49,7 +49,7 @@ describe("ThreadApp", () => {
       tool_calls: [],
     });
     const host = document.createElement("div");
-    cleanup = app.render({ model, el: host });
+    cleanup = app.render(model.props(host));
     const next: Partial<AppTraits> = {
       thread_id: "t2",
       title: "Other",

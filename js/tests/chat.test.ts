@@ -9,7 +9,7 @@ function mount(fields: Partial<ChatTraits> = {}) {
   const model = new FakeModel(chatTraits(fields));
   const host = document.createElement("div");
   document.body.append(host);
-  cleanup = chat.render({ model, el: host });
+  cleanup = chat.render(model.props(host));
   const $ = <E extends HTMLElement = HTMLElement>(testid: string) => host.querySelector<E>(`[data-testid="${testid}"]`)!;
   const messages = () => [...host.querySelectorAll<HTMLElement>('[data-testid="tw-message"]')];
   return { model, host, $, messages };

@@ -1,23 +1,38 @@
 // A stand-in for anywidget's model: traits in a plain object, events through a tiny emitter.
 
-import type { ChatTraits, InboundMsg, Message, Model, OutboundMsg, ToolCall } from "../src/protocol";
+import type { AnyModel, RenderProps } from "@anywidget/types";
+import type { ChatTraits, InboundMsg, Message, OutboundMsg, ToolCall } from "../src/protocol";
 
 type Callback = (...args: any[]) => void;
 
-export class FakeModel<T extends object> implements Model<T> {
+const absent = (what: string) => () => Promise.reject(new Error(`${what}: not in these tests`));
+
+export class FakeModel<T extends object> implements AnyModel<T> {
   sent: OutboundMsg[] = [];
   saves = 0;
+  widget_manager = { get_model: absent("get_model") };
   private listeners = new Map<string, Set<Callback>>();
 
   constructor(private traits: T) {}
 
-  get<K extends keyof T & string>(name: K): T[K] {
+  /** What anywidget passes to `render` for a view of this model in `el`. */
+  props(el: HTMLElement): RenderProps<T> {
+    return {
+      model: this,
+      el,
+      signal: new AbortController().signal,
+      host: { getWidget: absent("getWidget"), getModel: absent("getModel") },
+      experimental: { invoke: absent("invoke") },
+    };
+  }
+
+  get<K extends keyof T>(name: K): T[K] {
     return this.traits[name];
   }
 
-  set<K extends keyof T & string>(name: K, value: T[K]): void {
+  set<K extends keyof T>(name: K, value: T[K]): void {
     this.traits[name] = value;
-    this.emit(`change:${name}`, this, value);
+    this.emit(`change:${String(name)}`, this, value);
   }
 
   save_changes(): void {

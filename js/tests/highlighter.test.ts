@@ -45,7 +45,7 @@ function mount(fields: Partial<ChatTraits> = {}, view = chat) {
   const model = new FakeModel(chatTraits(fields));
   const host = document.createElement("div");
   document.body.append(host);
-  const cleanup = view.render({ model: model as never, el: host });
+  const cleanup = view.render(model.props(host) as never);
   cleanups.push(cleanup);
   const codes = () => [...host.querySelectorAll<HTMLElement>("pre > code")];
   return { model, host, codes, cleanup };
@@ -128,7 +128,7 @@ describe("code highlighting on demand", () => {
     const model = new FakeModel(traits);
     const host = document.createElement("div");
     document.body.append(host);
-    cleanups.push(app.render({ model, el: host }));
+    cleanups.push(app.render(model.props(host)));
     expect(model.sent).toEqual([ASK]);
     model.custom({ kind: "highlighter", source: await pack(MODULE) });
     await vi.waitFor(() => expect(host.querySelector("pre > code .hljs-keyword")?.textContent).toBe("def"));

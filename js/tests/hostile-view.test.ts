@@ -78,7 +78,7 @@ describe("render failures", () => {
     );
     const host = document.createElement("div");
     document.body.append(host);
-    cleanup = chat.render({ model, el: host });
+    cleanup = chat.render(model.props(host));
     const messages = () => [...host.querySelectorAll<HTMLElement>('[data-testid="tw-message"]')];
     expect(messages().map((m) => m.dataset.messageId)).toEqual(["h1", "h2", "h3", "h4", "h5"]);
     expect(messages()[3]!.textContent).toContain(`${BOOM} at mount`);

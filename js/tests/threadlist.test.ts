@@ -20,7 +20,7 @@ function mount(fields: Partial<ThreadListTraits>) {
   const model = new FakeModel<ThreadListTraits>({ threads: [], selected: null, ...fields });
   const host = document.createElement("div");
   document.body.append(host);
-  cleanup = threadlist.render({ model, el: host });
+  cleanup = threadlist.render(model.props(host));
   const options = () => [...host.querySelectorAll<HTMLElement>('[role="option"]')];
   return { model, host, options, listbox: host.querySelector<HTMLElement>('[role="listbox"]')! };
 }

@@ -8,7 +8,7 @@ let cleanup: (() => void) | null = null;
 function mount(fields: Partial<ToolsTraits>) {
   const model = new FakeModel<ToolsTraits>({ thread_id: "t1", tool_calls: [], ...fields });
   const host = document.createElement("div");
-  cleanup = tools.render({ model, el: host });
+  cleanup = tools.render(model.props(host));
   const rows = () => [...host.querySelectorAll<HTMLElement>('[data-testid="tw-toolcall"]')];
   return { model, host, rows };
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import gzip
 import logging
+import reprlib
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ import anywidget
 
 from .._errors import InvalidArgumentError, MissingBundleError
 from ..store import Store, Subscription, default_path
+from . import _wire as wire
 
 if TYPE_CHECKING:
     from ..agent import Agent, AgentThread
@@ -62,7 +64,7 @@ class Host(Protocol):
 
     def set_traits(self, values: Mapping[str, Any]) -> None: ...
 
-    def send_custom(self, content: dict[str, Any]) -> None: ...
+    def send_custom(self, content: wire.InboundMsg) -> None: ...
 
     def send_state(self, key: Any = None) -> None: ...
 
@@ -114,7 +116,7 @@ class TwWidget(anywidget.AnyWidget):
             for name, value in values.items():
                 setattr(self, name, value)
 
-    def send_custom(self, content: dict[str, Any]) -> None:
+    def send_custom(self, content: wire.InboundMsg) -> None:
         """Send a custom message to the views. Hold ``_lock``."""
         if not self._tw_closed:
             self.send(content)
@@ -131,17 +133,18 @@ class TwWidget(anywidget.AnyWidget):
 
     # -- browser → Python -------------------------------------------------------------------------
 
-    def _on_custom_msg(self, _widget: object, content: Any, _buffers: object) -> None:
-        if not isinstance(content, dict):
-            log.warning("threadwidget: ignoring a message from the browser that is not an object: %r", content)
+    def _on_custom_msg(self, _widget: object, content: object, _buffers: object) -> None:
+        msg = wire.parse_outbound(content)
+        if msg is None:
+            log.warning("threadwidget: ignoring a browser message protocol.ts does not know: %s", reprlib.repr(content))
             return
         try:
-            if content.get("kind") == "highlighter":
+            if msg["kind"] == "highlighter":
                 self._send_highlighter()
             else:
-                self._handle(content)
+                self._handle(msg)
         except Exception:  # never raise into the kernel's message loop
-            log.exception("threadwidget: handling %r from the browser failed", content.get("kind"))
+            log.exception("threadwidget: handling %r from the browser failed", msg["kind"])
 
     def _send_highlighter(self) -> None:
         """A view shows code and its page has no highlighter yet (the page asks once)."""
@@ -152,8 +155,8 @@ class TwWidget(anywidget.AnyWidget):
         with self._lock:
             self.send_custom({"kind": "highlighter", "source": source})
 
-    def _handle(self, content: dict[str, Any]) -> None:
-        log.warning("threadwidget: %s ignores the message %r", type(self).__name__, content.get("kind"))
+    def _handle(self, content: wire.OutboundMsg) -> None:
+        log.warning("threadwidget: %s ignores the message %r", type(self).__name__, content["kind"])
 
     # -- lifetime ---------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import traitlets as t
 
 from ..store import Store
+from . import _wire as wire
 from ._base import STATIC, TwWidget, check_count, resolve_thread
 from ._chatlogic import ChatController
 
@@ -21,10 +22,10 @@ class ThreadTraits(t.HasTraits):
 
 
 class ChatTraits(ThreadTraits):
-    """The synced traits of a chat (``ChatTraits`` in js/src/protocol.ts)."""
+    """The synced traits of a chat (``ChatTraits`` of _wire.py and js/src/protocol.ts)."""
 
     title = t.Unicode("").tag(sync=True)
-    messages: t.List[dict[str, Any]] = t.List().tag(sync=True)
+    messages: t.List[wire.Message] = t.List().tag(sync=True)
     stream = t.Dict(None, allow_none=True).tag(sync=True)
     status = t.Dict({"state": "idle", "note": ""}).tag(sync=True)
     has_older = t.Bool(False).tag(sync=True)
@@ -39,7 +40,7 @@ class ChatWiring:
 
     _chat: ChatController
 
-    def _handle(self, content: dict[str, Any]) -> None:
+    def _handle(self, content: wire.OutboundMsg) -> None:
         self._chat.handle(content)
 
     def _wire_state(self, state: dict[str, Any], *, full: bool) -> None:

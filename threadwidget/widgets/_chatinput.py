@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._errors import ThreadwidgetError
 from ..store import Message, Store
+from . import _wire as wire
 from ._base import Host
 from ._shapes import message_dict, tool_call_dict, waiting_note
 from ._stream import LiveText
@@ -41,17 +42,17 @@ class ChatRequests:
     _rows: dict[str, Message]
     _live: dict[str, LiveText]
 
-    def handle(self, content: dict[str, Any]) -> None:
-        kind = content.get("kind")
+    def handle(self, content: wire.OutboundMsg) -> None:
+        kind = content["kind"]
         try:
-            if kind == "send":
-                self.send(str(content.get("text") or ""))
-            elif kind == "abort":
+            if content["kind"] == "send":
+                self.send(content["text"])
+            elif content["kind"] == "abort":
                 self.abort()
-            elif kind == "load_older":
-                self.load_older(str(content.get("request_id") or ""), str(content.get("before") or ""))
+            elif content["kind"] == "load_older":
+                self.load_older(content["request_id"], content["before"])
             else:
-                log.warning("threadwidget: the chat view sent an unknown message kind %r", kind)
+                log.warning("threadwidget: the chat view sent a message it has no use for: %r", kind)
         except Exception as exc:  # shown in the view, never raised into the kernel
             log.exception("threadwidget: handling %r from the chat view failed", kind)
             self.set_error(f"{kind} failed: {type(exc).__name__}: {exc}")
@@ -103,7 +104,7 @@ class ChatRequests:
         """Reply ``OlderMsg``: up to ``window`` messages before the message ``before``."""
         with self._lock:
             thread_id = self.thread_id
-        messages: list[dict[str, Any]] = []
+        messages: list[wire.Message] = []
         has_older = False
         if thread_id is not None and before:
             rows = self.store.list_messages(thread_id, limit=self.window + 1, before=before)
@@ -111,7 +112,7 @@ class ChatRequests:
             for row in rows[-self.window :]:
                 calls = self.store.list_tool_calls(thread_id, message_id=row.id) if row.role == "assistant" else []
                 messages.append(message_dict(row, (tool_call_dict(c) for c in calls)))
-        reply = {"kind": "older", "request_id": request_id, "messages": messages, "has_older": has_older}
+        reply: wire.OlderMsg = {"kind": "older", "request_id": request_id, "messages": messages, "has_older": has_older}
         with self._lock:
             if self.thread_id == thread_id:
                 self._host.send_custom(reply)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._statuses import LIVE_STATUSES
 from ..store import Delta, Event, Message, Store, Thread, ToolCall
+from . import _wire as wire
 from ._base import Host, ThreadFollower
 from ._chatinput import ChatRequests
 from ._shapes import message_dict, number_queue, thread_status, tool_call_dict, transcript
@@ -81,13 +82,13 @@ class ChatController(ThreadFollower, ChatRequests):
         self._thread_agent: str | None = None
         self._order: list[str] = []  # ids of the window's messages, oldest first
         self._rows: dict[str, Message] = {}
-        self._dicts: dict[str, dict[str, Any]] = {}  # message dicts without their tool calls
-        self._calls: dict[str, dict[str, dict[str, Any]]] = {}  # message id -> tool call id -> dict
+        self._dicts: dict[str, wire.Message] = {}  # without their tool calls
+        self._calls: dict[str, dict[str, wire.ToolCall]] = {}  # message id -> tool call id -> dict
         self._live: dict[str, LiveText] = {}
         self._dirty: set[str] = set()  # messages changed since the last update of `messages`
         self._wire_from: str | None = None  # while sending an update: the first message on the wire
         self._wire_full = True  # the browser's model holds the whole window
-        self._stream: dict[str, Any] | None = None
+        self._stream: wire.StreamSnapshot | None = None
         self._has_older = False
         self._error = ""
         self._serve(thread_id)
@@ -146,17 +147,17 @@ class ChatController(ThreadFollower, ChatRequests):
         self._dicts[row.id] = message_dict(row)
         self._dirty.add(row.id)
 
-    def messages(self) -> list[dict[str, Any]]:
+    def messages(self) -> list[wire.Message]:
         """The ``messages`` trait value: the window with each message's tool calls."""
         out = []
         for mid in self._order:
-            d = dict(self._dicts[mid])
+            d = self._dicts[mid].copy()
             d["tool_calls"] = list(self._calls.get(mid, {}).values())
             out.append(d)
         number_queue(out)
         return out
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> wire.ChatTraits:
         """Every chat trait, as it should be now."""
         messages = self.messages()
         return {
@@ -171,7 +172,7 @@ class ChatController(ThreadFollower, ChatRequests):
             "read_only": self.store.read_only or "",
         }
 
-    def _stream_value(self, now: float) -> dict[str, Any] | None:
+    def _stream_value(self, now: float) -> wire.StreamSnapshot | None:
         main = next((self._live[mid] for mid in reversed(self._order) if mid in self._live), None)
         if main is None:
             self._stream = None
@@ -181,7 +182,7 @@ class ChatController(ThreadFollower, ChatRequests):
 
     # -- following a thread -----------------------------------------------------------------------
 
-    def open(self, thread_id: str | None) -> dict[str, Any]:
+    def open(self, thread_id: str | None) -> wire.ChatTraits:
         """Follow ``thread_id`` (None: no thread) and return the trait values. Subscribe with
         ``start()`` once the host can take updates. Hold the lock."""
         self._restart()

@@ -1,4 +1,5 @@
-"""The JSON shapes the browser reads (``js/src/protocol.ts`` is the contract), built from store rows.
+"""The JSON shapes the browser reads (``_wire.py``, the twin of ``js/src/protocol.ts``), built from
+store rows.
 
 Pure functions: no store access, no widget state.
 """
@@ -6,14 +7,12 @@ Pure functions: no store access, no widget state.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from .._statuses import LIVE_STATUSES, OPEN_TOOL_STATUSES
 from ..store import Message, Thread, ToolCall
+from . import _wire as wire
 
 __all__ = [
-    "MESSAGE_FIELDS",
-    "TOOL_CALL_FIELDS",
     "message_dict",
     "one_line",
     "thread_info",
@@ -23,26 +22,42 @@ __all__ = [
     "waiting_note",
 ]
 
-MESSAGE_FIELDS = ("id", "role", "text", "status", "error", "agent", "model", "created_at", "usage")
-TOOL_CALL_FIELDS = (
-    "id", "message_id", "call_id", "name", "arguments", "status", "progress", "progress_note", "result", "error",
-    "started_at", "ended_at",
-)  # fmt: skip
 PREVIEW_CHARS = 80
 
 
-def message_dict(message: Message, tool_calls: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+def message_dict(message: Message, tool_calls: Iterable[wire.ToolCall] = ()) -> wire.Message:
     """A ``Message`` of protocol.ts."""
-    data = message.to_dict()
-    out = {key: data[key] for key in MESSAGE_FIELDS}
-    out["tool_calls"] = list(tool_calls)
-    return out
+    usage = message.usage
+    return {
+        "id": message.id,
+        "role": message.role,
+        "text": message.text,
+        "status": message.status,
+        "error": message.error,
+        "agent": message.agent,
+        "model": message.model,
+        "created_at": message.created_at,
+        "usage": None if usage is None else {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+        "tool_calls": list(tool_calls),
+    }
 
 
-def tool_call_dict(call: ToolCall) -> dict[str, Any]:
+def tool_call_dict(call: ToolCall) -> wire.ToolCall:
     """A ``ToolCall`` of protocol.ts."""
-    data = call.to_dict()
-    return {key: data[key] for key in TOOL_CALL_FIELDS}
+    return {
+        "id": call.id,
+        "message_id": call.message_id,
+        "call_id": call.call_id,
+        "name": call.name,
+        "arguments": call.arguments,
+        "status": call.status,
+        "progress": call.progress,
+        "progress_note": call.progress_note,
+        "result": call.result,
+        "error": call.error,
+        "started_at": call.started_at,
+        "ended_at": call.ended_at,
+    }
 
 
 def one_line(text: str, limit: int = PREVIEW_CHARS) -> str:
@@ -51,7 +66,7 @@ def one_line(text: str, limit: int = PREVIEW_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
-def thread_info(thread: Thread, recent: Sequence[Message]) -> dict[str, Any]:
+def thread_info(thread: Thread, recent: Sequence[Message]) -> wire.ThreadInfo:
     """A ``ThreadInfo`` of protocol.ts; ``recent`` are the thread's last messages, oldest first."""
     preview = next((m.text for m in reversed(recent) if m.text.strip()), None)
     return {
@@ -73,7 +88,7 @@ def waiting_note(agent: str | None) -> str:
     return f"Waiting for a process running agent.serve() for agent {agent!r} to answer."
 
 
-def number_queue(messages: Sequence[dict[str, Any]]) -> None:
+def number_queue(messages: Sequence[wire.Message]) -> None:
     """Set ``queue_position`` (1, 2, …) on the prompts waiting their turn, in answering order (only
     on them: the other messages do not carry the key)."""
     place = 0
@@ -83,7 +98,7 @@ def number_queue(messages: Sequence[dict[str, Any]]) -> None:
             m["queue_position"] = place
 
 
-def thread_status(messages: Sequence[dict[str, Any]], agent: str | None, *, served: bool = False) -> dict[str, str]:
+def thread_status(messages: Sequence[wire.Message], agent: str | None, *, served: bool = False) -> wire.ThreadStatus:
     """A ``ThreadStatus`` of protocol.ts for a window of message dicts (thread order).
 
     streaming: an answer is being written (a step pending or streaming, or one of its tool calls
@@ -116,7 +131,7 @@ def thread_status(messages: Sequence[dict[str, Any]], agent: str | None, *, serv
     return {"state": "idle", "note": ""}
 
 
-def transcript(messages: Sequence[dict[str, Any]], count: int = 3, width: int = 100) -> list[str]:
+def transcript(messages: Sequence[wire.Message], count: int = 3, width: int = 100) -> list[str]:
     """The last ``count`` messages as one line each, for text reprs."""
     lines = []
     for m in messages[-count:]:

@@ -8,7 +8,9 @@ not sent yet as one ``DeltaMsg`` chunk (``first_seq..seq``) per flush, and now a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from . import _wire as wire
 
 __all__ = ["SNAPSHOT_AFTER", "SNAPSHOT_EVERY", "LiveText"]
 
@@ -69,11 +71,11 @@ class LiveText:
         self.first_pending = 0
         self.snap_chars = -1
 
-    def take_chunk(self, *, end: bool = False) -> dict[str, Any] | None:
+    def take_chunk(self, *, end: bool = False) -> wire.DeltaMsg | None:
         """The ``DeltaMsg`` of what was not sent yet. With ``end`` and nothing pending, the last delta
         again with the end flag (a duplicate for views that have it). None when there is nothing."""
         if self.pending:
-            chunk = {
+            chunk: wire.DeltaMsg = {
                 "kind": "delta",
                 "message_id": self.message_id,
                 "first_seq": self.first_pending,
@@ -100,7 +102,7 @@ class LiveText:
             age >= SNAPSHOT_EVERY
         )
 
-    def snapshot(self, now: float) -> dict[str, Any]:
+    def snapshot(self, now: float) -> wire.StreamSnapshot:
         """The ``StreamSnapshot``: all text through ``seq`` (pending text included)."""
         self.snap_chars = self.chars
         self.snap_at = now

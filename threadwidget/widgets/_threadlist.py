@@ -8,6 +8,7 @@ import traitlets as t
 
 from .._errors import InvalidArgumentError
 from ..store import Event, Store
+from . import _wire as wire
 from ._base import STATIC, Host, SubscriptionSlot, TwWidget, check_count, resolve_store, weak_callback
 from ._shapes import one_line, thread_info
 from ._ticker import RATE, Throttle
@@ -24,7 +25,7 @@ LIST_GATHER = 0.02  # reloads run on the ticker thread, never on the store's wat
 class ThreadListTraits(t.HasTraits):
     """The synced traits of a thread list (``ThreadListTraits`` in js/src/protocol.ts)."""
 
-    threads: t.List[dict[str, Any]] = t.List().tag(sync=True)
+    threads: t.List[wire.ThreadInfo] = t.List().tag(sync=True)
     selected = t.Unicode(None, allow_none=True).tag(sync=True)
 
 
@@ -38,12 +39,12 @@ class ListController:
         self.user_id = user_id
         self.agent = agent
         self.limit = limit
-        self._threads: list[dict[str, Any]] = []
+        self._threads: list[wire.ThreadInfo] = []
         self._slot = SubscriptionSlot(self)
         self._reload = Throttle(self._lock, self._send, interval=LIST_INTERVAL, gather=LIST_GATHER)
         self._closed = False
 
-    def load(self) -> list[dict[str, Any]]:
+    def load(self) -> list[wire.ThreadInfo]:
         threads = self.store.list_threads(user_id=self.user_id, agent=self.agent, limit=self.limit)
         self._threads = [thread_info(th, self.store.list_messages(th.id, limit=2)) for th in threads]
         return self._threads

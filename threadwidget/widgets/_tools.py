@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import traitlets as t
 
 from ..store import Event, Store, ToolCall
+from . import _wire as wire
 from ._base import STATIC, Host, ThreadFollower, TwWidget, check_count, resolve_thread
 from ._chat import ThreadTraits
 from ._shapes import one_line, tool_call_dict
@@ -23,7 +24,7 @@ TOOLS_INTERVAL = 0.05  # ~20 Hz: fast enough to watch arguments stream in
 class ToolsTraits(ThreadTraits):
     """The synced traits of a tool-call feed (``ToolsTraits`` in js/src/protocol.ts)."""
 
-    tool_calls: t.List[dict[str, Any]] = t.List().tag(sync=True)
+    tool_calls: t.List[wire.ToolCall] = t.List().tag(sync=True)
 
 
 class ToolsController(ThreadFollower):
@@ -35,11 +36,11 @@ class ToolsController(ThreadFollower):
         self.store = store
         self.limit = limit
         self.thread_id: str | None = None
-        self._calls: dict[str, dict[str, Any]] = {}
+        self._calls: dict[str, wire.ToolCall] = {}
         self._flush = Throttle(self._lock, self._send, interval=TOOLS_INTERVAL)
         super().__init__()
 
-    def open(self, thread_id: str | None) -> dict[str, Any]:
+    def open(self, thread_id: str | None) -> wire.ToolsTraits:
         """Follow ``thread_id`` and return the trait values; ``start()`` subscribes. Hold the lock."""
         self._restart()
         self.thread_id = thread_id
@@ -50,7 +51,7 @@ class ToolsController(ThreadFollower):
     def _throttles(self) -> list[Any]:
         return [self._flush]
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> wire.ToolsTraits:
         return {"thread_id": self.thread_id or "", "tool_calls": list(self._calls.values())}
 
     def _on_event(self, event: Event) -> None:

@@ -1,0 +1,211 @@
+"""The messages between kernel and browser, typed: the Python side of ``js/src/protocol.ts``.
+
+Each TypedDict here has the name and the fields of its TypeScript twin; ``tests/test_wire.py``
+generates a JSON schema from each side (``ts-json-schema-generator`` on protocol.ts, pydantic on
+``WIRE``) and fails on any difference in names, fields, required-ness or types. "Inbound" and
+"outbound" are the browser's words, as in protocol.ts: ``InboundMsg`` goes to the views.
+
+Messages from the browser are checked at the door (``parse_outbound``): a handler only ever sees a
+well-formed ``OutboundMsg``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from typing_extensions import NotRequired, TypedDict  # pydantic reads TypedDicts from here before 3.12
+
+from .._statuses import MessageStatus, Role, ToolCallStatus
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+__all__ = [
+    "WIRE", "AbortMsg", "AppTraits", "ChatTraits", "DeltaMsg", "HighlighterMsg", "HighlighterRequestMsg",
+    "InboundMsg", "LoadOlderMsg", "Message", "OlderMsg", "OutboundMsg", "SendMsg", "StreamSnapshot",
+    "ThreadInfo", "ThreadListTraits", "ThreadState", "ThreadStatus", "ToolCall", "ToolsTraits", "UnsentMsg",
+    "Usage", "parse_outbound",
+]  # fmt: skip
+
+ThreadState = Literal["idle", "waiting", "streaming", "failed", "aborted"]
+
+
+class Usage(TypedDict):
+    input_tokens: int
+    output_tokens: int
+
+
+class ToolCall(TypedDict):
+    id: str
+    message_id: str
+    call_id: str
+    name: str
+    arguments: str  # JSON text; partial while the model streams the arguments
+    status: ToolCallStatus
+    progress: float | None  # 0..1, None when the tool reports none
+    progress_note: str | None
+    result: str | None  # JSON text
+    error: str | None
+    started_at: float | None  # unix seconds
+    ended_at: float | None
+
+
+class Message(TypedDict):
+    id: str
+    role: Role
+    text: str
+    status: MessageStatus
+    error: str | None
+    agent: str | None
+    model: str | None
+    created_at: float  # unix seconds
+    usage: Usage | None
+    tool_calls: list[ToolCall]
+    queue_position: NotRequired[int]  # only on a prompt waiting for the thread's turn (1: next)
+
+
+class ThreadInfo(TypedDict):
+    id: str
+    title: str | None
+    agent: str | None
+    user_id: str | None
+    updated_at: float  # unix seconds
+    preview: str | None
+
+
+class StreamSnapshot(TypedDict):
+    """The answer being streamed: its whole text through delta ``seq``."""
+
+    message_id: str
+    seq: int
+    text: str
+
+
+class ThreadStatus(TypedDict):
+    state: ThreadState
+    note: str
+
+
+# -- synced traits -----------------------------------------------------------------------------------
+
+
+class ChatTraits(TypedDict):
+    thread_id: str
+    title: str
+    messages: list[Message]  # an update may carry only the newest part of the window (see protocol.ts)
+    stream: StreamSnapshot | None
+    status: ThreadStatus
+    has_older: bool
+    agent_attached: bool
+    error: str
+    read_only: NotRequired[str]  # why this kernel may only read the store ("" when it can write)
+
+
+class ToolsTraits(TypedDict):
+    thread_id: str
+    tool_calls: list[ToolCall]  # newest last
+
+
+class ThreadListTraits(TypedDict):
+    threads: list[ThreadInfo]  # newest activity first
+    selected: str | None  # set by the view
+
+
+class AppTraits(ChatTraits, ToolsTraits, ThreadListTraits):
+    pass
+
+
+# -- custom messages, kernel -> browser ----------------------------------------------------------------
+
+
+class DeltaMsg(TypedDict):
+    """Text of deltas ``first_seq..seq`` of a message (contiguous, from 1); ``end``: it is final."""
+
+    kind: Literal["delta"]
+    message_id: str
+    first_seq: int
+    seq: int
+    text: str
+    end: bool
+
+
+class OlderMsg(TypedDict):
+    """Reply to ``load_older``."""
+
+    kind: Literal["older"]
+    request_id: str
+    messages: list[Message]
+    has_older: bool
+
+
+class UnsentMsg(TypedDict):
+    """A prompt that could not be sent: its text goes back into the box."""
+
+    kind: Literal["unsent"]
+    text: str
+
+
+class HighlighterMsg(TypedDict):
+    """Reply to ``highlighter``: the module of js/src/highlight.ts, base64 of its gzip."""
+
+    kind: Literal["highlighter"]
+    source: str
+
+
+InboundMsg = DeltaMsg | OlderMsg | UnsentMsg | HighlighterMsg
+
+
+# -- custom messages, browser -> kernel ----------------------------------------------------------------
+
+
+class SendMsg(TypedDict):
+    kind: Literal["send"]
+    text: str
+
+
+class AbortMsg(TypedDict):
+    kind: Literal["abort"]
+
+
+class LoadOlderMsg(TypedDict):
+    kind: Literal["load_older"]
+    request_id: str
+    before: str
+
+
+class HighlighterRequestMsg(TypedDict):
+    """A view shows code to highlight and its page has no highlighter yet."""
+
+    kind: Literal["highlighter"]
+
+
+OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | HighlighterRequestMsg
+
+#: What goes over the wire, by the names of protocol.ts: every shape is reachable from these.
+WIRE: dict[str, Any] = {
+    "ChatTraits": ChatTraits,
+    "ToolsTraits": ToolsTraits,
+    "ThreadListTraits": ThreadListTraits,
+    "AppTraits": AppTraits,
+    "InboundMsg": InboundMsg,
+    "OutboundMsg": OutboundMsg,
+}
+
+
+@cache
+def _outbound() -> TypeAdapter[OutboundMsg]:
+    from pydantic import Field, TypeAdapter
+
+    return TypeAdapter(Annotated[OutboundMsg, Field(discriminator="kind")])
+
+
+def parse_outbound(content: object) -> OutboundMsg | None:
+    """``content`` from a view as an ``OutboundMsg``, or None when it is not one (strict: no
+    coercion; keys the message does not have are dropped)."""
+    from pydantic import ValidationError
+
+    try:
+        return _outbound().validate_python(content, strict=True)
+    except ValidationError:
+        return None
