@@ -134,7 +134,13 @@ MEASURE = """async ({src, css, stateJson, highlighter}) => {
   for (let i = 0; !done() && i < 500; i++) await new Promise((resolve) => requestAnimationFrame(resolve));
   const highlightedMs = code().length && done() ? performance.now() - t0 : null;
   for (let i = 0; fcp === null && i < 100; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  return {importMs, parseMs, renderMs, rafMs, fcpMs: fcp === null ? null : fcp - t0,
+  // a second view of the same kind on the page: anywidget imports its `_esm` again
+  const url2 = URL.createObjectURL(new Blob([src], {type: "text/javascript"}));
+  t = performance.now();
+  const mod2 = await import(url2);
+  if (typeof mod2.default === "function") await mod2.default();
+  const secondImportMs = performance.now() - t;
+  return {importMs, secondImportMs, parseMs, renderMs, rafMs, fcpMs: fcp === null ? null : fcp - t0,
           importFcpMs: fcp === null ? null : fcp - tImport, highlightedMs, asked, messages,
           codeBlocks: code().length, highlighted: code().filter((c) => c.querySelector("[class^=hljs-]")).length};
 }"""
@@ -158,7 +164,7 @@ def paint(browser: Any, build: dict[str, str], state_json: str, expected: int) -
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("fcpMs", "importFcpMs", "rafMs", "renderMs", "importMs", "parseMs")
+    keys = ("fcpMs", "importFcpMs", "rafMs", "renderMs", "importMs", "secondImportMs", "parseMs")
     out = {k: statistics.median(r[k] for r in runs) for k in keys}
     out["fcp_max_ms"] = max(r["fcpMs"] for r in runs)
     timed = [r["highlightedMs"] for r in runs if r["highlightedMs"] is not None]
@@ -254,7 +260,7 @@ def main() -> None:
     figures = (
         ("render() -> first paint", "fcpMs"), ("import -> first paint", "importFcpMs"),
         ("render() -> two frames", "rafMs"), ("render() call itself", "renderMs"), ("module import", "importMs"),
-        ("render() -> code highlighted", "highlightedMs"),
+        ("a second view's import", "secondImportMs"), ("render() -> code highlighted", "highlightedMs"),
     )  # fmt: skip
     for name, measured in result["builds"].items():
         b = measured["paint"]
