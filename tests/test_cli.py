@@ -282,6 +282,7 @@ def test_check_finds_what_breaks_the_invariants(db_path: Path) -> None:
             "VALUES ('msg_orphan', ?, 5, 0, 'assistant', '', 'streaming', 0, 0, 5)",
             (thread.id,),
         )
+        raw.execute("UPDATE threads SET next_position = 6 WHERE id = ?", (thread.id,))  # as writers do
         raw.execute(
             "INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES ('msg_orphan', ?, 2, 'x', 0)",
             (thread.id,),

@@ -346,6 +346,7 @@ def test_live_rows_nobody_writes_are_ended_by_a_watching_process(store: tw.Store
         "VALUES ('msg_orphan', ?, 9, 0, 'assistant', '', 'streaming', 0, 0, 9)",
         (thread.id,),
     )
+    raw.execute("UPDATE threads SET next_position = 10 WHERE id = ?", (thread.id,))  # as writers do
     raw.execute(
         "INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES ('msg_orphan', ?, 1, 'part', 0)",
         (thread.id,),

@@ -10,6 +10,8 @@ import pytest
 
 import threadwidget as tw
 
+from .conftest import raw_connection
+
 
 def test_threads_round_trip(store: tw.Store) -> None:
     t = store.create_thread(title="Order help", user_id="alice", metadata={"tier": "gold"})
@@ -194,7 +196,7 @@ def test_newer_schema_is_refused_naming_both_versions(db_path: Path) -> None:
 def test_migrations_are_recorded_by_name(store: tw.Store) -> None:
     conn = sqlite3.connect(store.path)
     names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'threadwidget'")]
-    assert names == ["m001_initial", "m002_answers"]
+    assert names == ["m001_initial", "m002_answers", "m003_next_position"]
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -306,3 +308,15 @@ def test_paging_with_a_message_of_another_thread_is_refused(store: tw.Store) -> 
     for page in ({"before": elsewhere.id}, {"after": elsewhere.id}):
         with pytest.raises(tw.InvalidArgumentError, match=r"belongs to thread .*a message of this thread"):
             store.list_messages(mine.id, **page)
+
+
+def test_check_reports_a_message_numbered_past_the_threads_counter(store: tw.Store) -> None:
+    thread = store.create_thread()
+    store.add_message(thread.id, role="user", text="first")
+    with raw_connection(store.path) as raw:  # another program that does not bump threads.next_position
+        raw.execute(
+            "INSERT INTO messages (id, thread_id, position, step, role, text, status, created_at, updated_at, turn) "
+            "VALUES ('msg_foreign', ?, 1, 0, 'user', 'hi', 'success', 0, 0, 1)",
+            (thread.id,),
+        )
+    assert store.check() == [f"thread {thread.id} would number its next message 1, but it has one at position 1"]

@@ -86,5 +86,10 @@ def _copy_thread(
         for d in deltas
     )  # fmt: skip
     if threads or messages or calls or added_deltas:
+        conn.execute(
+            "UPDATE threads SET next_position = (SELECT COALESCE(MAX(position) + 1, 0) FROM messages "
+            "WHERE thread_id = ?) WHERE id = ?",
+            (thread_id, thread_id),
+        )  # the next message goes after the copied ones
         destination._log(conn, thread_id, "thread", "insert" if threads else "update", thread_id, now)
     return threads, messages, calls, added_deltas

@@ -170,7 +170,8 @@ class _Pending:
 
     @property
     def rowcount(self) -> int:
-        self._pipeline.sync()
+        if self._cur.rowcount < 0:  # not back yet (a later statement's result brings it along)
+            self._pipeline.sync()
         return self._cur.rowcount
 
     def fetchone(self) -> Any:

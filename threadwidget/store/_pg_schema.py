@@ -1,10 +1,11 @@
 """The store's schema on PostgreSQL: named migrations, recorded in the database.
 
 The tables mirror SQLite's (``_schema.py``) column for column and in the same order, so the rows'
-SQL and the typed rows work on both. Each migration runs in one transaction holding an advisory
-lock, so kernels opening an empty database at the same instant do not race: the first creates the
-schema, the others wait, then find nothing to do. A database migrated by a newer threadwidget (a
-migration name this version does not know) is refused before anything is written.
+SQL and the typed rows work on both; indexes differ where PostgreSQL's MVCC wants it. Each
+migration runs in one transaction holding an advisory lock, so kernels opening an empty database at
+the same instant do not race: the first creates the schema, the others wait, then find nothing to
+do. A database migrated by a newer threadwidget (a migration name this version does not know) is
+refused before anything is written.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ _LOCK = 0x7477_6D69_6772  # "twmigr": one key for every schema's migrations
 def _m001_initial(schema: str) -> list[str]:
     return [
         f"CREATE SCHEMA IF NOT EXISTS {schema}",
+        # every message bumps its thread's updated_at: no index on it, and room in each page, so the
+        # update is HOT (no new index entries, old versions pruned in place) however busy a thread is;
+        # listing threads sorts them instead
         """CREATE TABLE threads (
             id text PRIMARY KEY, title text, user_id text, agent text, metadata text,
-            created_at double precision NOT NULL, updated_at double precision NOT NULL)""",
-        "CREATE INDEX threads_user_updated ON threads (user_id, updated_at DESC, id)",
-        "CREATE INDEX threads_updated ON threads (updated_at DESC, id)",
+            created_at double precision NOT NULL, updated_at double precision NOT NULL,
+            next_position integer NOT NULL DEFAULT 0) WITH (fillfactor = 50)""",
+        "CREATE INDEX threads_user ON threads (user_id)",
         """CREATE TABLE messages (
             id text PRIMARY KEY, thread_id text NOT NULL, position integer NOT NULL,
             step integer NOT NULL DEFAULT 0, role text NOT NULL, text text NOT NULL DEFAULT '',

@@ -151,7 +151,17 @@ def _m002_answers(db: Database) -> None:
     db.execute("CREATE INDEX tool_calls_open ON tool_calls (message_id) WHERE status IN ('streaming_args', 'running')")
 
 
-MIGRATIONS = [_m001_initial, _m002_answers]
+def _m003_next_position(db: Database) -> None:
+    """Each thread counts its messages' positions: a message's insert bumps it with the thread's
+    ``updated_at`` (one statement, no MAX over the thread's messages)."""
+    db.execute("ALTER TABLE threads ADD COLUMN next_position INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "UPDATE threads SET next_position = "
+        "(SELECT COALESCE(MAX(position) + 1, 0) FROM messages WHERE thread_id = threads.id)"
+    )
+
+
+MIGRATIONS = [_m001_initial, _m002_answers, _m003_next_position]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

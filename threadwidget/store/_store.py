@@ -234,6 +234,9 @@ class Store(Turns, Runs, Tables):
             ("SELECT id, name, status FROM tool_calls WHERE status IN ('streaming_args', 'running') "
              "AND message_id NOT IN (SELECT message_id FROM runs)",
              "tool call {0} ({1}) is {2} but its answer has no writer"),
+            ("SELECT t.id, t.next_position, MAX(m.position) FROM threads t JOIN messages m ON m.thread_id = t.id "
+             "GROUP BY t.id, t.next_position HAVING t.next_position <= MAX(m.position)",
+             "thread {0} would number its next message {1}, but it has one at position {2}"),
             (f"SELECT message_id, thread_id FROM runs WHERE lease_expires_at < {now!r}",
              "the lease on message {0} (thread {1}) expired; a watching process will end it"),
             ("SELECT DISTINCT p.id FROM messages p JOIN messages s ON s.reply_to = p.id AND s.thread_id = p.thread_id "

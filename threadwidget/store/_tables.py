@@ -57,7 +57,7 @@ class Tables:
 
         def write(conn: Conn, now: float) -> None:
             conn.execute(
-                "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
                 (tid, title, user_id, agent, meta, now, now),
             )
             self._log(conn, tid, "thread", "insert", tid, now)
@@ -187,13 +187,16 @@ class Tables:
         status: str, agent: str | None, model: str | None, step: int, meta: str | None, *,
         reply_to: str | None = None, turn: int | None = None, user_id: str | None = None,
     ) -> Message:  # fmt: skip
-        if conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id)).rowcount == 0:
+        row = conn.execute(
+            "UPDATE threads SET updated_at = ?, next_position = next_position + 1 WHERE id = ? "
+            "RETURNING next_position - 1",
+            (now, thread_id),
+        ).fetchone()
+        if row is None:
             raise NotFoundError(
                 f"no thread with id {thread_id!r} in {self.path}; create it with store.create_thread()."
             )
-        (position,) = conn.execute(
-            "SELECT COALESCE(MAX(position) + 1, 0) FROM messages WHERE thread_id = ?", (thread_id,)
-        ).fetchone()
+        position = row[0]
         turn = position if turn is None else turn
         conn.execute(
             "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, 0, ?)",
@@ -331,12 +334,14 @@ class Tables:
             raise InvalidArgumentError(f"text={text!r} is not valid; expected a non-empty str.")
 
         def write(conn: Conn, now: float) -> Delta:
-            row = conn.execute("SELECT thread_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+            row = conn.execute(
+                "SELECT thread_id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM deltas WHERE message_id = ?) "
+                "FROM messages WHERE id = ?",
+                (message_id, message_id),
+            ).fetchone()
             if row is None:
                 raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
-            (seq,) = conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM deltas WHERE message_id = ?", (message_id,)
-            ).fetchone()
+            seq = row[1]
             (delta_id,) = conn.execute(
                 "INSERT INTO deltas (message_id, thread_id, seq, text, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (message_id, row[0], seq, text, now),
