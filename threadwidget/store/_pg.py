@@ -241,7 +241,10 @@ class PgDatabase:
         )
         self._options = {
             "autocommit": True,
-            "options": f"-c search_path={self.schema} -c lock_timeout={int(busy_timeout * 1000)}",
+            # every query of the store is an index lookup or range: a plan made while a table was
+            # small (a new store, before autovacuum analyzes it) would otherwise scan it all once
+            # it is large, and keep doing so (a prepared statement keeps its plan)
+            "options": f"-c search_path={self.schema} -c lock_timeout={int(busy_timeout * 1000)} -c enable_seqscan=off",
             "application_name": "threadwidget",
         }
         try:
