@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._statuses import OPEN_TOOL_STATUSES
+from .._text import one_line
 from .._usage import Usage
 from ..store import Message, Thread, ToolCall
 
@@ -27,7 +28,6 @@ __all__ = [
     "MARKS",
     "STYLES",
     "ago",
-    "clip",
     "compact_json",
     "duration",
     "local_time",
@@ -75,13 +75,6 @@ def local_time(ts: float) -> str:
     """The local time, with the date unless it is today."""
     when = datetime.fromtimestamp(ts)
     return when.strftime("%H:%M:%S" if when.date() == datetime.now().date() else "%Y-%m-%d %H:%M:%S")
-
-
-def clip(text: str, limit: int = 300) -> str:
-    """One line of at most ``limit`` characters. (The twin of ``widgets._shapes.one_line``, not
-    imported from there: that would load anywidget and ipywidgets on every command.)"""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def compact_json(text: str | None) -> str:
@@ -170,9 +163,9 @@ def tool_note(tc: ToolCall, *, result: bool = True) -> Text:
         note.append(f" {took}", style="dim")
     if result and tc.status == "success" and tc.result:
         note.append(" → ", style="dim")
-        note.append(clip(compact_json(tc.result), 200))
+        note.append(one_line(compact_json(tc.result), 200))
     if tc.status == "error" and tc.error:
-        note.append(f": {clip(tc.error, 300)}", style="red")
+        note.append(f": {one_line(tc.error, 300)}", style="red")
     return note
 
 
@@ -180,14 +173,14 @@ def status_line(m: Message) -> Text:
     """The end of an answer: ``✓ success · 1.2 s · 40 in / 12 out tokens`` (with the error if any)."""
     line = Text(f"{MARKS.get(m.status, '·')} {m.status}", style=STYLES.get(m.status, ""))
     if m.error:
-        line.append(f": {clip(m.error, 300)}", style=STYLES.get(m.status, ""))
+        line.append(f": {one_line(m.error, 300)}", style=STYLES.get(m.status, ""))
     details = _join(duration(m.created_at, m.updated_at), usage_text(m.usage))
     return line.append(" · ", style="dim").append_text(details) if details else line
 
 
 def _tool_lines(tc: ToolCall) -> list[Text]:
     head = Text("⚙ ", style="dim").append(tc.name or "(tool)", style="bold")
-    head.append(" ").append(clip(compact_json(tc.arguments), 300), style="dim")
+    head.append(" ").append(one_line(compact_json(tc.arguments), 300), style="dim")
     parts: list[str | Text] = [status_text(tc.status)]
     if tc.status in OPEN_TOOL_STATUSES and tc.progress is not None:
         parts.append(f"{tc.progress:.0%}")
@@ -197,9 +190,9 @@ def _tool_lines(tc: ToolCall) -> list[Text]:
     head.append("  ").append_text(_join(*parts))
     lines = [head]
     if tc.status == "success" and tc.result:
-        lines.append(Text("  → ", style="dim").append(clip(compact_json(tc.result), 500)))
+        lines.append(Text("  → ", style="dim").append(one_line(compact_json(tc.result), 500)))
     if tc.error:
-        lines.append(Text("  ✗ ", style="red").append(clip(tc.error, 500), style="red"))
+        lines.append(Text("  ✗ ", style="red").append(one_line(tc.error, 500), style="red"))
     return lines
 
 

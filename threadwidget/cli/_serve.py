@@ -20,10 +20,11 @@ from click.core import ParameterSource
 from rich.text import Text
 
 from .._errors import NotFoundError, ThreadwidgetError
+from .._text import one_line
 from .._usage import Usage
 from ..store import Event, Message, Store
 from ._common import ENV, console, db_option
-from ._render import MARKS, STYLES, clip, duration, local_time, span, usage_text
+from ._render import MARKS, STYLES, duration, local_time, span, usage_text
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -129,10 +130,10 @@ def answer_line(store: Store, m: Message, start: float, used: Usage) -> Text:
     except NotFoundError:
         title = None
     if title:
-        line.append(f"  {clip(title, 40)}")
+        line.append(f"  {one_line(title, 40)}")
     line.append(f"  {duration(start, m.updated_at)} · {usage_text(used)}", style="dim")
     if m.error:
-        line.append(f"  {clip(m.error, 200)}", style=STYLES.get(m.status, ""))
+        line.append(f"  {one_line(m.error, 200)}", style=STYLES.get(m.status, ""))
     return line
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from .._statuses import LIVE_STATUSES, OPEN_TOOL_STATUSES
+from .._text import one_line
 from ..store import Message, Thread, ToolCall
 from . import _wire as wire
 
@@ -60,12 +61,6 @@ def tool_call_dict(call: ToolCall) -> wire.ToolCall:
     }
 
 
-def one_line(text: str, limit: int = PREVIEW_CHARS) -> str:
-    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
-
-
 def thread_info(thread: Thread, recent: Sequence[Message]) -> wire.ThreadInfo:
     """A ``ThreadInfo`` of protocol.ts; ``recent`` are the thread's last messages, oldest first."""
     preview = next((m.text for m in reversed(recent) if m.text.strip()), None)
@@ -75,7 +70,7 @@ def thread_info(thread: Thread, recent: Sequence[Message]) -> wire.ThreadInfo:
         "agent": thread.agent,
         "user_id": thread.user_id,
         "updated_at": thread.updated_at,
-        "preview": one_line(preview) if preview is not None else None,
+        "preview": one_line(preview, PREVIEW_CHARS) if preview is not None else None,
     }
 
 
