@@ -10,6 +10,9 @@ A keeper thread per run renews the lease every second and flushes text that wait
 store's feed tells the run when another process asked to abort it. Whatever happens — the model
 fails, the caller stops reading, Ctrl-C — the message ends in a final status with its partial text
 and usage.
+
+Over 400 lines on purpose: the steps, the tools and the ways an answer ends share one lease and
+one lock, and each path that ends an answer is easier to check against the others side by side.
 """
 
 from __future__ import annotations

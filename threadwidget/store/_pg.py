@@ -1,9 +1,10 @@
 """PostgreSQL: the database layer of a store shared by kernels on several machines.
 
-The same contract as SQLite's layer (``_db.py``), and the only module that knows the difference:
+The same contract as SQLite's layer (``_db.py``); with ``_pg_sql.py``, ``_pg_listen.py`` and
+``_pg_schema.py``, the only code that knows the difference:
 
-- **SQL.** The rows write SQLite's SQL; ``translate`` rewrites its few SQLite-only forms once per
-  statement (``?`` placeholders, ``+column`` index hints, ``json_extract``, ``rowid``).
+- **SQL.** The rows write SQLite's SQL; ``translate`` (``_pg_sql.py``) rewrites its few SQLite-only
+  forms once per statement (``?`` placeholders, ``+column`` index hints, ``json_extract``, ``rowid``).
 - **One writer at a time**, as SQLite's ``BEGIN IMMEDIATE``: each write transaction first takes a
   transaction-level advisory lock. So the ``changes`` sequence, assigned at insert, is also commit
   order — a reader that has seen seq N never later finds a smaller one — and every read-then-write
@@ -13,7 +14,7 @@ The same contract as SQLite's layer (``_db.py``), and the only module that knows
   machines have skewed clocks.
 - **Wake-ups**: a trigger on the change log sends ``NOTIFY`` (delivered at commit, once per
   transaction, whoever wrote it); each process's feed has one listening connection
-  (``ListenWaiter``), which reconnects when the server goes away.
+  (``ListenWaiter``, ``_pg_listen.py``), which reconnects when the server goes away.
 - **Connections**: a small pool (psycopg_pool) shared by the process's threads; a read borrows a
   connection for one statement, a write for its transaction. The feed and its listener have their
   own connections.
@@ -26,15 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import random
 import re
-import select
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from functools import lru_cache
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -50,13 +47,14 @@ from .._errors import (
     StoreUnavailableError,
     StoreWarning,
 )
+from ._pg_listen import ListenWaiter
+from ._pg_sql import PgConn, Pipelined, Rows, driver, no_nul, translate
 from ._wake import Waiter
 
 if TYPE_CHECKING:
-    import psycopg
     import psycopg_pool
 
-__all__ = ["ListenWaiter", "PgDatabase", "translate"]
+__all__ = ["PgDatabase", "pg_error", "split_url"]
 
 log = logging.getLogger("threadwidget.store")
 
@@ -73,117 +71,6 @@ _WRITES = " AND ".join(
 )  # fmt: skip
 
 
-def _psycopg() -> Any:
-    try:
-        import psycopg
-        import psycopg_pool  # noqa: F401
-    except ImportError:
-        raise StoreError(
-            "a PostgreSQL store needs the psycopg driver, which is not installed. Install the extra: "
-            "pip install 'threadwidget[postgres]'"
-        ) from None
-    return psycopg
-
-
-# -- SQL ------------------------------------------------------------------------------------------
-
-_JSON_INT = re.compile(r"json_extract\((\w+), '\$\.(\w+)'\)")
-_INDEX_HINT = re.compile(r"(?<=[\s(])\+(?=[A-Za-z_])")  # SQLite's unary + before a column: not an index
-_ROWID = re.compile(r"\browid\b")
-
-
-@lru_cache(maxsize=1024)
-def translate(sql: str) -> str:
-    """SQLite's SQL as PostgreSQL (psycopg) takes it."""
-    sql = _JSON_INT.sub(r"((\1::jsonb ->> '\2')::bigint)", sql)
-    sql = _INDEX_HINT.sub("", sql)
-    sql = _ROWID.sub("id", sql)  # only tool_calls orders by rowid; its created_at ties are broken by id
-    return sql.replace("%", "%%").replace("?", "%s")
-
-
-def _text(params: Any) -> Any:
-    """PostgreSQL text cannot hold NUL: it is stored as U+FFFD (the replacement character)."""
-    if any(isinstance(p, str) and "\x00" in p for p in params):
-        return [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
-    return params
-
-
-class _Rows:
-    """A statement's result, read in full (the connection went back to the pool)."""
-
-    __slots__ = ("_rows", "rowcount")
-
-    def __init__(self, rows: list[Any], rowcount: int):
-        self._rows = rows
-        self.rowcount = rowcount
-
-    def fetchone(self) -> Any:
-        return self._rows[0] if self._rows else None
-
-    def fetchall(self) -> list[Any]:
-        return self._rows
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._rows)
-
-
-class PgConn:
-    """One psycopg connection speaking the rows' SQL."""
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: psycopg.Connection[Any]):
-        self.raw = raw
-
-    def execute(self, sql: str, parameters: Any = (), /) -> Any:
-        return self.raw.execute(translate(sql), _text(parameters))
-
-    def close(self) -> None:
-        self.raw.close()
-
-
-class _Pipelined:
-    """A write transaction's connection in pipeline mode: statements whose results nobody reads
-    (inserts, updates, the change log) go out together; reading a result waits for it."""
-
-    __slots__ = ("pipeline", "raw")
-
-    def __init__(self, raw: psycopg.Connection[Any], pipeline: psycopg.Pipeline):
-        self.raw = raw
-        self.pipeline = pipeline
-
-    def execute(self, sql: str, parameters: Any = (), /) -> _Pending:
-        return _Pending(self.raw.execute(translate(sql), _text(parameters)), self.pipeline)
-
-    def close(self) -> None:
-        pass
-
-
-class _Pending:
-    """A pipelined statement's result: there when it is read."""
-
-    __slots__ = ("_cur", "_pipeline")
-
-    def __init__(self, cur: psycopg.Cursor[Any], pipeline: psycopg.Pipeline):
-        self._cur = cur
-        self._pipeline = pipeline
-
-    @property
-    def rowcount(self) -> int:
-        if self._cur.rowcount < 0:  # not back yet (a later statement's result brings it along)
-            self._pipeline.sync()
-        return self._cur.rowcount
-
-    def fetchone(self) -> Any:
-        return self._cur.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self._cur.fetchall()
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._cur.fetchall())
-
-
 class _PooledReads:
     """What ``Store._conn()`` returns on PostgreSQL: each statement borrows a pooled connection
     (reads outside a transaction, as SQLite's autocommit reads)."""
@@ -193,7 +80,7 @@ class _PooledReads:
     def __init__(self, db: PgDatabase):
         self._db = db
 
-    def execute(self, sql: str, parameters: Any = (), /) -> _Rows:
+    def execute(self, sql: str, parameters: Any = (), /) -> Rows:
         return self._db.read(sql, parameters)
 
     def close(self) -> None:
@@ -225,7 +112,7 @@ class PgDatabase:
     """A store's tables in one schema of a PostgreSQL database."""
 
     def __init__(self, url: str, *, busy_timeout: float):
-        psycopg = _psycopg()
+        psycopg = driver()
         from psycopg_pool import ConnectionPool
 
         from ._pg_schema import migrate
@@ -270,21 +157,21 @@ class PgDatabase:
 
     def connect(self) -> PgConn:
         """A connection of its own (the feed's)."""
-        psycopg = _psycopg()
+        psycopg = driver()
         try:
             return PgConn(psycopg.connect(self._conninfo, **self._options))
         except psycopg.Error as exc:
             raise pg_error(exc, self.path) from exc
 
-    def read(self, sql: str, parameters: Any) -> _Rows:
-        psycopg = _psycopg()
+    def read(self, sql: str, parameters: Any) -> Rows:
+        psycopg = driver()
         if self.closed:
             raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
         for attempt in range(3):  # a connection the server dropped: the pool checks and replaces it
             try:
                 with self._pool.connection() as raw:
-                    cur = raw.execute(translate(sql), _text(parameters))
-                    return _Rows(cur.fetchall() if cur.description else [], cur.rowcount)
+                    cur = raw.execute(translate(sql), no_nul(parameters))
+                    return Rows(cur.fetchall() if cur.description else [], cur.rowcount)
             except psycopg.OperationalError as exc:
                 if attempt == 2 or not _connection_lost(exc):
                     raise pg_error(exc, self.path) from exc
@@ -311,7 +198,7 @@ class PgDatabase:
         """Run ``fn(conn, now)`` in one transaction holding the store's write lock, ``now`` from the
         server's clock. Retried (the whole transaction) while the lock is contended or the
         connection was lost before the commit was sent."""
-        psycopg = _psycopg()
+        psycopg = driver()
         if self.closed:
             raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
         if self.read_only:  # until someone grants the role what it lacks
@@ -338,14 +225,14 @@ class PgDatabase:
             delay = min(delay * 2, 0.5)
 
     def _transaction(self, fn: Callable[[Any, float], T]) -> T:
-        psycopg = _psycopg()
+        psycopg = driver()
         with self._pool.connection() as raw:
             txid = None
             try:
                 with raw.pipeline() as pipeline:
                     raw.execute("BEGIN")
                     now, txid = raw.execute(self._begin).fetchone()
-                    result = fn(_Pipelined(raw, pipeline), float(now))
+                    result = fn(Pipelined(raw, pipeline), float(now))
                     raw.execute("COMMIT")
                     pipeline.sync()  # one round trip for the writes nobody read and the COMMIT
             except BaseException as exc:
@@ -364,7 +251,7 @@ class PgDatabase:
     def _committed(self, txid: int, lost: Exception) -> bool:
         """The connection was lost while committing: ask the server (once it answers again) whether
         the transaction committed, so a write happens exactly once (``txid_status``)."""
-        psycopg = _psycopg()
+        psycopg = driver()
         deadline = time.monotonic() + self.busy_timeout * 6
         while True:
             try:
@@ -414,7 +301,7 @@ def _connection_lost(exc: Exception) -> bool:
 
 def pg_error(exc: Exception, where: str) -> StoreError:
     """The ``StoreError`` that says what a PostgreSQL error means for the store at ``where``."""
-    psycopg = _psycopg()
+    psycopg = driver()
     errors = psycopg.errors
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, errors.InsufficientPrivilege):
@@ -444,105 +331,3 @@ def pg_error(exc: Exception, where: str) -> StoreError:
     if isinstance(exc, psycopg.DataError):
         return StoreIOError(f"{where} refused a value ({text}).")
     return StoreError(f"{where}: {text}")
-
-
-# -- wake-ups ---------------------------------------------------------------------------------------
-
-
-class ListenWaiter(Waiter):
-    """The feed waits on a connection that ``LISTEN``s to the store's channel. A lost connection is
-    reopened (with backoff); meanwhile ``reconnecting`` is true and the feed keeps checking the
-    change log every ``poll_interval`` (which catches up whatever it missed)."""
-
-    mode = "listen"
-
-    def __init__(self, conninfo: str, options: dict[str, Any], channel: str, *, poll_interval: float):
-        self._conninfo = conninfo
-        self._options = options
-        self._channel = channel
-        self._poll_interval = poll_interval
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._conn: Any = None
-        self._next_try = 0.0
-        self._failures = 0
-        self.reconnecting = False
-        self._lock = threading.Lock()
-        self._open()
-
-    def _open(self) -> None:
-        psycopg = _psycopg()
-        try:
-            conn = psycopg.connect(self._conninfo, **self._options)
-            conn.execute(f"LISTEN {self._channel}")
-        except psycopg.Error as exc:
-            self._failures += 1
-            self._next_try = time.monotonic() + min(5.0, 0.05 * 2**self._failures)
-            if not self.reconnecting:
-                log.warning("threadwidget feed: cannot listen on %s (%s); reconnecting", self._channel, exc)
-            self.reconnecting = True
-            return
-        if self.reconnecting:
-            log.warning("threadwidget feed: listening again on %s", self._channel)
-        self._conn, self._failures, self.reconnecting = conn, 0, False
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:
-                pass
-        self._conn = None
-        self.reconnecting = True
-        self._next_try = time.monotonic()
-
-    def wait(self, timeout: float) -> None:
-        if self._conn is None and time.monotonic() >= self._next_try:
-            self._open()
-        fds = [self._wake_r]
-        if self._conn is not None:
-            fds.append(self._conn.pgconn.socket)
-        else:
-            timeout = min(timeout, self._poll_interval)
-        poller = select.poll()
-        for fd in fds:
-            poller.register(fd, select.POLLIN)
-        ready = {fd for fd, _ in poller.poll(max(0.0, timeout) * 1000)}
-        if self._wake_r in ready:
-            try:
-                while os.read(self._wake_r, 4096):
-                    pass
-            except BlockingIOError:
-                pass
-        if self._conn is not None and len(fds) > 1 and fds[1] in ready:
-            pgconn = self._conn.pgconn
-            try:
-                pgconn.consume_input()
-                while pgconn.notifies() is not None:
-                    pass  # one wake-up for all of them: the feed reads the change log
-            except Exception:
-                log.warning("threadwidget feed: the listening connection was lost; reconnecting")
-                self._drop()
-            else:
-                if pgconn.status != 0:  # CONNECTION_OK
-                    self._drop()
-
-    def wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:
-                pass
-            self._conn = None
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
