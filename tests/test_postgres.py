@@ -20,6 +20,9 @@ from threadwidget.store._pg_schema import MIGRATIONS
 
 from .conftest import PYTHON, ROOT, make_schema_newer, python_env, wait_until
 from .test_feed import Collector, expect_line, spawn
+from .widget_comm import comms
+
+__all__ = ["comms"]  # the fixture, imported for pytest
 
 
 @pytest.fixture
@@ -182,3 +185,21 @@ def test_a_role_that_may_only_read_is_told_at_open_and_refused_writes(pg_url: st
                 owner._conn().execute(f"GRANT ALL ON {table} IN SCHEMA {schema} TO {role}")
         assert reader.add_message(thread.id, role="user", text="written").text == "written"  # granted: it writes
         assert reader.read_only is None
+
+
+def test_a_view_says_it_is_reconnecting_while_the_server_is_away(own_server: Any, comms: list[Any]) -> None:
+    """The view's status line says so (the connection trait), and what was written meanwhile shows
+    once the server is back."""
+    url = own_server.url + "?schema=views"
+    with tw.Store(url) as store:
+        thread = store.create_thread(agent="support")
+        view = tw.ChatView(thread.id, store=store)
+        assert view.connection == ""
+        own_server.stop()
+        wait_until(lambda: view.connection.startswith("Reconnecting to the store"), timeout=15)
+        own_server.start()
+        wait_until(lambda: view.connection == "", timeout=30)
+        with tw.Store(url) as other:  # another kernel writes after the restart
+            other.add_message(thread.id, role="user", text="after the restart")
+        wait_until(lambda: [m["text"] for m in view.messages] == ["after the restart"], timeout=15)
+        view.close()

@@ -26,7 +26,7 @@ __all__ = [
 Role = Literal["system", "user", "assistant", "tool"]
 MessageStatus = Literal["pending", "streaming", "success", "failed", "aborted"]
 ToolCallStatus = Literal["streaming_args", "running", "success", "error"]
-EventKind = Literal["thread", "message", "delta", "tool_call", "run", "resync"]
+EventKind = Literal["thread", "message", "delta", "tool_call", "run", "resync", "feed"]
 #: an answer to one prompt: ``queued`` (the prompt waits for the thread's turn), ``running`` (steps
 #: are being written or its tools run), then how its last step ended
 AnswerStatus = Literal["queued", "running", "success", "failed", "aborted"]
@@ -34,7 +34,7 @@ AnswerStatus = Literal["queued", "running", "success", "failed", "aborted"]
 ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
 MESSAGE_STATUSES: tuple[MessageStatus, ...] = ("pending", "streaming", "success", "failed", "aborted")
 TOOL_CALL_STATUSES: tuple[ToolCallStatus, ...] = ("streaming_args", "running", "success", "error")
-EVENT_KINDS: tuple[EventKind, ...] = ("thread", "message", "delta", "tool_call", "run", "resync")
+EVENT_KINDS: tuple[EventKind, ...] = ("thread", "message", "delta", "tool_call", "run", "resync", "feed")
 ANSWER_STATUSES: tuple[AnswerStatus, ...] = ("queued", "running", "success", "failed", "aborted")
 
 #: a message being written: an assistant step, or a prompt waiting in the thread's queue

@@ -149,8 +149,12 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     setText(olderButton, pendingOlder === null ? "Load older messages" : "Loading…");
 
     const state = status.state;
-    statusLine.dataset.state = state;
-    setText(statusLine, state === "failed" && status.note ? `Failed: ${status.note}` : status.note || STATUS_TEXT[state]);
+    const connection = model.get("connection") ?? "";
+    statusLine.dataset.state = connection ? "reconnecting" : state;
+    setText(
+      statusLine,
+      connection || (state === "failed" && status.note ? `Failed: ${status.note}` : status.note || STATUS_TEXT[state]),
+    );
     stop.hidden = state !== "streaming";
     const readOnly = model.get("read_only") ?? "";
     input.disabled = readOnly !== "";
@@ -223,6 +227,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     agent_attached: frame.schedule,
     error: frame.schedule,
     read_only: frame.schedule,
+    connection: frame.schedule,
     custom: onCustom,
   });
   return () => {

@@ -94,6 +94,9 @@ export interface ChatTraits {
   error: string;
   /** Why this kernel may only read the store ("" when it can write): the box is disabled. */
   read_only?: string;
+  /** Why the view is not live ("" when it is): the store's server cannot be reached. The kernel
+   * reconnects and the view catches up by itself. */
+  connection?: string;
 }
 
 export interface ToolsTraits {

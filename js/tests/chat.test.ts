@@ -80,6 +80,18 @@ describe("ChatView", () => {
     expect($<HTMLButtonElement>("tw-send").disabled).toBe(true);
   });
 
+  it("says it is reconnecting while the store's server is away, then shows the status again", async () => {
+    const { model, $ } = mount();
+    model.update({ connection: "Reconnecting to the store…" });
+    await nextFrame();
+    expect($("tw-status").textContent).toBe("Reconnecting to the store…");
+    expect($("tw-status").dataset.state).toBe("reconnecting");
+    model.update({ connection: "" });
+    await nextFrame();
+    expect($("tw-status").dataset.state).toBe("idle");
+    expect($("tw-status").textContent).not.toContain("Reconnecting");
+  });
+
   it("keeps messages that an update leaves out: Python sends only the changed tail of the window", async () => {
     const { model, messages } = mount({
       messages: ["m1", "m2", "m3"].map((id) => message(id, { role: "user", text: id })),

@@ -88,6 +88,7 @@ class Feed:
         self._version = version
         self._connect = connect
         self.failing = False
+        self._announced = True
         self._conn = connect()
         self._waiter = waiter
         self._lock = threading.Lock()
@@ -164,13 +165,28 @@ class Feed:
                 self.failing = True
                 if failing == 1:
                     log.exception("threadwidget feed: reading the change log failed; retrying")
+                self._announce()
                 self._waiter.wait(min(1.0, 0.01 * 2**failing))  # not a busy loop
                 self._reopen()
                 continue
             if failing:
                 log.warning("threadwidget feed: reading the change log again")
                 failing, self.failing = 0, False
+            self._announce()
             self._waiter.wait(min(_SLOW_CHECK, max(0.0, next_housekeeping - time.monotonic())))
+
+    def _announce(self) -> None:
+        """Tell every subscriber (whatever thread it follows) when the feed goes off line or comes
+        back: a ``feed`` event; ``connected`` says which."""
+        connected = self.connected
+        if connected == self._announced:
+            return
+        self._announced = connected
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            if not sub.closed:
+                self._call(sub, Event(self._cursor, None, "feed", "update", None, None))
 
     def _deliver(self) -> None:
         with self._lock:

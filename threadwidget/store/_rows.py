@@ -134,8 +134,10 @@ class Event:
     """One committed change, delivered to subscribers in commit order.
 
     ``kind`` is ``thread``, ``message``, ``delta``, ``tool_call``, ``run`` (an abort request or a
-    lease change) or ``resync`` (the subscriber fell further behind than the kept change log: reload
-    what you show from the store). ``op`` is ``insert``, ``update`` or ``delete``. ``row`` is the
+    lease change), ``resync`` (the subscriber fell further behind than the kept change log: reload
+    what you show from the store) or ``feed`` (the feed went off line or came back, to every
+    subscriber: ``store.feed_connected`` says which; it catches up by itself). ``op`` is
+    ``insert``, ``update`` or ``delete``. ``row`` is the
     row as it is when the event is read (``None`` once deleted): rows are the truth, events say
     what to look at.
     """

@@ -32,6 +32,7 @@ class ChatTraits(ThreadTraits):
     agent_attached = t.Bool(False).tag(sync=True)
     error = t.Unicode("").tag(sync=True)
     read_only = t.Unicode("").tag(sync=True)  # why this kernel cannot write the store ("" if it can)
+    connection = t.Unicode("").tag(sync=True)  # why the view is not live ("" when it is): the server is away
 
 
 class ChatWiring:

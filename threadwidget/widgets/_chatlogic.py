@@ -47,6 +47,9 @@ GATHER = 0.015  # a boundary waits this long for the ones that follow it (prompt
 PROGRESS_INTERVAL = 0.25  # tool-call progress shown on the message chips
 
 
+RECONNECTING = "Reconnecting to the store… what changes meanwhile appears when it is back."
+
+
 class ChatController(ThreadFollower, ChatRequests):
     """Keeps a chat's traits in step with one thread of the store (``open(thread_id)``); answers
     the view's requests (``ChatRequests``)."""
@@ -170,6 +173,7 @@ class ChatController(ThreadFollower, ChatRequests):
             "agent_attached": self.agent is not None,
             "error": self._error,
             "read_only": self.store.read_only or "",
+            "connection": RECONNECTING if self.store.feed_connected is False else "",
         }
 
     def _stream_value(self, now: float) -> wire.StreamSnapshot | None:
@@ -204,7 +208,7 @@ class ChatController(ThreadFollower, ChatRequests):
     def _on_event(self, event: Event) -> None:
         """Store watcher thread: one committed change of the thread (or a resync)."""
         with self._lock:
-            if self._closed or (event.thread_id != self.thread_id and event.kind != "resync"):
+            if self._closed or (event.thread_id != self.thread_id and event.kind not in ("resync", "feed")):
                 return
             row = event.row
             if event.kind == "delta" and isinstance(row, Delta):
@@ -219,6 +223,8 @@ class ChatController(ThreadFollower, ChatRequests):
                 elif event.op == "delete":
                     self._error = f"Thread {self.thread_id} was deleted."
                 self._traits.mark()
+            elif event.kind == "feed":
+                self._traits.mark()  # the connection note
             elif event.kind == "resync" and self.thread_id is not None:
                 self._host.set_traits(self.open(self.thread_id))
                 self.start()

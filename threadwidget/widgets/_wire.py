@@ -100,6 +100,7 @@ class ChatTraits(TypedDict):
     agent_attached: bool
     error: str
     read_only: NotRequired[str]  # why this kernel may only read the store ("" when it can write)
+    connection: NotRequired[str]  # why the view is not live ("" when it is): the store's server is away
 
 
 class ToolsTraits(TypedDict):
