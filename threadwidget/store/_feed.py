@@ -30,7 +30,6 @@ Callback = Callable[[Event], Any]
 
 _BATCH = 2000
 _HOUSEKEEPING_EVERY = 1.0  # seconds
-_SLOW_CHECK = 0.25  # seconds between data_version checks for writers that do not ring the bell
 
 _SELECT = {
     "thread": ("SELECT * FROM threads WHERE id IN ({})", Thread.from_sql),
@@ -173,7 +172,7 @@ class Feed:
                 log.warning("threadwidget feed: reading the change log again")
                 failing, self.failing = 0, False
             self._announce()
-            self._waiter.wait(min(_SLOW_CHECK, max(0.0, next_housekeeping - time.monotonic())))
+            self._waiter.wait(min(self._waiter.slow_check, max(0.0, next_housekeeping - time.monotonic())))
 
     def _announce(self) -> None:
         """Tell every subscriber (whatever thread it follows) when the feed goes off line or comes

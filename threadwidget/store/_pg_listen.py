@@ -23,6 +23,7 @@ class ListenWaiter(Waiter):
     change log every ``poll_interval`` (which catches up whatever it missed)."""
 
     mode = "listen"
+    slow_check = 1.0  # every writer notifies (a trigger on the change log): looking is only a safety net
 
     def __init__(self, conninfo: str, options: dict[str, Any], channel: str, *, poll_interval: float):
         self._conninfo = conninfo

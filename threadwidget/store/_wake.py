@@ -147,6 +147,8 @@ class Waiter:
     """Blocks until the bell rings or ``timeout`` seconds pass. ``wake()`` interrupts from any thread."""
 
     mode = "base"
+    #: seconds between looks at the change log when nothing woke the feed (writers that do not ring)
+    slow_check = 0.25
 
     def wait(self, timeout: float) -> None:
         raise NotImplementedError
