@@ -205,8 +205,9 @@ def floor_latency(tmp: Path, count: int) -> dict[str, float]:
     return {"p50_ms": statistics.median(lat_ms), "p99_ms": pct(lat_ms, 0.99)}
 
 
-def throughput(tmp: Path, count: int) -> dict[str, float]:
-    with tw.Store(tmp / "throughput.db") as s:
+def store_writes(location: Path | str, count: int) -> tuple[float, float]:
+    """Seconds for ``count`` add_message calls, and for ``count`` append_delta calls."""
+    with tw.Store(location) as s:
         t = s.create_thread()
         t0 = time.perf_counter()
         for i in range(count):
@@ -216,7 +217,11 @@ def throughput(tmp: Path, count: int) -> dict[str, float]:
         t0 = time.perf_counter()
         for i in range(count):
             s.append_delta(m.id, f"tok{i} ")
-        delta_elapsed = time.perf_counter() - t0
+        return elapsed, time.perf_counter() - t0
+
+
+def throughput(tmp: Path, count: int) -> dict[str, float]:
+    elapsed, delta_elapsed = store_writes(tmp / "throughput.db", count)
     conn = sqlite3.connect(tmp / "bare.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -267,17 +272,7 @@ def pg_floor_latency(url: str, tmp: Path, count: int) -> dict[str, float]:
 def pg_throughput(url: str, count: int) -> dict[str, float]:
     import psycopg
 
-    with tw.Store(new_schema(url)) as s:
-        t = s.create_thread()
-        t0 = time.perf_counter()
-        for i in range(count):
-            s.add_message(t.id, role="user", text=f"message {i}")
-        elapsed = time.perf_counter() - t0
-        m = s.start_run(t.id)
-        t0 = time.perf_counter()
-        for i in range(count):
-            s.append_delta(m.id, f"tok{i} ")
-        delta_elapsed = time.perf_counter() - t0
+    elapsed, delta_elapsed = store_writes(new_schema(url), count)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TEMP TABLE x (id bigserial PRIMARY KEY, text text)")
         t0 = time.perf_counter()
@@ -324,6 +319,30 @@ def pg_idle_cpu(url: str, seconds: float) -> dict[str, float | str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def report(result: dict[str, Any], as_json: bool, *, backend: str, floor: str, bare: str) -> bool:
+    """Add the ratios; print the result as JSON (then True) or print the common part as text."""
+    f, fl, th = result["feed"], result["floor"], result["throughput"]
+    r = result["ratios"] = {
+        "feed_p50_vs_floor": f["p50_ms"] / fl["p50_ms"],
+        "feed_p99_vs_floor": f["p99_ms"] / fl["p99_ms"],
+        "messages_vs_bare_commits": th["messages_per_s"] / th["bare_commits_per_s"],
+    }
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return True
+    print(f"{backend}feed, 3 writer processes -> watcher process ({f['events']} events)")
+    print(f"  p50 {f['p50_ms']:.3f} ms   p99 {f['p99_ms']:.3f} ms   max {f['max_ms']:.3f} ms   (from its start)")
+    print(f"  p50 {f['from_commit_p50_ms']:.3f} ms   p99 {f['from_commit_p99_ms']:.3f} ms   (from the commit)")
+    print(f"  lost {f['lost']}   duplicated {f['duplicated']}   out of order {f['out_of_order']}")
+    print(f"floor: {floor}")
+    print(f"  p50 {fl['p50_ms']:.3f} ms   p99 {fl['p99_ms']:.3f} ms")
+    print(f"  feed/floor: p50 x{r['feed_p50_vs_floor']:.2f}   p99 x{r['feed_p99_vs_floor']:.2f}")
+    print("write throughput, one process, one transaction each")
+    print(f"  add_message {th['messages_per_s']:,.0f}/s   append_delta {th['deltas_per_s']:,.0f}/s")
+    print(f"  {bare} {th['bare_commits_per_s']:,.0f}/s   (x{r['messages_vs_bare_commits']:.2f})")
+    return False
+
+
 def main_postgres(url: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -334,26 +353,10 @@ def main_postgres(url: str, args: argparse.Namespace) -> None:
             "eight_writers": pg_eight_writers(url, 1000),
             "idle": pg_idle_cpu(url, args.idle_seconds),
         }
-    f, fl, th, e8 = result["feed"], result["floor"], result["throughput"], result["eight_writers"]
-    result["ratios"] = {
-        "feed_p50_vs_floor": f["p50_ms"] / fl["p50_ms"],
-        "feed_p99_vs_floor": f["p99_ms"] / fl["p99_ms"],
-        "messages_vs_bare_commits": th["messages_per_s"] / th["bare_commits_per_s"],
-    }
-    if args.json:
-        print(json.dumps(result, indent=2))
+    if report(result, args.json, backend="PostgreSQL ", floor="bare pg_notify -> process blocked on LISTEN",
+              bare="bare INSERT (autocommit)"):  # fmt: skip
         return
-    r = result["ratios"]
-    print(f"PostgreSQL feed, 3 writer processes -> watcher process ({f['events']} events)")
-    print(f"  p50 {f['p50_ms']:.3f} ms   p99 {f['p99_ms']:.3f} ms   max {f['max_ms']:.3f} ms   (from its start)")
-    print(f"  p50 {f['from_commit_p50_ms']:.3f} ms   p99 {f['from_commit_p99_ms']:.3f} ms   (from the commit)")
-    print(f"  lost {f['lost']}   duplicated {f['duplicated']}   out of order {f['out_of_order']}")
-    print("floor: bare pg_notify -> process blocked on LISTEN")
-    print(f"  p50 {fl['p50_ms']:.3f} ms   p99 {fl['p99_ms']:.3f} ms")
-    print(f"  feed/floor: p50 x{r['feed_p50_vs_floor']:.2f}   p99 x{r['feed_p99_vs_floor']:.2f}")
-    print("write throughput, one process, one transaction each")
-    print(f"  add_message {th['messages_per_s']:,.0f}/s   append_delta {th['deltas_per_s']:,.0f}/s")
-    print(f"  bare INSERT (autocommit) {th['bare_commits_per_s']:,.0f}/s   (x{r['messages_vs_bare_commits']:.2f})")
+    e8 = result["eight_writers"]
     print(f"8 writer processes x 1,000 messages, unpaced: {e8['messages_per_s']:,.0f}/s, worst call "
           f"{e8['worst_call_ms']:.1f} ms, errors {e8['errors']}, lost {e8['lost']}, duplicated {e8['duplicated']}")
     print(f"idle watcher ({result['idle']['mode']}): {100 * float(result['idle']['cpu']):.2f} % of a core")
@@ -390,26 +393,9 @@ def main() -> None:
             "idle_inotify": idle_cpu(tmp, args.idle_seconds, "inotify"),
             "idle_poll": idle_cpu(tmp, args.idle_seconds, "poll"),
         }
-    f, fl, th = result["feed"], result["floor"], result["throughput"]
-    result["ratios"] = {
-        "feed_p50_vs_floor": f["p50_ms"] / fl["p50_ms"],
-        "feed_p99_vs_floor": f["p99_ms"] / fl["p99_ms"],
-        "messages_vs_bare_commits": th["messages_per_s"] / th["bare_commits_per_s"],
-    }
-    if args.json:
-        print(json.dumps(result, indent=2))
+    if report(result, args.json, backend="", floor="bare sqlite3 commit -> process blocked on inotify of the WAL",
+              bare="bare sqlite3 commit"):  # fmt: skip
         return
-    print(f"feed, 3 writer processes -> watcher process ({f['events']} events)")
-    print(f"  p50 {f['p50_ms']:.3f} ms   p99 {f['p99_ms']:.3f} ms   max {f['max_ms']:.3f} ms   (from its start)")
-    print(f"  p50 {f['from_commit_p50_ms']:.3f} ms   p99 {f['from_commit_p99_ms']:.3f} ms   (from the commit)")
-    print(f"  lost {f['lost']}   duplicated {f['duplicated']}   out of order {f['out_of_order']}")
-    print("floor: bare sqlite3 commit -> process blocked on inotify of the WAL")
-    print(f"  p50 {fl['p50_ms']:.3f} ms   p99 {fl['p99_ms']:.3f} ms")
-    r = result["ratios"]
-    print(f"  feed/floor: p50 x{r['feed_p50_vs_floor']:.2f}   p99 x{r['feed_p99_vs_floor']:.2f}")
-    print("write throughput, one process, one transaction each")
-    print(f"  add_message {th['messages_per_s']:,.0f}/s   append_delta {th['deltas_per_s']:,.0f}/s")
-    print(f"  bare sqlite3 commit {th['bare_commits_per_s']:,.0f}/s   (x{r['messages_vs_bare_commits']:.2f})")
     for key in ("idle_inotify", "idle_poll"):
         i = result[key]
         print(f"idle watcher ({i['mode']}): {100 * float(i['cpu']):.2f} % of a core")

@@ -56,13 +56,16 @@ class ListenWaiter(Waiter):
             log.warning("threadwidget feed: listening again on %s", self._channel)
         self._conn, self._failures, self.reconnecting = conn, 0, False
 
-    def _drop(self) -> None:
+    def _close_connection(self) -> None:
         if self._conn is not None:
             try:
                 self._conn.close()
             except Exception:
-                pass
+                pass  # already gone with the server
         self._conn = None
+
+    def _drop(self) -> None:
+        self._close_connection()
         self.reconnecting = True
         self._next_try = time.monotonic()
 
@@ -104,12 +107,7 @@ class ListenWaiter(Waiter):
             pass
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:
-                pass
-            self._conn = None
+        self._close_connection()
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)

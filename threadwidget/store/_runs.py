@@ -10,12 +10,12 @@ Live rows that no lease covers (left by a crash or another program) are ended to
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._errors import NotFoundError
-from ._dialect import Conn, DatabaseLayer
-from ._rows import Message, Thread, new_id
+from ._dialect import Conn
+from ._part import StorePart
+from ._rows import Message, new_id
 
 __all__ = ["LEASE_SECONDS", "ORPHANED", "WRITER_STOPPED", "Runs"]
 
@@ -29,25 +29,8 @@ WRITER_STOPPED = (
 ORPHANED = "writer stopped: nobody was writing this (no lease; left by a crash or another program)"
 
 
-class Runs:
+class Runs(StorePart):
     """Turns, leases, claims and reaping (a part of ``Store``; internal)."""
-
-    if TYPE_CHECKING:  # what Store provides
-        _db: DatabaseLayer
-        path: Path | str
-        owner: str
-
-        def _conn(self) -> Conn: ...
-        def _write(self, fn: Any) -> Any: ...
-        @staticmethod
-        def _log(conn: Conn, thread_id: str | None, kind: str, op: str, row_id: object,
-                 now: float) -> None: ...  # fmt: skip
-        def _insert_message(self, conn: Conn, now: float, mid: str, thread_id: str, role: str,
-                            text: str, status: str, agent: str | None, model: str | None, step: int,
-                            meta: str | None, *, reply_to: str | None = None, turn: int | None = None,
-                            user_id: str | None = None) -> Message: ...  # fmt: skip
-        def get_message(self, message_id: str) -> Message: ...
-        def get_thread(self, thread_id: str) -> Thread: ...
 
     # Queries for waiting prompts write `+thread_id`: SQLite then looks them up through
     # messages_pending (few rows: the prompts waiting in the whole store), not through the thread's

@@ -12,14 +12,14 @@ side by side.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._errors import InvalidArgumentError, NotFoundError
 from .._statuses import FINAL_STATUSES, LIVE_STATUSES, MESSAGE_STATUSES, ROLES, TOOL_CALL_STATUSES
 from .._usage import Usage
 from ._checks import check_choice, check_limit, check_text, dump_metadata
 from ._dialect import Conn
+from ._part import StorePart
 from ._rows import Delta, Message, Thread, ToolCall, new_id
 
 __all__ = ["Tables"]
@@ -28,17 +28,8 @@ _UNSET: Any = object()
 _NO_LIMIT = 1 << 62
 
 
-class Tables:
+class Tables(StorePart):
     """Threads, messages, deltas and tool calls (a part of ``Store``)."""
-
-    if TYPE_CHECKING:  # what Store provides
-        path: Path | str
-
-        def _conn(self) -> Conn: ...
-        def _write(self, fn: Any) -> Any: ...
-        @staticmethod
-        def _log(conn: Conn, thread_id: str | None, kind: str, op: str, row_id: object,
-                 now: float) -> None: ...  # fmt: skip
 
     # -- threads ------------------------------------------------------------------------------
 

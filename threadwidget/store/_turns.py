@@ -9,14 +9,14 @@ an ``Answer`` follows it through the store. How a writer takes, keeps and hands 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import InvalidArgumentError, NotFoundError
 from ._answer import Answer
 from ._checks import check_text
 from ._dialect import Conn
-from ._rows import Message, Thread, new_id
+from ._part import StorePart
+from ._rows import Message, new_id
 from ._runs import LEASE_SECONDS
 
 if TYPE_CHECKING:
@@ -28,29 +28,8 @@ CANCELLED = "cancelled before it was answered"
 _NO_CLAIM: Any = object()
 
 
-class Turns:
+class Turns(StorePart):
     """Prompts, answers and aborts (a part of ``Store``)."""
-
-    if TYPE_CHECKING:  # what Store and Database provide
-        path: Path | str
-        owner: str
-
-        def _conn(self) -> Conn: ...
-        def _write(self, fn: Any) -> Any: ...
-        @staticmethod
-        def _log(conn: Conn, thread_id: str | None, kind: str, op: str, row_id: object,
-                 now: float) -> None: ...  # fmt: skip
-        def _insert_message(self, conn: Conn, now: float, mid: str, thread_id: str, role: str,
-                            text: str, status: str, agent: str | None, model: str | None, step: int,
-                            meta: str | None, *, reply_to: str | None = None, turn: int | None = None,
-                            user_id: str | None = None) -> Message: ...  # fmt: skip
-        def get_message(self, message_id: str) -> Message: ...
-        def get_thread(self, thread_id: str) -> Thread: ...
-
-        @staticmethod
-        def _turn_free(conn: Conn, thread_id: str) -> bool: ...
-        def _start_answer(self, conn: Conn, now: float, prompt: Message, agent: str | None,
-                          model: str | None, lease: float) -> Message: ...  # fmt: skip
 
     def _handle(self, prompt: Message) -> Answer:
         return Answer(cast("Store", self), prompt)

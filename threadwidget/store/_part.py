@@ -1,0 +1,38 @@
+"""What the row modules (``_tables.py``, ``_turns.py``, ``_runs.py``) use of ``Store`` and of each
+other, declared once for the type checker; at run time the class is empty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._dialect import Conn, DatabaseLayer
+    from ._rows import Message, Thread
+
+__all__ = ["StorePart"]
+
+
+class StorePart:
+    """A part of ``Store``."""
+
+    if TYPE_CHECKING:
+        _db: DatabaseLayer
+        path: Path | str
+        owner: str
+
+        def _conn(self) -> Conn: ...
+        def _write(self, fn: Any) -> Any: ...
+        @staticmethod
+        def _log(conn: Conn, thread_id: str | None, kind: str, op: str, row_id: object,
+                 now: float) -> None: ...  # fmt: skip
+        def _insert_message(self, conn: Conn, now: float, mid: str, thread_id: str, role: str,
+                            text: str, status: str, agent: str | None, model: str | None, step: int,
+                            meta: str | None, *, reply_to: str | None = None, turn: int | None = None,
+                            user_id: str | None = None) -> Message: ...  # fmt: skip
+        def get_message(self, message_id: str) -> Message: ...
+        def get_thread(self, thread_id: str) -> Thread: ...
+        @staticmethod
+        def _turn_free(conn: Conn, thread_id: str) -> bool: ...
+        def _start_answer(self, conn: Conn, now: float, prompt: Message, agent: str | None,
+                          model: str | None, lease: float) -> Message: ...  # fmt: skip
