@@ -1,8 +1,9 @@
 """One answer, written into the store as it streams.
 
 A run goes step by step: each step is one assistant message (``pending`` → ``streaming`` → a final
-status) holding a lease in ``runs``. Text arrives as deltas, coalesced (a flush every ~25 ms or
-1 KiB, and always the tail) and appended to the store; tool calls become rows the moment the model
+status) holding a lease in ``runs``. Text arrives as deltas appended to the store: each at once
+while the answer streams slowly, coalesced under load (at most ``WRITES_PER_SECOND`` writes, or
+one per 1 KiB, and always the tail); tool calls become rows the moment the model
 starts them. A step that ends with tool calls runs them (validated first, in parallel, with
 progress) and the next step shows the model their results.
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ModelError, StoreError, ToolArgumentsError, ToolError
+from .._pace import RateLimit
 from .._usage import Usage
 from ..store import Event, Message, Store
 from ..store._runs import ORPHANED, WRITER_STOPPED
@@ -42,7 +44,8 @@ __all__ = ["GenerateResult", "Run"]
 
 log = logging.getLogger("threadwidget.agent")
 
-FLUSH_SECONDS = 0.025
+WRITES_PER_SECOND = 50.0  # streamed-text writes of one answer under load (quiet: each token at once)
+WRITE_BURST = 4.0
 FLUSH_BYTES = 1024
 RENEW_SECONDS = 1.0
 ARGS_FLUSH_SECONDS = 0.05
@@ -105,7 +108,8 @@ class Run:
         self._stream: ModelStream | None = None
         self._buffer: list[str] = []
         self._buffered = 0  # characters in _buffer
-        self._last_flush = 0.0
+        self._pace = RateLimit(WRITES_PER_SECOND, WRITE_BURST)
+        self._due = 0.0  # when the buffered text may be written (time.monotonic())
         self._kick = threading.Event()  # wakes the keeper: text waits, or the run ends
         self._stopping = False
         self._invalid_calls = 0
@@ -137,18 +141,22 @@ class Run:
             self.abort("aborted by request")
 
     def _keep(self) -> None:
-        """Renew the lease every second; flush text that has waited ``FLUSH_SECONDS``."""
+        """Renew the lease every second; write buffered text when its turn comes."""
         next_renew = time.monotonic() + RENEW_SECONDS
         while not self._stopping:
             now = time.monotonic()
             wake_at = next_renew
             if self._buffer:
-                wake_at = min(wake_at, self._last_flush + FLUSH_SECONDS)
+                wake_at = min(wake_at, self._due)
             self._kick.wait(max(0.0, wake_at - now))
             self._kick.clear()
             try:
-                if self._buffer and time.monotonic() - self._last_flush >= FLUSH_SECONDS:
-                    self._flush()
+                if self._buffer and time.monotonic() >= self._due:
+                    wait = self._pace.reserve()
+                    if wait == 0:
+                        self._flush()
+                    else:
+                        self._due = time.monotonic() + wait
                 if time.monotonic() >= next_renew:
                     next_renew = time.monotonic() + RENEW_SECONDS
                     with self._lease_lock:  # not while the lease moves to the next step
@@ -163,7 +171,6 @@ class Run:
     def _flush(self) -> None:
         with self._lock:
             text, self._buffer, self._buffered = "".join(self._buffer), [], 0
-            self._last_flush = time.monotonic()
             mid = self._message_id
             if text and mid:
                 self.store.append_delta(mid, text)
@@ -173,7 +180,14 @@ class Run:
             first = not self._buffer
             self._buffer.append(text)
             self._buffered += len(text)
-            due = time.monotonic() - self._last_flush >= FLUSH_SECONDS or self._buffered >= FLUSH_BYTES
+            if self._buffered >= FLUSH_BYTES:
+                self._pace.take()
+                due = True
+            elif first:  # nothing waits: at once if the pace allows, else when it does
+                wait = self._pace.reserve()
+                due, self._due = wait == 0, time.monotonic() + wait
+            else:
+                due = False  # joins the text already waiting for its turn
         if due:
             self._flush()
         elif first:
@@ -313,7 +327,6 @@ class Run:
             if self.cancel.is_set():
                 stream.close()
             store.update_message(message.id, status="streaming")
-            self._last_flush = time.monotonic()
             for event in stream:
                 if isinstance(event, TextDelta):
                     if event.text:

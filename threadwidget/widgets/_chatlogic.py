@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._pace import RateLimit
 from .._statuses import LIVE_STATUSES
 from ..store import Delta, Event, Message, Store, Thread, ToolCall
 from . import _wire as wire
@@ -41,7 +42,8 @@ __all__ = ["ChatController"]
 
 log = logging.getLogger("threadwidget.widgets")
 
-DELTA_INTERVAL = 0.04  # seconds between delta chunks: ~25 Hz
+DELTAS_PER_SECOND = 30  # a view's streamed-text messages under load; quiet, each goes at once
+DELTA_BURST = 3
 TRAIT_INTERVAL = 0.1  # seconds between window rewrites
 GATHER = 0.015  # a boundary waits this long for the ones that follow it (prompt, answer, streaming)
 PROGRESS_INTERVAL = 0.25  # tool-call progress shown on the message chips
@@ -71,7 +73,9 @@ class ChatController(ThreadFollower, ChatRequests):
         self._server: Worker | None = None  # with an agent: serves the open thread (agent.serve)
         self._on_no_thread = on_no_thread
         ThreadFollower.__init__(self)
-        self._deltas = Throttle(self._lock, self._flush_deltas, interval=DELTA_INTERVAL, limit=RATE)
+        self._deltas = Throttle(
+            self._lock, self._flush_deltas, interval=0.0, limit=RATE, pace=RateLimit(DELTAS_PER_SECOND, DELTA_BURST)
+        )
         self._traits = Throttle(self._lock, self._flush_traits, interval=TRAIT_INTERVAL, gather=GATHER)
         self._progress = Throttle(self._lock, self._flush_traits, interval=PROGRESS_INTERVAL, gather=GATHER)
         self._views_reported = False  # the front end counts its views (so new ones get the window)

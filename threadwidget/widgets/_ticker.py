@@ -18,7 +18,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["RATE", "TICKER", "RateLimit", "Throttle", "Ticker"]
+from .._pace import RateLimit
+
+__all__ = ["RATE", "TICKER", "Throttle", "Ticker"]
 
 log = logging.getLogger("threadwidget.widgets")
 
@@ -60,39 +62,11 @@ class Ticker:
                 log.exception("threadwidget: a widget's deferred update failed")
 
 
-class RateLimit:
-    """A token bucket shared by the widgets of a process: ``per_second`` messages, bursts of ``burst``."""
-
-    def __init__(self, per_second: float = 100.0, burst: float = 20.0) -> None:
-        self.per_second = per_second
-        self.burst = burst
-        self._tokens = burst
-        self._at = time.monotonic()
-        self._lock = threading.Lock()
-
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_second)
-        self._at = now
-
-    def reserve(self) -> float:
-        """Take a token and return 0.0, or return the seconds to wait for one (taking nothing)."""
-        with self._lock:
-            self._refill(time.monotonic())
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return 0.0
-            return (1.0 - self._tokens) / self.per_second
-
-    def take(self) -> None:
-        """Count a message that must go now (a trait update at a message boundary)."""
-        with self._lock:
-            self._refill(time.monotonic())
-            self._tokens = max(-self.burst, self._tokens - 1.0)
-
-
 class Throttle:
     """Run ``fn`` at most once per ``interval`` seconds, and at the earliest ``gather`` seconds after the
-    first ``mark()`` since the last run (so a burst of changes becomes one update).
+    first ``mark()`` since the last run (so a burst of changes becomes one update). With ``pace`` (a
+    ``RateLimit`` of this throttle's own) instead of an interval, runs go out at once while the
+    bucket holds a token and wait for the next one under load; ``limit`` is shared (the process's).
 
     ``fn`` runs with ``lock`` held: on the marking thread when it is due at once, else on the ticker.
     Callers of ``mark``/``run_now``/``cancel`` hold ``lock``.
@@ -106,6 +80,7 @@ class Throttle:
         interval: float,
         gather: float = 0.0,
         limit: RateLimit | None = None,
+        pace: RateLimit | None = None,
         ticker: Ticker | None = None,
     ) -> None:
         self._lock = lock
@@ -113,6 +88,7 @@ class Throttle:
         self.interval = interval
         self.gather = gather
         self._limit = limit
+        self._pace = pace
         self._ticker = ticker or TICKER
         self._due: float | None = None
         self._last = -1e9
@@ -145,7 +121,11 @@ class Throttle:
         self._ticker.call_at(due, self._tick)
 
     def _run(self, now: float) -> None:
-        wait = self._limit.reserve() if self._limit is not None else 0.0
+        wait = self._pace.reserve() if self._pace is not None else 0.0
+        if wait == 0 and self._limit is not None:
+            wait = self._limit.reserve()
+            if wait > 0 and self._pace is not None:
+                self._pace.refund()
         if wait > 0:
             self._schedule(now + wait)
             return
