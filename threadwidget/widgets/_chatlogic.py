@@ -9,8 +9,9 @@ Traits hold the snapshot a new view needs; custom messages carry the streamed te
   the trait (chat.ts moves them to its ``older`` list), so a boundary costs what changed, not the
   window. Whole-state requests (a new comm, a page reload) get the whole window, and so does the
   model when a new view of it appears (``_view_count`` rises) after a trimmed update.
-* deltas from the store are applied per message (``LiveText``) and sent as ``DeltaMsg`` chunks at
-  most every 40 ms (``Throttle`` on the ticker, under the process-wide ``RATE``); the tail goes out
+* deltas from the store are applied per message (``LiveText``) and sent as ``DeltaMsg`` chunks: at
+  once while they come slowly, at most ``DELTAS_PER_SECOND`` under load (``Throttle`` with its own
+  pace, on the ticker, under the process-wide ``RATE``); the tail goes out
   with ``end: true`` as soon as the message is final.
 * ``stream`` (the answer's text so far) is set when an answer starts and refreshed now and then
   (``LiveText.snapshot_due``), for views that open mid-answer or see a gap.
