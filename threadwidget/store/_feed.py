@@ -70,8 +70,9 @@ class Subscription:
 
 class Feed:
     """The watcher thread of one Store. It calls only what it is given: ``connect`` (its own
-    connection), ``last_seq`` (from the caller's connection, for a new subscriber's cursor) and
-    ``housekeeping`` (about once a second)."""
+    connection), ``last_seq`` (from the caller's connection, for a new subscriber's cursor),
+    ``housekeeping`` (about once a second) and ``version`` (did anyone commit since the last look?
+    ``None``: cannot tell, read the change log)."""
 
     def __init__(
         self,
@@ -131,7 +132,7 @@ class Feed:
     def connected(self) -> bool:
         """False while the feed cannot read the change log or wait for changes (a PostgreSQL
         server restarting): it reconnects, then delivers what it missed, in order."""
-        return not self.failing and not getattr(self._waiter, "reconnecting", False)
+        return not self.failing and not self._waiter.reconnecting
 
     def _reopen(self) -> None:
         """A new connection after a failure: the old one may be gone with its server."""

@@ -149,6 +149,8 @@ class Waiter:
     mode = "base"
     #: seconds between looks at the change log when nothing woke the feed (writers that do not ring)
     slow_check = 0.25
+    #: true while the waiter cannot wait for wake-ups (its server went away) and only polls
+    reconnecting = False
 
     def wait(self, timeout: float) -> None:
         raise NotImplementedError
