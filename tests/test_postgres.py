@@ -120,7 +120,8 @@ def test_a_server_restart_mid_stream_loses_and_repeats_nothing(
         wait_until(lambda: store.feed_connected is False, timeout=15)
         own_server.start()
         wait_until(lambda: store.feed_connected, timeout=30)
-        assert json.loads(expect_line(writer, "{"))["errors"] == 0  # writes waited for the server
+        report = json.loads(expect_line(writer, "{"))
+        assert report["errors"] == 0, writer.communicate(timeout=10)[1]  # writes waited for the server
         wait_until(lambda: len(inserted()) >= n, timeout=30)
         assert [e.row.text for e in inserted()] == [f"w:{i}" for i in range(n)]  # type: ignore[union-attr]
         assert [m.text for m in store.list_messages(thread.id, limit=2 * n)] == [f"w:{i}" for i in range(n)]

@@ -172,15 +172,18 @@ class PgDatabase:
                 with self._pool.connection() as raw:
                     cur = raw.execute(translate(sql), no_nul(parameters))
                     return Rows(cur.fetchall() if cur.description else [], cur.rowcount)
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:
                 if attempt == 2 or not _connection_lost(exc):
                     raise pg_error(exc, self.path) from exc
-                self._pool.check()
-            except psycopg.Error as exc:
-                raise pg_error(exc, self.path) from exc
-            except Exception as exc:  # the pool timed out waiting for a connection
-                raise pg_error(exc, self.path) from exc
+                self._check_pool()
         raise AssertionError("unreachable")
+
+    def _check_pool(self) -> None:
+        """Drop the pool's connections the server closed (they are replaced in the background)."""
+        try:
+            self._pool.check()
+        except Exception:
+            pass  # the server is still away: the next attempt says so
 
     def _write_problem(self, conn: Any) -> str | None:
         """Why this role cannot write the store (``None`` when it can), with the fix."""
@@ -215,12 +218,10 @@ class PgDatabase:
                     psycopg.errors.SerializationFailure) as exc:  # fmt: skip
                 if time.monotonic() > deadline:
                     raise pg_error(exc, self.path) from exc
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:
                 if not _connection_lost(exc) or time.monotonic() > deadline:
                     raise pg_error(exc, self.path) from exc
-                self._pool.check()
-            except psycopg.Error as exc:
-                raise pg_error(exc, self.path) from exc
+                self._check_pool()
             time.sleep(delay + random.random() * delay)  # back off before trying again
             delay = min(delay * 2, 0.5)
 
@@ -236,7 +237,7 @@ class PgDatabase:
                     raw.execute("COMMIT")
                     pipeline.sync()  # one round trip for the writes nobody read and the COMMIT
             except BaseException as exc:
-                if txid is not None and isinstance(exc, psycopg.OperationalError) and _connection_lost(exc):
+                if txid is not None and isinstance(exc, psycopg.Error) and _connection_lost(exc):
                     if self._committed(txid, exc):
                         return result  # lost while committing, but it did commit
                     raise  # it did not commit: write() runs the transaction again if it can
@@ -295,8 +296,15 @@ class PgDatabase:
 
 
 def _connection_lost(exc: Exception) -> bool:
-    """The server went away or could not be reached (not an error of the statement)."""
-    return getattr(exc, "sqlstate", None) is None or str(getattr(exc, "sqlstate", "")).startswith(("08", "57P"))
+    """The server went away or could not be reached, or the connection was found closed (not an
+    error of the statement): worth trying again on another connection."""
+    psycopg = driver()
+    if isinstance(exc, psycopg.InterfaceError):  # "the connection is closed"
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    sqlstate = getattr(exc, "sqlstate", None)
+    return sqlstate is None or str(sqlstate).startswith(("08", "57P"))
 
 
 def pg_error(exc: Exception, where: str) -> StoreError:
@@ -323,7 +331,7 @@ def pg_error(exc: Exception, where: str) -> StoreError:
         return CorruptStoreError(
             f"{where} lacks threadwidget's tables ({text}): they were dropped or changed by another program."
         )
-    if isinstance(exc, psycopg.OperationalError) or type(exc).__name__ == "PoolTimeout":
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):  # PoolTimeout included
         return StoreUnavailableError(
             f"cannot reach the PostgreSQL server of {where} ({text}). Is it running, and are the host, port, "
             "user and password in the URL right?"
