@@ -152,7 +152,7 @@ class PgDatabase:
 
     def conn(self) -> _PooledReads:
         if self.closed:
-            raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
+            raise self._closed_error()
         return self._reads
 
     def connect(self) -> PgConn:
@@ -166,17 +166,20 @@ class PgDatabase:
     def read(self, sql: str, parameters: Any) -> Rows:
         psycopg = driver()
         if self.closed:
-            raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
+            raise self._closed_error()
         for attempt in range(3):  # a connection the server dropped: the pool checks and replaces it
             try:
                 with self._pool.connection() as raw:
                     cur = raw.execute(translate(sql), no_nul(parameters))
                     return Rows(cur.fetchall() if cur.description else [], cur.rowcount)
             except psycopg.Error as exc:
-                if attempt == 2 or not _connection_lost(exc):
-                    raise pg_error(exc, self.path) from exc
+                if attempt == 2 or self.closed or not _connection_lost(exc):
+                    raise self._closed_error() if self.closed else pg_error(exc, self.path) from exc
                 self._check_pool()
         raise AssertionError("unreachable")
+
+    def _closed_error(self) -> StoreClosedError:
+        return StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
 
     def _check_pool(self) -> None:
         """Drop the pool's connections the server closed (they are replaced in the background)."""
@@ -203,7 +206,7 @@ class PgDatabase:
         connection was lost before the commit was sent."""
         psycopg = driver()
         if self.closed:
-            raise StoreClosedError(f"this Store ({self.path}) is closed; open a new tw.Store to use it again.")
+            raise self._closed_error()
         if self.read_only:  # until someone grants the role what it lacks
             with self._pool.connection() as conn:
                 self.read_only = self._write_problem(conn)
@@ -219,6 +222,8 @@ class PgDatabase:
                 if time.monotonic() > deadline:
                     raise pg_error(exc, self.path) from exc
             except psycopg.Error as exc:
+                if self.closed:  # closed meanwhile, by another thread: its pool with it
+                    raise self._closed_error() from exc
                 if not _connection_lost(exc) or time.monotonic() > deadline:
                     raise pg_error(exc, self.path) from exc
                 self._check_pool()
