@@ -66,7 +66,9 @@ class Throttle:
     """Run ``fn`` at most once per ``interval`` seconds, and at the earliest ``gather`` seconds after the
     first ``mark()`` since the last run (so a burst of changes becomes one update). With ``pace`` (a
     ``RateLimit`` of this throttle's own) instead of an interval, runs go out at once while the
-    bucket holds a token and wait for the next one under load; ``limit`` is shared (the process's).
+    bucket holds a token; under load a run that had to wait goes out with the next ``mark()`` after
+    the bucket refilled (the change that just came waits for nothing), or at the latest ``slack``
+    seconds later. ``limit`` is shared (the process's).
 
     ``fn`` runs with ``lock`` held: on the marking thread when it is due at once, else on the ticker.
     Callers of ``mark``/``run_now``/``cancel`` hold ``lock``.
@@ -91,6 +93,8 @@ class Throttle:
         self._pace = pace
         self._ticker = ticker or TICKER
         self._due: float | None = None
+        self._paced = False  # what waits, waits for the pace: the next mark() may take it along
+        self.slack = 0.5 / pace.per_second if pace is not None else 0.0
         self._last = -1e9
 
     @property
@@ -99,6 +103,8 @@ class Throttle:
 
     def mark(self) -> None:
         if self._due is not None:
+            if self._paced and self._due - self.slack <= time.monotonic():
+                self._run(time.monotonic())  # the bucket refilled: go now, with this change
             return
         now = time.monotonic()
         due = max(now + self.gather, self._last + self.interval)
@@ -110,11 +116,13 @@ class Throttle:
     def run_now(self) -> None:
         """Run at once (e.g. at the end of a stream), whatever is scheduled."""
         self._due = None
+        self._paced = False
         self._last = time.monotonic()
         self._fn()
 
     def cancel(self) -> None:
         self._due = None
+        self._paced = False
 
     def _schedule(self, due: float) -> None:
         self._due = due
@@ -127,9 +135,11 @@ class Throttle:
             if wait > 0 and self._pace is not None:
                 self._pace.refund()
         if wait > 0:
-            self._schedule(now + wait)
+            self._paced = self._pace is not None
+            self._schedule(now + wait + self.slack)
             return
         self._due = None
+        self._paced = False
         self._last = now
         self._fn()
 
