@@ -10,9 +10,11 @@ Measures, in one run on this machine:
     ES module in a fresh page (as anywidget does: from a Blob URL, awaiting a default export that is
     a function), ``render({model, el})`` on a fake anywidget model holding that state, then the
     time to the first paint (``first-contentful-paint``: the page is blank before render) and to two
-    animation frames, checking the DOM holds the state's ``[data-testid=tw-message]``s; and the
-    time until every code block is highlighted, the model answering the view's request for the
-    highlighter at once (no kernel: the round trip is not counted).
+    animation frames, checking the DOM holds the state's ``[data-testid=tw-message]``s; the time
+    until every message is rendered (a view renders what fills it first, the rest as placeholders
+    it fills in idle time), checking they are in the state's order; and the time until every code
+    block is highlighted, the model answering the view's request for the highlighter at once (no
+    kernel: the round trip is not counted).
 Prints figures and ratios (10,000 messages vs empty); ``--json`` prints one JSON object instead.
 ``--before DIR`` also measures the bundles of another build (a ``static/`` folder, e.g. of the
 previous commit), interleaved with this one's in the same run.
@@ -91,7 +93,7 @@ def construction(store: tw.Store, thread_id: str, repeat: int) -> tuple[float, d
 # In the page: a fake anywidget model (like js/tests/fake-model.ts), the bundle imported from a
 # blob URL as anywidget imports `_esm`, then render() timed to the first paint. The model answers
 # a request for the highlighter at once, with the module packed as the kernel packs it.
-MEASURE = """async ({src, css, stateJson, highlighter}) => {
+MEASURE = """async ({src, css, stateJson, highlighter, codeBlocks}) => {
   const style = document.createElement("style");
   style.textContent = css;
   document.head.append(style);
@@ -128,11 +130,17 @@ MEASURE = """async ({src, css, stateJson, highlighter}) => {
   const renderMs = performance.now() - t0;
   await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
   const rafMs = performance.now() - t0;
-  const messages = el.querySelectorAll("[data-testid=tw-message]").length;
+  const shown = () => [...el.querySelectorAll("[data-testid=tw-message]")];
+  const messages = shown().length;
+  const renderedAtFrames = shown().filter((m) => m.dataset.role).length;
+  const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+  // a message is rendered once it says whose it is (a placeholder is an empty element)
+  for (let i = 0; !shown().every((m) => m.dataset.role) && i < 500; i++) await frame();
+  const renderedMs = shown().every((m) => m.dataset.role) ? performance.now() - t0 : null;
   const code = () => [...el.querySelectorAll("pre code.language-python")];
-  const done = () => code().every((c) => c.querySelector("[class^=hljs-]"));
-  for (let i = 0; !done() && i < 500; i++) await new Promise((resolve) => requestAnimationFrame(resolve));
-  const highlightedMs = code().length && done() ? performance.now() - t0 : null;
+  const done = () => code().length === codeBlocks && code().every((c) => c.querySelector("[class^=hljs-]"));
+  for (let i = 0; !done() && i < 500; i++) await frame();
+  const highlightedMs = codeBlocks && done() ? performance.now() - t0 : null;
   for (let i = 0; fcp === null && i < 100; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   // a second view of the same kind on the page: anywidget imports its `_esm` again
   const url2 = URL.createObjectURL(new Blob([src], {type: "text/javascript"}));
@@ -141,35 +149,41 @@ MEASURE = """async ({src, css, stateJson, highlighter}) => {
   if (typeof mod2.default === "function") await mod2.default();
   const secondImportMs = performance.now() - t;
   return {importMs, secondImportMs, parseMs, renderMs, rafMs, fcpMs: fcp === null ? null : fcp - t0,
-          importFcpMs: fcp === null ? null : fcp - tImport, highlightedMs, asked, messages,
+          importFcpMs: fcp === null ? null : fcp - tImport, renderedMs, highlightedMs, asked, messages,
+          renderedAtFrames, order: shown().map((m) => m.dataset.messageId),
           codeBlocks: code().length, highlighted: code().filter((c) => c.querySelector("[class^=hljs-]")).length};
 }"""
 
 
-def paint(browser: Any, build: dict[str, str], state_json: str, expected: int) -> dict[str, Any]:
+def paint(browser: Any, build: dict[str, str], state_json: str, expected: dict[str, Any]) -> dict[str, Any]:
     context = browser.new_context(viewport={"width": 1024, "height": 768})
     try:
         page = context.new_page()
         page.set_content(PAGE)
-        out = page.evaluate(MEASURE, {**build, "stateJson": state_json})
+        out = page.evaluate(MEASURE, {**build, "stateJson": state_json, "codeBlocks": expected["code_blocks"]})
     finally:
         context.close()
-    if out["messages"] != expected:
-        raise AssertionError(f"the page shows {out['messages']} messages, expected {expected}")
+    if out["messages"] != len(expected["ids"]):
+        raise AssertionError(f"the page shows {out['messages']} messages, expected {len(expected['ids'])}")
+    if out["renderedMs"] is None:
+        raise AssertionError("some messages were never rendered")
+    if out.pop("order") != expected["ids"]:
+        raise AssertionError("the page shows the messages out of order")
     if out["fcpMs"] is None:
         raise AssertionError("Chromium reported no first-contentful-paint")
-    if out["codeBlocks"] and out["highlightedMs"] is None:
-        raise AssertionError("the code blocks were never highlighted")
+    if out["codeBlocks"] != expected["code_blocks"] or (out["codeBlocks"] and out["highlightedMs"] is None):
+        raise AssertionError("the code blocks were never all shown highlighted")
     return out
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("fcpMs", "importFcpMs", "rafMs", "renderMs", "importMs", "secondImportMs", "parseMs")
+    keys = ("fcpMs", "importFcpMs", "rafMs", "renderMs", "renderedMs", "importMs", "secondImportMs", "parseMs")
     out = {k: statistics.median(r[k] for r in runs) for k in keys}
     out["fcp_max_ms"] = max(r["fcpMs"] for r in runs)
     timed = [r["highlightedMs"] for r in runs if r["highlightedMs"] is not None]
     out["highlightedMs"] = statistics.median(timed) if timed else None
     first = runs[0]
+    out["rendered_at_two_frames"] = statistics.median(r["renderedAtFrames"] for r in runs)
     out.update(messages_in_dom=first["messages"], code_blocks=first["codeBlocks"], highlighted=first["highlighted"],
                asked=first["asked"])  # fmt: skip
     return out
@@ -185,7 +199,7 @@ def read_build(static: Path) -> dict[str, str]:
 
 
 def browser_paint(
-    builds: dict[str, Path], states: dict[str, str], expected: dict[str, int], runs: int
+    builds: dict[str, Path], states: dict[str, str], expected: dict[str, dict[str, Any]], runs: int
 ) -> dict[str, dict[str, Any]]:
     """Per build, per thread: the summary of ``runs`` fresh pages, all interleaved."""
     from playwright.sync_api import sync_playwright
@@ -222,7 +236,10 @@ def main() -> None:
         for key, thread_id in (("empty", empty), ("long", big)):
             construct[key], states[key] = construction(store, thread_id, args.repeat)
     state_json = {k: json.dumps(v, separators=(",", ":")) for k, v in states.items()}
-    expected = {k: len(v["messages"]) for k, v in states.items()}
+    expected: dict[str, dict[str, Any]] = {}
+    for key, state in states.items():
+        shown = state["messages"]
+        expected[key] = {"ids": [m["id"] for m in shown], "code_blocks": sum("```python" in m["text"] for m in shown)}
     builds = {"this build": STATIC, **({"before": args.before} if args.before else {})}
     paints = browser_paint(builds, state_json, expected, args.runs)
     result: dict[str, Any] = {
@@ -243,6 +260,7 @@ def main() -> None:
         b = measured["paint"]
         measured["ratios"] = {
             "first_paint": b["long"]["fcpMs"] / b["empty"]["fcpMs"],
+            "import_first_paint": b["long"]["importFcpMs"] / b["empty"]["importFcpMs"],
             "two_frames": b["long"]["rafMs"] / b["empty"]["rafMs"],
             "render_call": b["long"]["renderMs"] / b["empty"]["renderMs"],
         }
@@ -252,14 +270,16 @@ def main() -> None:
         return
     r = result["ratios"]
     n = f"{args.messages:,}"
-    print(f"thread of {n} messages written in {fill_s:.1f} s; the view's window holds {expected['long']} of them")
+    window = len(expected["long"]["ids"])
+    print(f"thread of {n} messages written in {fill_s:.1f} s; the view's window holds {window} of them")
     print(f"ChatView construction, median of {args.repeat}: thread of {n} {c['long']:.2f} ms, "
           f"empty thread {c['empty']:.2f} ms (x{r['construction']:.2f})")  # fmt: skip
     print(f"state sent to the browser (less _esm/_css): {s['long']:,} bytes, empty thread {s['empty']:,} bytes "
           f"(x{r['state_bytes']:.1f})")  # fmt: skip
     figures = (
         ("render() -> first paint", "fcpMs"), ("import -> first paint", "importFcpMs"),
-        ("render() -> two frames", "rafMs"), ("render() call itself", "renderMs"), ("module import", "importMs"),
+        ("render() -> two frames", "rafMs"), ("render() call itself", "renderMs"),
+        ("render() -> all messages rendered", "renderedMs"), ("module import", "importMs"),
         ("a second view's import", "secondImportMs"), ("render() -> code highlighted", "highlightedMs"),
     )  # fmt: skip
     for name, measured in result["builds"].items():
@@ -269,8 +289,9 @@ def main() -> None:
         for label, key in figures:
             long, empty = b["long"][key], b["empty"][key]
             ratio = f"(x{long / empty:.1f})" if long is not None and empty else ""
-            print(f"  {label:>29}: thread of {n} {_ms(long)}   empty {_ms(empty)}   {ratio}")
-        print(f"  the page shows {b['long']['messages_in_dom']} messages, {b['long']['code_blocks']} code blocks "
+            print(f"  {label:>33}: thread of {n} {_ms(long)}   empty {_ms(empty)}   {ratio}")
+        print(f"  the page shows {b['long']['messages_in_dom']} messages ({b['long']['rendered_at_two_frames']:.0f} "
+              f"rendered after two frames), {b['long']['code_blocks']} code blocks "
               f"({b['long']['highlighted']} highlighted in the end, highlighter asked for "
               f"{b['long']['asked']} time(s)); empty: {b['empty']['messages_in_dom']} messages")  # fmt: skip
         print(f"  first paint, worst run: {b['long']['fcp_max_ms']:.1f} ms (empty {b['empty']['fcp_max_ms']:.1f} ms)")

@@ -2,7 +2,7 @@
 
 import type { AnyModel } from "@anywidget/types";
 import { applyChunk, applySnapshot, type StreamState } from "./chunks";
-import { frameScheduler, h, isolateKeys, reconcile, setText, widget } from "./dom";
+import { frameScheduler, h, idleScheduler, isolateKeys, reconcile, setText, widget } from "./dom";
 import { nowSeconds } from "./format";
 import {
   highlighterLoaded,
@@ -13,7 +13,13 @@ import {
   requestHighlighter,
   WAITING,
 } from "./highlighter";
-import { createMessageElement, renderAgain, updateMessageElement } from "./message";
+import {
+  createMessageElement,
+  createPlaceholder,
+  estimatedHeight,
+  renderAgain,
+  updateMessageElement,
+} from "./message";
 import {
   LIVE_STATUSES,
   listen,
@@ -65,7 +71,12 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
   let prepended = false;
   let highlighterNews = false; // it came, or whoever asked for it left
   const nodes = new Map<string, HTMLElement>();
+  // Messages shown as placeholders until idle time renders them, the newest first: those that
+  // come many at once (a view's first render, a page of older ones) past what fills the log.
+  const later = new Map<string, Message>();
+  let laterWidth = 0; // the log's width when they were put off, for their placeholders' height
   const frame = frameScheduler(render);
+  const idle = idleScheduler(renderLater);
 
   function reset(): void {
     recent = model.get("messages") ?? [];
@@ -75,6 +86,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     stream = applySnapshot(null, model.get("stream"));
     dismissed = "";
     stick = true;
+    forgetLater();
     frame.schedule();
   }
 
@@ -119,15 +131,78 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     return [...all, placeholder];
   }
 
+  function createMessage(m: Message): HTMLElement {
+    return later.has(m.id) ? createPlaceholder(m, laterWidth) : createMessageElement(m);
+  }
+
   function showMessage(node: HTMLElement, m: Message): void {
+    if (later.has(m.id)) {
+      later.set(m.id, m); // rendered later, as it is then
+      return;
+    }
     if (!streamed(m)) return updateMessageElement(node, m, m.text, false);
     const s = stream?.message_id === m.id ? stream : null;
     const text = s && s.text.length >= m.text.length ? s.text : m.text;
     updateMessageElement(node, m, text, !s?.ended);
   }
 
+  /**
+   * Put off the new messages above those that fill the log from the bottom (by their estimated
+   * heights): they are shown as placeholders and rendered in idle time. `width` and `height` are
+   * the log's, read before this render changed anything (so reading them cost no layout).
+   */
+  function putOffHidden(messages: Message[], width: number, height: number): void {
+    if (messages.every((m) => nodes.has(m.id))) return;
+    laterWidth = width || 600; // the log is 0 × 0 while the view is not laid out (hidden, not attached)
+    const fill = height || window.innerHeight;
+    let filled = 0;
+    for (let i = messages.length - 1; i >= 0; i--) {
+      const m = messages[i]!;
+      if (filled < fill) filled += estimatedHeight(m.text, laterWidth);
+      else if (!nodes.has(m.id)) later.set(m.id, m);
+    }
+    if (later.size > 0) idle.schedule();
+  }
+
+  /** Render put-off messages, the newest first, while the page is idle; true while some are left. */
+  function renderLater(timeLeft: () => number): boolean {
+    const fromBottom = log.scrollHeight - log.scrollTop;
+    const messages = shownMessages();
+    for (let i = messages.length - 1; i >= 0 && later.size > 0; i--) {
+      const m = later.get(messages[i]!.id);
+      const placeholder = nodes.get(messages[i]!.id);
+      if (m === undefined || placeholder === undefined) continue;
+      later.delete(m.id);
+      const node = createMessageElement(m);
+      placeholder.replaceWith(node);
+      nodes.set(m.id, node);
+      showMessage(node, m);
+      if (timeLeft() <= 0) break;
+    }
+    if (!messages.some((m) => later.has(m.id))) forgetLater(); // the rest is no longer shown
+    askForHighlighter();
+    // What was rendered is above what is in view: keep the view where it was, or at the bottom.
+    log.scrollTop = stick ? log.scrollHeight : log.scrollHeight - fromBottom;
+    return later.size > 0;
+  }
+
+  function forgetLater(): void {
+    for (const id of later.keys()) {
+      nodes.get(id)?.remove();
+      nodes.delete(id);
+    }
+    later.clear();
+  }
+
+  function askForHighlighter(): void {
+    if (mayAskForHighlighter() && list.querySelector(`.${WAITING}`)) {
+      requestHighlighter(model, () => sendMsg(model, { kind: "highlighter" }));
+    }
+  }
+
   function render(): void {
     const fromBottom = log.scrollHeight - log.scrollTop;
+    const [width, height] = [log.clientWidth, log.clientHeight];
     const status = model.get("status") ?? { state: "idle", note: "" };
 
     setText(title, model.get("title") || "Untitled thread");
@@ -140,10 +215,9 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
       for (const node of nodes.values()) if (node.querySelector(`.${WAITING}`)) renderAgain(node);
     }
     highlighterNews = false;
-    reconcile(list, nodes, messages, (m) => m.id, createMessageElement, showMessage);
-    if (mayAskForHighlighter() && list.querySelector(`.${WAITING}`)) {
-      requestHighlighter(model, () => sendMsg(model, { kind: "highlighter" }));
-    }
+    putOffHidden(messages, width, height);
+    reconcile(list, nodes, messages, (m) => m.id, createMessage, showMessage);
+    askForHighlighter();
     olderButton.hidden = messages.length === 0 || !(olderHasMore ?? model.get("has_older"));
     olderButton.disabled = pendingOlder !== null;
     setText(olderButton, pendingOlder === null ? "Load older messages" : "Loading…");
@@ -235,6 +309,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     offHighlighter();
     releaseHighlighter(model);
     frame.cancel();
+    idle.cancel();
   };
 }
 

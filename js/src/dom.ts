@@ -60,6 +60,45 @@ export function frameScheduler(fn: () => void): { schedule(): void; cancel(): vo
   };
 }
 
+/** Work per slice where the browser does not say how long it will be idle. */
+const IDLE_SLICE_MS = 8;
+
+/**
+ * Run `fn` when the page is idle, after the next paint, and again while it returns true (work
+ * left). `fn` gets how many milliseconds the idle period has left, and should do at least one
+ * piece of work whatever it says (`timeout` ms without an idle period gives it a slice anyway).
+ * Without `requestIdleCallback` (Safari), a slice runs in a task after each frame.
+ */
+export function idleScheduler(fn: (timeLeft: () => number) => boolean, timeout = 200): { schedule(): void; cancel(): void } {
+  const ric = globalThis.requestIdleCallback?.bind(globalThis);
+  const cic = globalThis.cancelIdleCallback?.bind(globalThis);
+  let idle: number | null = null;
+  let task: ReturnType<typeof setTimeout> | null = null;
+  const afterFrame = frameScheduler(() => {
+    task = setTimeout(() => run(null), 0);
+  });
+  function run(deadline: IdleDeadline | null): void {
+    idle = task = null;
+    const end = performance.now() + IDLE_SLICE_MS;
+    const timeLeft = deadline && !deadline.didTimeout ? () => deadline.timeRemaining() : () => end - performance.now();
+    if (fn(timeLeft)) schedule();
+  }
+  function schedule(): void {
+    if (idle !== null || task !== null) return;
+    if (ric) idle = ric(run, { timeout });
+    else afterFrame.schedule();
+  }
+  return {
+    schedule,
+    cancel() {
+      if (idle !== null) cic?.(idle);
+      if (task !== null) clearTimeout(task);
+      afterFrame.cancel();
+      idle = task = null;
+    },
+  };
+}
+
 /**
  * Make `container`'s children match `items`, in order, reusing the element made for each key.
  * `create` builds a new element; `update` refreshes one (new or reused) from its item.

@@ -16,7 +16,7 @@
 // bench/hostile_render.mjs the timings.
 
 import DOMPurify from "dompurify";
-import { Marked, type Tokens } from "marked";
+import { Marked, type MarkedExtension, type Tokens } from "marked";
 import { highlighterLoaded, highlightWith, WAITING } from "./highlighter";
 import { languageOf } from "./languages";
 
@@ -75,8 +75,46 @@ function codeBlock({ text, lang }: Tokens.Code, highlighted: boolean): string {
   return `<pre><code${cls ? ` class="${cls}"` : ""}>${body || escapeHtml(text)}</code></pre>\n`;
 }
 
+// marked compiles each of its block rules, long regular expressions, the first time it runs one,
+// on a page's first render, before anything is painted. Four of them can only match text whose
+// first lines have a shape that a cheap check tells; they are not run on other text, and their
+// ~10 ms (Chromium) wait for some text that could be a quote, raw HTML, a table or a setext
+// heading. Each check rules out only what marked's rule could not match (false runs marked's rule;
+// undefined is no match); tests/markdown.test.ts renders a corpus with and without them.
+
+const UNDERLINE = /^ {0,3}(?:=+|-+)[ \t]*$/;
+/** Lines a heading's text cannot run past: blank, or opening a fence, quote, heading or list. */
+const NOT_IN_HEADING = /^(?:\s*$| {0,3}(?:`{3,}|~{3,}|>|#{1,6}(?:\s|$)|(?:[*+-]|\d{1,9}[.)]) ))/;
+/** How far `maySetext` looks: past it, it says yes (bounded work per block, on any input). */
+const SETEXT_LOOKAHEAD = 500;
+
+/** Whether `src` may start with a setext heading: a line of `=` or `-` under its first lines. */
+function maySetext(src: string): boolean {
+  const head = src.slice(0, SETEXT_LOOKAHEAD);
+  for (let start = head.indexOf("\n") + 1; start > 0; ) {
+    const eol = head.indexOf("\n", start);
+    const line = head.slice(start, eol < 0 ? head.length : eol);
+    if (UNDERLINE.test(line)) return true;
+    if (eol < 0) break; // the last line looked at, perhaps cut short
+    if (NOT_IN_HEADING.test(line)) return false;
+    start = eol + 1;
+  }
+  return src.length > head.length;
+}
+
+const onlyIf = (possible: (src: string) => boolean) => (src: string) => (possible(src) ? false : undefined);
+
+export const QUICK_RULES: MarkedExtension = {
+  tokenizer: {
+    blockquote: onlyIf((src) => /^ {0,3}>/.test(src)),
+    html: onlyIf((src) => /^ {0,3}</.test(src)),
+    table: onlyIf((src) => /^ *[^\n ].*\n {0,3}(?:\| *)?:?-/.test(src)),
+    lheading: onlyIf(maySetext),
+  },
+};
+
 function makeMarked(highlighted: boolean): Marked {
-  return new Marked({
+  return new Marked(QUICK_RULES, {
     gfm: true,
     async: false,
     renderer: {
@@ -130,6 +168,16 @@ purify.addHook("afterSanitizeAttributes", (node) => {
     node.setAttribute("rel", "noopener noreferrer");
   }
 });
+
+let configured = false;
+
+/** `purify.sanitize` with PURIFY_CONFIG, parsed once (passed to each call, it is parsed again on
+ * each). */
+function sanitize(html: string): string {
+  if (!configured) purify.setConfig(PURIFY_CONFIG);
+  configured = true;
+  return purify.sanitize(html);
+}
 
 // ---- the pre-scan ----------------------------------------------------------------------------
 
@@ -321,7 +369,7 @@ function bounded(text: string, highlight: boolean, budget: Budget): string {
     done = end;
   }
   html += parse(text.slice(done));
-  return (html && purify.sanitize(html, PURIFY_CONFIG)) + plainText(rest);
+  return (html && sanitize(html)) + plainText(rest);
 }
 
 // The lookaheads keep the marker whole: no backtracking into it on a long line of backticks.

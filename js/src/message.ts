@@ -1,6 +1,6 @@
 // One message in the chat: who and when, the body, tool-call chips, and an error line.
 
-import { h, reconcile, setAttr, setText } from "./dom";
+import { h, idleScheduler, reconcile, setAttr, setText } from "./dom";
 import {
   MAX_TAIL_CHARS,
   renderAppended,
@@ -44,6 +44,54 @@ export function createMessageElement(m: Message): HTMLElement {
   );
   shown.set(el, { source: null, text: "", streaming: false, head: null, tail: null, appended: false, chips: new Map() });
   return el;
+}
+
+// Times are hours and minutes in the page's locale. A page's first Intl date formatter costs
+// ~15 ms in Chromium (ICU loads its locale data): so until the page is first idle, times are left
+// empty, and filled in then, after the first paint.
+let clock: Intl.DateTimeFormat | null = null;
+const untimed = new Set<HTMLTimeElement>();
+const clockLater = idleScheduler(() => {
+  clock ??= new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+  for (const when of untimed) setText(when, clock.format(new Date(when.dateTime)));
+  untimed.clear();
+  return false;
+});
+
+function showTime(when: HTMLTimeElement, at: number): void {
+  const date = new Date(at * 1000);
+  setAttr(when, "datetime", at ? date.toISOString() : null);
+  untimed.delete(when);
+  if (!at) setText(when, "");
+  else if (clock) setText(when, clock.format(date));
+  else {
+    untimed.add(when);
+    clockLater.schedule();
+  }
+}
+
+/**
+ * A rough height in pixels of `text` shown in a message `width` pixels wide: a header, and ~20 px
+ * per line of text, wrapped at ~8 px a character (a blank line stands for the space between
+ * paragraphs). Linear, and allocates nothing.
+ */
+export function estimatedHeight(text: string, width: number): number {
+  const perLine = Math.max(20, Math.floor(width / 8));
+  let lines = 0;
+  for (let pos = 0; pos <= text.length; ) {
+    let eol = text.indexOf("\n", pos);
+    if (eol < 0) eol = text.length;
+    lines += Math.max(1, Math.ceil((eol - pos) / perLine));
+    pos = eol + 1;
+  }
+  return 32 + 20 * lines;
+}
+
+/** An empty element that stands for `m` until it is rendered, about as tall as `m` will be in a
+ * log `width` pixels wide, so that the scroll bar does not jump when it is. */
+export function createPlaceholder(m: Message, width: number): HTMLElement {
+  const style = `min-height: ${estimatedHeight(m.text, width)}px`;
+  return h("div", { class: "tw-msg", "data-testid": "tw-message", "data-message-id": m.id, style });
 }
 
 function who(m: Message): string {
@@ -93,10 +141,7 @@ export function updateMessageElement(el: HTMLElement, m: Message, text: string, 
   const queued = part(el, "tw-queued");
   setText(queued, m.queue_position ? `queued · #${m.queue_position}` : "");
   queued.hidden = !m.queue_position;
-  const when = part(el, "tw-when");
-  const date = new Date(m.created_at * 1000);
-  setText(when, m.created_at ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "");
-  setAttr(when, "datetime", m.created_at ? date.toISOString() : null);
+  showTime(part(el, "tw-when") as HTMLTimeElement, m.created_at);
   setAttr(part(el, "tw-meta"), "title", details(m) || null);
 
   const settled = part(el, "tw-settled");

@@ -1,5 +1,6 @@
+import { Marked } from "marked";
 import { beforeEach, describe, expect, it } from "vitest";
-import { renderCached, renderMarkdown, splitSettled } from "../src/markdown";
+import { QUICK_RULES, renderCached, renderMarkdown, splitSettled } from "../src/markdown";
 import { withHighlighter } from "./highlighter-slot";
 
 beforeEach(() => withHighlighter());
@@ -91,6 +92,42 @@ describe("renderMarkdown", () => {
     const div = dom("- [x] done\n- [ ] todo");
     expect(div.querySelector("input")).toBeNull();
     expect(div.textContent).toContain("☑ done");
+  });
+});
+
+describe("marked's rules skipped where they cannot match", () => {
+  // Lines that start, end, continue or interrupt quotes, raw HTML, tables and setext headings.
+  const LINES = [
+    "", " ", "\t", "\u00a0", "text", "  text", "text <b>x</b>", "text\r", "\u2028", "-x", "1.5 kg", "#tag",
+    "a | b", "| a | b |", "|---|---|", "--- | ---", ":-: | -:", "| - |", "-|-", "  |-|", "   | :-- | --: |",
+    "---", "===", "=", "-", " --- ", "   ===  ", "    ---", "\t---", "--- x", "== =", "* * *",
+    "- item", "1. item", "- ", "- > quote", "- a | b", "> quote", ">", "   > quote", "    > code", "> ---",
+    "> a | b", "> |-|-|", "<div>", "   <div>", "    <div>", "  <p>x</p>", "</div>", "<span>", "<!-- c -->",
+    "<?php ?>", "<![CDATA[x]]>", "```", "    ```", "~~~", "# h", "    # h", "[x]: https://example.com",
+  ];
+  let seed = 7;
+  const random = (n: number) => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    return Math.floor((seed / 2 ** 31) * n);
+  };
+  const docs = Array.from({ length: 4_000 }, () =>
+    Array.from({ length: 1 + random(8) }, () => LINES[random(LINES.length)]).join("\n"),
+  );
+  const long = "a long heading text ".repeat(40); // past what the setext check looks at
+  docs.push(`${long}\n===`, `${long}\n\n---`, `intro\n${long}\n${long}\n---\n\nafter`);
+  docs.push(`${"b".repeat(495)}\n${" ".repeat(10)}x\n===`); // the look-ahead ends inside a line of spaces
+
+  it("renders what marked renders without the checks", () => {
+    const quick = new Marked(QUICK_RULES);
+    const full = new Marked();
+    const seen = new Set<string>();
+    for (const doc of docs) {
+      const html = quick.parse(doc, { async: false });
+      expect(html, JSON.stringify(doc)).toBe(full.parse(doc, { async: false }));
+      for (const tag of html.match(/<(h1|h2|table|blockquote|div|span)/g) ?? []) seen.add(tag);
+    }
+    // each skipped rule matched somewhere in the corpus
+    expect([...seen].sort()).toEqual(["<blockquote", "<div", "<h1", "<h2", "<span", "<table"]);
   });
 });
 
