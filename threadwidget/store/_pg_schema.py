@@ -69,7 +69,12 @@ def _m001_initial(schema: str) -> list[str]:
     ]
 
 
-MIGRATIONS = [_m001_initial]
+def _m002_id_counters(schema: str) -> list[str]:
+    """The ids given per kind, for ``deterministic_ids`` (SQLite's ``m004_id_counters``)."""
+    return ["CREATE TABLE id_counters (kind text PRIMARY KEY, n bigint NOT NULL)"]
+
+
+MIGRATIONS = [_m001_initial, _m002_id_counters]
 
 
 def _applied(conn: Any, schema: str) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 from .._errors import NotFoundError
 from ._dialect import Conn
 from ._part import StorePart
-from ._rows import Message, new_id
+from ._rows import Message
 
 __all__ = ["LEASE_SECONDS", "ORPHANED", "WRITER_STOPPED", "Runs"]
 
@@ -53,7 +53,7 @@ class Runs(StorePart):
         lease: float,
     ) -> Message:  # fmt: skip
         step = self._insert_message(
-            conn, now, new_id("msg"), prompt.thread_id, "assistant", "", "pending", agent, model, 0, None,
+            conn, now, self._new_id(conn, "msg"), prompt.thread_id, "assistant", "", "pending", agent, model, 0, None,
             reply_to=prompt.id, turn=prompt.turn,
         )  # fmt: skip
         self._insert_run(conn, now, step.id, prompt.thread_id, agent, lease)
@@ -67,7 +67,6 @@ class Runs(StorePart):
         next step of the answer to ``reply_to``, or (without it) a message of its own, e.g. one
         imported from elsewhere. ``previous``: the step whose lease this one takes over, in the same
         transaction (its abort request goes along), so the thread's turn never lapses between steps."""
-        mid = new_id("msg")
 
         def write(conn: Conn, now: float) -> Message:
             turn = None
@@ -77,7 +76,7 @@ class Runs(StorePart):
                     raise NotFoundError(f"no prompt with id {reply_to!r} in {self.path}.")
                 turn = prompt[0]
             msg = self._insert_message(
-                conn, now, mid, thread_id, "assistant", "", "pending", agent, model, step, None,
+                conn, now, self._new_id(conn, "msg"), thread_id, "assistant", "", "pending", agent, model, step, None,
                 reply_to=reply_to, turn=turn,
             )  # fmt: skip
             aborted = 0
@@ -87,7 +86,7 @@ class Runs(StorePart):
                     aborted = row[0]
                     conn.execute("DELETE FROM runs WHERE message_id = ?", (previous,))
                     self._log(conn, thread_id, "run", "delete", previous, now)
-            self._insert_run(conn, now, mid, thread_id, agent, lease_seconds, aborted)
+            self._insert_run(conn, now, msg.id, thread_id, agent, lease_seconds, aborted)
             return msg
 
         return self._write(write)
@@ -240,8 +239,8 @@ class Runs(StorePart):
                     self._log(conn, thread_id, "message", "update", mid, now)
                 elif status is not None and reply_to is not None:  # between steps: its tools were running
                     last = self._insert_message(
-                        conn, now, new_id("msg"), thread_id, "assistant", "", "failed", agent, model, step + 1,
-                        None, reply_to=reply_to, turn=turn,
+                        conn, now, self._new_id(conn, "msg"), thread_id, "assistant", "", "failed", agent, model,
+                        step + 1, None, reply_to=reply_to, turn=turn,
                     )  # fmt: skip
                     conn.execute(
                         "UPDATE messages SET error = ?, ends_answer = 1 WHERE id = ?", (WRITER_STOPPED, last.id)

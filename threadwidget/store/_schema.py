@@ -161,7 +161,13 @@ def _m003_next_position(db: Database) -> None:
     )
 
 
-MIGRATIONS = [_m001_initial, _m002_answers, _m003_next_position]
+def _m004_id_counters(db: Database) -> None:
+    """The store's counts of the ids it gave, per kind (``th``, ``msg``, ``tc``): a store opened
+    with ``deterministic_ids`` numbers its rows from them (``th_000001``), whichever process writes."""
+    db.execute("CREATE TABLE id_counters (kind TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+
+
+MIGRATIONS = [_m001_initial, _m002_answers, _m003_next_position, _m004_id_counters]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -22,6 +22,7 @@ from ._checks import check_choice, check_number
 from ._db import default_path, log_change
 from ._dialect import Conn, DatabaseLayer, is_server_url, open_database
 from ._feed import Callback, Feed, Subscription
+from ._rows import new_id
 from ._runs import Runs
 from ._tables import Tables
 from ._turns import Turns
@@ -30,6 +31,9 @@ __all__ = ["Store"]
 
 T = TypeVar("T")
 S = TypeVar("S", bound="Store")
+
+#: the table each id prefix numbers, for ``deterministic_ids``
+_ID_TABLES = {"th": "threads", "msg": "messages", "tc": "tool_calls"}
 
 
 def _location(path: str | os.PathLike[str] | None) -> Path | str:
@@ -40,6 +44,25 @@ def _location(path: str | os.PathLike[str] | None) -> Path | str:
     if is_server_url(path):
         return str(path)
     return Path(path).expanduser()
+
+
+def _deterministic_ids(value: object) -> bool:
+    """``deterministic_ids=`` as given, else ``$THREADWIDGET_DETERMINISTIC_IDS`` (``1``: on; ``0`` or
+    unset: off)."""
+    if value is None:
+        env = os.environ.get("THREADWIDGET_DETERMINISTIC_IDS", "").strip()
+        if env not in ("", "0", "1"):
+            raise InvalidArgumentError(
+                f"THREADWIDGET_DETERMINISTIC_IDS={env!r} is not valid; set it to 1 (number the ids: "
+                "th_000001, ...) or 0 (random ids, the default), or unset it."
+            )
+        return env == "1"
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(
+            f"deterministic_ids={value!r} is not valid; expected True (number the ids: th_000001, ...), "
+            "False (random ids) or None ($THREADWIDGET_DETERMINISTIC_IDS decides)."
+        )
+    return value
 
 
 class Store(Turns, Runs, Tables):
@@ -53,6 +76,14 @@ class Store(Turns, Runs, Tables):
     ``Store()`` with no arguments is the process's shared store of the default path: every call
     (and every agent or view made without ``store=``) gets the same open store, with one watcher
     thread, until it is closed. A path or an option opens a store of its own.
+
+    Ids are random (``th_`` and 20 hex digits: unique across stores, so stores can be copied into
+    each other). ``deterministic_ids=True`` (or ``$THREADWIDGET_DETERMINISTIC_IDS=1`` when it is not
+    given), for tests and tutorials, numbers the rows this store writes instead, per kind, from a
+    count kept in the database: ``th_000001``, ``msg_000001``, ``tc_000001``. Unique within the store
+    whichever processes write it (a number already taken is skipped, deleted ones are not reused),
+    and the same on every run that writes the same rows in the same order into a new store; not
+    unique across stores, so do not copy such stores into each other.
     """
 
     _shared: ClassVar[dict[Path | str, Store]] = {}
@@ -82,6 +113,7 @@ class Store(Turns, Runs, Tables):
         poll_interval: float = 0.002,
         busy_timeout: float = 5.0,
         keep_changes: int = 50_000,
+        deterministic_ids: bool | None = None,
     ):
         if self._opened:
             return  # the shared store, already open
@@ -92,6 +124,7 @@ class Store(Turns, Runs, Tables):
             raise InvalidArgumentError(
                 f"keep_changes={keep_changes!r} is not valid; expected an int >= 100, e.g. keep_changes=50_000."
             )
+        self._deterministic_ids = _deterministic_ids(deterministic_ids)
         location = _location(path)
         if path is None and not os.environ.get("THREADWIDGET_DB"):
             default_path().parent.mkdir(parents=True, exist_ok=True)  # the per-user data directory
@@ -106,6 +139,11 @@ class Store(Turns, Runs, Tables):
         #: who holds a lease: ``host:pid:random``, one per open store
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._opened = True
+
+    @property
+    def deterministic_ids(self) -> bool:
+        """True when this store numbers the ids it gives (``th_000001``) instead of drawing them."""
+        return self._deterministic_ids
 
     @property
     def read_only(self) -> str | None:
@@ -125,6 +163,23 @@ class Store(Turns, Runs, Tables):
         return self._db.write(fn)
 
     _log = staticmethod(log_change)
+
+    def _new_id(self, conn: Conn, prefix: str) -> str:
+        """A new id for a row of kind ``prefix`` (``th``, ``msg``, ``tc``), taken in the write that
+        inserts the row: random, or the store's next number for that kind (``deterministic_ids``;
+        the count rolls back with a write that fails)."""
+        if not self._deterministic_ids:
+            return new_id(prefix)
+        while True:
+            (n,) = conn.execute(
+                "INSERT INTO id_counters VALUES (?, 1) ON CONFLICT (kind) DO UPDATE SET n = id_counters.n + 1 "
+                "RETURNING n",
+                (prefix,),
+            ).fetchone()
+            candidate = f"{prefix}_{n:06d}"
+            # a row copied from another store may hold the number already
+            if conn.execute(f"SELECT 1 FROM {_ID_TABLES[prefix]} WHERE id = ?", (candidate,)).fetchone() is None:
+                return candidate
 
     # -- opening and closing --------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from .._usage import Usage
 from ._checks import check_choice, check_limit, check_text, dump_metadata
 from ._dialect import Conn
 from ._part import StorePart
-from ._rows import Delta, Message, Thread, ToolCall, new_id
+from ._rows import Delta, Message, Thread, ToolCall
 
 __all__ = ["Tables"]
 
@@ -44,17 +44,17 @@ class Tables(StorePart):
         for name, value in (("title", title), ("user_id", user_id), ("agent", agent)):
             check_text(name, value, optional=True)
         meta = dump_metadata(metadata)
-        tid = new_id("th")
 
-        def write(conn: Conn, now: float) -> None:
+        def write(conn: Conn, now: float) -> str:
+            tid = self._new_id(conn, "th")
             conn.execute(
                 "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
                 (tid, title, user_id, agent, meta, now, now),
             )
             self._log(conn, tid, "thread", "insert", tid, now)
+            return tid
 
-        self._write(write)
-        return self.get_thread(tid)
+        return self.get_thread(self._write(write))
 
     def get_thread(self, thread_id: str) -> Thread:
         row = self._conn().execute("SELECT * FROM threads WHERE id = ?", (thread_id,)).fetchone()
@@ -164,9 +164,9 @@ class Tables(StorePart):
         for name, value in (("agent", agent), ("model", model), ("user_id", user_id)):
             check_text(name, value, optional=True)
         meta = dump_metadata(metadata)
-        mid = new_id("msg")
 
         def write(conn: Conn, now: float) -> Message:
+            mid = self._new_id(conn, "msg")
             return self._insert_message(
                 conn, now, mid, thread_id, role, text, status, agent, model, step, meta, user_id=user_id
             )
@@ -363,20 +363,20 @@ class Tables(StorePart):
         self, message_id: str, *, call_id: str, name: str, arguments: str = "", status: str = "streaming_args"
     ) -> ToolCall:
         check_choice("status", status, TOOL_CALL_STATUSES)
-        tcid = new_id("tc")
 
-        def write(conn: Conn, now: float) -> None:
+        def write(conn: Conn, now: float) -> str:
             row = conn.execute("SELECT thread_id FROM messages WHERE id = ?", (message_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
+            tcid = self._new_id(conn, "tc")
             conn.execute(
                 "INSERT INTO tool_calls VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, NULL, ?)",
                 (tcid, row[0], message_id, call_id, name, arguments, status, now, now),
             )
             self._log(conn, row[0], "tool_call", "insert", tcid, now)
+            return tcid
 
-        self._write(write)
-        return self.get_tool_call(tcid)
+        return self.get_tool_call(self._write(write))
 
     def update_tool_call(
         self,

@@ -16,7 +16,7 @@ from ._answer import Answer
 from ._checks import check_text
 from ._dialect import Conn
 from ._part import StorePart
-from ._rows import Message, new_id
+from ._rows import Message
 from ._runs import LEASE_SECONDS
 
 if TYPE_CHECKING:
@@ -108,7 +108,6 @@ class Turns(StorePart):
         check_text("prompt", text)
         for name, value in (("user_id", user_id), ("agent", agent)):
             check_text(name, value, optional=True)
-        mid = new_id("msg")
 
         def write(conn: Conn, now: float) -> tuple[Message, Message | None]:
             row = conn.execute("SELECT agent FROM threads WHERE id = ?", (thread_id,)).fetchone()
@@ -124,8 +123,8 @@ class Turns(StorePart):
                 )
             free = claim_model is not _NO_CLAIM and self._turn_free(conn, thread_id)
             prompt = self._insert_message(
-                conn, now, mid, thread_id, "user", text, "success" if free else "pending", addressed, None, 0,
-                None, user_id=user_id,
+                conn, now, self._new_id(conn, "msg"), thread_id, "user", text, "success" if free else "pending",
+                addressed, None, 0, None, user_id=user_id,
             )  # fmt: skip
             if not free:
                 return prompt, None
