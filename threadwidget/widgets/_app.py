@@ -11,6 +11,7 @@ from ._chatlogic import ChatController
 from ._shapes import one_line
 from ._threadlist import ListController, ThreadListTraits, agent_name
 from ._tools import ToolsController, ToolsTraits
+from ._transcript import MESSAGES, wrap
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -27,6 +28,8 @@ class ThreadApp(ChatWiring, ChatTraits, ToolsTraits, ThreadListTraits, TwWidget)
 
     _esm = STATIC / "app.js"
     _css = STATIC / "widget.css"
+    #: messages of the selected thread in the static HTML transcript of the display bundle
+    transcript_messages: int = MESSAGES
 
     def __init__(self, store: Store | None = None, agent: Agent | None = None, user_id: str | None = None) -> None:
         self._tw_prepare()
@@ -81,6 +84,12 @@ class ThreadApp(ChatWiring, ChatTraits, ToolsTraits, ThreadListTraits, TwWidget)
         with self._lock:
             self.selected = thread.id  # switches through _on_selected
         return thread.id
+
+    def _transcript_html(self) -> str:
+        """The thread list, then the selected thread's chat (its tool calls are under its messages)."""
+        threads = self._list.transcript(self.selected)
+        chat = self._chat.transcript(self.transcript_messages)
+        return wrap("app", threads + (f'<div class="twt-msg">{chat}</div>' if chat else ""))
 
     def __repr__(self) -> str:
         closed = ", closed" if self.closed else ""

@@ -121,6 +121,27 @@ class TwWidget(anywidget.AnyWidget):
         if not self._tw_closed:
             self.send(content)
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The live widget, its text repr, and a static HTML transcript (``_transcript.py``) for
+        where no kernel runs the widget: JupyterLab with a kernel ranks the widget first; nbconvert,
+        GitHub, nbviewer and an unrun, untrusted notebook show the transcript."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        try:
+            page = self._transcript_html()
+        except Exception:  # a closed store, say: the live widget and the text repr still go out
+            log.debug("threadwidget: no transcript for %s", type(self).__name__, exc_info=True)
+            page = None
+        if page is not None:
+            data["text/html"] = page
+        return data, metadata
+
+    def _transcript_html(self) -> str | None:
+        """The static HTML transcript of what the widget shows (None: none)."""
+        return None
+
     def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
         """The state to send: ``key=None`` is a whole-state request (a new comm, a page reload);
         otherwise an update of the named traits, which ``_wire_state`` may trim."""

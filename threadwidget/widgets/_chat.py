@@ -10,6 +10,7 @@ from ..store import Store
 from . import _wire as wire
 from ._base import STATIC, TwWidget, check_count, resolve_thread
 from ._chatlogic import ChatController
+from ._transcript import MESSAGES, wrap
 
 if TYPE_CHECKING:
     from ..agent import Agent, AgentThread
@@ -63,6 +64,8 @@ class ChatView(ChatWiring, ChatTraits, TwWidget):
 
     _esm = STATIC / "chat.js"
     _css = STATIC / "widget.css"
+    #: messages of the window in the static HTML transcript of the display bundle
+    transcript_messages: int = MESSAGES
 
     def __init__(
         self,
@@ -98,6 +101,9 @@ class ChatView(ChatWiring, ChatTraits, TwWidget):
     def abort(self) -> None:
         """Stop the thread's answer, in whichever process is writing it (the view's Stop button)."""
         self._chat.abort()
+
+    def _transcript_html(self) -> str:
+        return wrap("chat", self._chat.transcript(self.transcript_messages))
 
     def __repr__(self) -> str:
         head, lines = self._chat.summary()

@@ -35,6 +35,7 @@ from ._chatinput import ChatRequests
 from ._shapes import message_dict, number_queue, thread_status, tool_call_dict, transcript
 from ._stream import LiveText
 from ._ticker import RATE, Throttle
+from ._transcript import chat_body
 
 if TYPE_CHECKING:
     from ..agent import Agent, Worker
@@ -319,6 +320,21 @@ class ChatController(ThreadFollower, ChatRequests):
                 self._host.send_state(["messages", "has_older"])
 
     # -- text ---------------------------------------------------------------------------------------
+
+    def transcript(self, limit: int) -> str:
+        """The window's last ``limit`` messages as a static transcript's body (``chat_body``; "" with
+        no thread). Reads the store once, to count the messages before the window."""
+        with self._lock:
+            if self.thread_id is None:
+                return ""
+            messages = self.messages()
+            earlier = 0
+            if self._has_older:
+                earlier = max(0, self.store.count_messages(self.thread_id) - len(messages))
+            status = thread_status(messages, self._thread_agent, served=self._server is not None)
+            streamed = {mid: live.text for mid, live in self._live.items()}
+            title = self._title
+        return chat_body(messages, title=title, status=status, earlier=earlier, streamed=streamed, limit=limit)
 
     def summary(self) -> tuple[str, list[str]]:
         """(``'title', N messages, state``, the last messages as lines) for reprs."""

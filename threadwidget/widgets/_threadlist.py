@@ -12,6 +12,7 @@ from . import _wire as wire
 from ._base import STATIC, Host, SubscriptionSlot, TwWidget, check_count, resolve_store, weak_callback
 from ._shapes import one_line, thread_info
 from ._ticker import RATE, Throttle
+from ._transcript import thread_list_body, wrap
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -69,6 +70,12 @@ class ListController:
         RATE.take()
         self._host.set_traits({"threads": self.load()})
 
+    def transcript(self, selected: str | None) -> str:
+        """The threads held as a static transcript's body (``thread_list_body``)."""
+        with self._lock:
+            threads = list(self._threads)
+        return thread_list_body(threads, selected)
+
     def summary(self) -> list[str]:
         with self._lock:
             threads = list(self._threads)
@@ -116,6 +123,9 @@ class ThreadList(ThreadListTraits, TwWidget):
     @property
     def store(self) -> Store:
         return self._list.store
+
+    def _transcript_html(self) -> str:
+        return wrap("threads", self._list.transcript(self.selected))
 
     def __repr__(self) -> str:
         closed = ", closed" if self.closed else ""

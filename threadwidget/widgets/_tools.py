@@ -12,6 +12,7 @@ from ._base import STATIC, Host, ThreadFollower, TwWidget, check_count, resolve_
 from ._chat import ThreadTraits
 from ._shapes import one_line, tool_call_dict
 from ._ticker import RATE, Throttle
+from ._transcript import MESSAGES, tool_calls_body, wrap
 
 if TYPE_CHECKING:
     from ..agent import AgentThread
@@ -75,6 +76,12 @@ class ToolsController(ThreadFollower):
         RATE.take()
         self._host.set_traits({"tool_calls": list(self._calls.values())})
 
+    def transcript(self, limit: int) -> str:
+        """The calls held as a static transcript's body (``tool_calls_body``)."""
+        with self._lock:
+            calls = list(self._calls.values())
+        return tool_calls_body(calls, limit=limit, more=len(calls) >= self.limit)
+
     def summary(self) -> list[str]:
         with self._lock:
             calls = list(self._calls.values())
@@ -87,6 +94,8 @@ class ToolCallsPanel(ToolsTraits, TwWidget):
 
     _esm = STATIC / "tools.js"
     _css = STATIC / "widget.css"
+    #: tool calls in the static HTML transcript of the display bundle
+    transcript_calls: int = MESSAGES
 
     def __init__(self, thread_or_id: AgentThread | str, store: Store | None = None, *, limit: int = 50) -> None:
         self._tw_prepare()
@@ -100,6 +109,9 @@ class ToolCallsPanel(ToolsTraits, TwWidget):
 
     def _controllers(self) -> list[Any]:
         return [c for c in (getattr(self, "_tools", None),) if c is not None]
+
+    def _transcript_html(self) -> str:
+        return wrap("tools", self._tools.transcript(self.transcript_calls))
 
     def __repr__(self) -> str:
         lines = self._tools.summary()
