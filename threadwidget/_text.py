@@ -1,8 +1,10 @@
-"""Text helpers every floor uses (the views and the command line)."""
+"""Text helpers every floor uses (the views, the reprs and the command line)."""
 
 from __future__ import annotations
 
-__all__ = ["one_line"]
+from datetime import datetime, timezone
+
+__all__ = ["count", "iso_time", "one_line"]
 
 
 def one_line(text: str, limit: int) -> str:
@@ -10,3 +12,14 @@ def one_line(text: str, limit: int) -> str:
     ellipsis."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def iso_time(ts: float) -> str:
+    """A unix time as the reprs show times, in one shape (UTC, milliseconds):
+    ``2026-05-04T09:30:00.125Z`` (``threadwidget/testing/nbval_sanitize.cfg`` matches it)."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def count(n: int, noun: str) -> str:
+    """``1 thread``, ``2 threads``, ``0 tool calls``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from .._errors import AnswerTimeoutError, InvalidArgumentError, ModelError, StoreClosedError, ThreadwidgetError
+from .._text import count
 from .._usage import Usage
 from ..store import Answer, Event, Message, Store, Thread
 from ._model import Model
@@ -133,7 +134,11 @@ class AgentThread:
         return self.store.get_thread(self.id)
 
     def __repr__(self) -> str:
-        return f"<AgentThread {self.id} agent={self.agent.name!r} messages={self.store.count_messages(self.id)}>"
+        try:
+            title, n = self.thread.title, self.store.count_messages(self.id)
+        except ThreadwidgetError as exc:  # deleted, or a closed store: say so instead of failing
+            return f"<tw.AgentThread {self.id} agent={self.agent.name!r}: {type(exc).__name__}>"
+        return f"<tw.AgentThread {self.id} {title!r} agent={self.agent.name!r}, {count(n, 'message')}>"
 
     def ask(self, prompt: str, *, user_id: str | None = None) -> Answer:
         """Save ``prompt`` and return its ``Answer`` at once; this process writes the answer in a

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import AnswerTimeoutError
 from .._statuses import AnswerStatus
+from .._text import count
 from .._usage import Usage
 from ._rows import Event, Message, ToolCall
 
@@ -108,7 +109,7 @@ class Answer:
         status = answer_status(prompt, steps)
         text = " ".join((self.store.text(steps[-1].id) if steps else "").split())
         text = text if len(text) <= 60 else text[:59] + "…"
-        return f"<tw.Answer to {prompt.text[:40]!r} {status}, {len(steps)} step(s): {text!r}>"
+        return f"<tw.Answer to {prompt.text[:40]!r} {status}, {count(len(steps), 'step')}: {text!r}>"
 
     # -- waiting and streaming ----------------------------------------------------------------------
 

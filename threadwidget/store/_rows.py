@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from .._statuses import FINAL_STATUSES, EventKind, MessageStatus, Role, ToolCallStatus
+from .._text import iso_time
 from .._usage import Usage
 
 __all__ = [
@@ -24,11 +25,32 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(10).hex()}"  # 80 random bits, as before (uuid4 costs 5x more)
 
 
+#: characters of a text a row's repr shows
+_SHOWN = 80
+
+
 def _json(value: str | None) -> Any:
     return json.loads(value) if value else None
 
 
 class _Row:
+    def __repr__(self) -> str:
+        """The fields that are set, times as ``iso_time`` (UTC, ``…Z``), long texts cut at 80
+        characters: ``Thread(id='th_…', title='Order help', created_at=2026-05-04T09:30:00.125Z, …)``."""
+        shown = []
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is None or (f.name == "metadata" and not value):
+                continue
+            if f.name.endswith("_at") and isinstance(value, (int, float)):
+                text = iso_time(value)
+            elif isinstance(value, str) and len(value) > _SHOWN:
+                text = repr(value[: _SHOWN - 1] + "…")
+            else:
+                text = repr(value)
+            shown.append(f"{f.name}={text}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
     def to_dict(self) -> dict[str, Any]:
         """The row as JSON-ready data (what the widgets and the CLI use)."""
         data = asdict(self)  # type: ignore[call-overload]
@@ -38,7 +60,7 @@ class _Row:
         return data
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Thread(_Row):
     id: str
     title: str | None
@@ -53,7 +75,7 @@ class Thread(_Row):
         return cls(r[0], r[1], r[2], r[3], _json(r[4]) or {}, r[5], r[6])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Message(_Row):
     id: str
     thread_id: str
@@ -92,7 +114,7 @@ class Message(_Row):
         )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Delta(_Row):
     id: int
     message_id: str
@@ -106,7 +128,7 @@ class Delta(_Row):
         return cls(r[0], r[1], r[2], r[3], r[4], r[5])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ToolCall(_Row):
     id: str
     thread_id: str

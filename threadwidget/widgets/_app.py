@@ -93,7 +93,8 @@ class ThreadApp(ChatWiring, ChatTraits, ToolsTraits, ThreadListTraits, TwWidget)
 
     def __repr__(self) -> str:
         closed = ", closed" if self.closed else ""
-        head = f"ThreadApp({str(self.store.path)!r}, {len(self.threads)} threads, selected {self.selected}{closed})"
+        n, path = len(self.threads), str(self.store.path)
+        head = f"ThreadApp({path!r}, {n} thread{'' if n == 1 else 's'}, selected {self.selected}{closed})"
         if self._chat.thread_id is None:
             return head
         chat, lines = self._chat.summary()

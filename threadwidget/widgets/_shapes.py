@@ -132,6 +132,8 @@ def transcript(messages: Sequence[wire.Message], count: int = 3, width: int = 10
     for m in messages[-count:]:
         who = "You" if m["role"] == "user" else (m["agent"] or m["role"]) if m["role"] == "assistant" else m["role"]
         text = m["text"] or ("…" if m["status"] in LIVE_STATUSES else "")
+        if m["tool_calls"]:  # a step that called tools: which, and how they ended
+            text = " ".join([text, *(f"⚙ {c['name']} {c['status']}" for c in m["tool_calls"])]).strip()
         if m["status"] in ("failed", "aborted"):
             text = f"{text} [{m['status']}: {m['error'] or ''}]".strip()
         lines.append(one_line(f"{who}: {text}", width))

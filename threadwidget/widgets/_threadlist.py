@@ -130,5 +130,6 @@ class ThreadList(ThreadListTraits, TwWidget):
     def __repr__(self) -> str:
         closed = ", closed" if self.closed else ""
         path = str(self._list.store.path)
-        head = f"ThreadList({path!r}, {len(self.threads)} threads, selected {self.selected}{closed})"
+        n = len(self.threads)
+        head = f"ThreadList({path!r}, {n} thread{'' if n == 1 else 's'}, selected {self.selected}{closed})"
         return "\n".join([head, *("  " + x for x in self._list.summary())])

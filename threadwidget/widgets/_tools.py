@@ -116,5 +116,6 @@ class ToolCallsPanel(ToolsTraits, TwWidget):
     def __repr__(self) -> str:
         lines = self._tools.summary()
         closed = ", closed" if self.closed else ""
-        head = f"ToolCallsPanel(thread {self.thread_id}, {len(self.tool_calls)} tool calls{closed})"
+        n = len(self.tool_calls)
+        head = f"ToolCallsPanel(thread {self.thread_id}, {n} tool call{'' if n == 1 else 's'}{closed})"
         return "\n".join([head, *("  " + x for x in lines)])
