@@ -293,3 +293,14 @@ def test_check_finds_what_breaks_the_invariants(db_path: Path) -> None:
     assert "message msg_orphan is streaming but nobody writes it (no lease)" in bad.stdout
     report = json.loads(invoke("check", "--db", str(db_path), "--json").stdout)
     assert len(report["problems"]) == 2
+
+
+def test_nbval_sanitize_prints_the_path_of_the_sanitize_file_in_the_package() -> None:
+    from threadwidget.testing import NBVAL_SANITIZE
+
+    result = invoke("nbval-sanitize")
+    assert result.exit_code == 0 and result.stderr == ""
+    path = Path(result.stdout.strip())
+    assert path == NBVAL_SANITIZE and path.is_absolute() and path.is_file()
+    assert path.parent == Path(tw.__file__).parent / "testing" and "\nregex: " in path.read_text()
+    assert "--nbval-sanitize-with" in invoke("nbval-sanitize", "--help").stdout

@@ -1,7 +1,7 @@
 """The ``threadwidget`` command line: list, show, follow and serve the threads of a store.
 
 One module per command group (``_threads``: threads, show, usage; ``_tail``; ``_serve``; ``_check``;
-``_copy``),
+``_copy``; ``_nbval``),
 ``_render`` draws with rich, ``_common`` holds ``--db`` and the store helpers. It uses only the public
 API (``Store`` methods, ``store.subscribe``, ``Agent.serve``). Errors are one ``Error: ...`` line on
 stderr and exit status 1. click and rich load here, never on ``import threadwidget``.
@@ -19,6 +19,7 @@ from .._errors import ThreadwidgetError
 from .._version import __version__
 from ._check import check
 from ._copy import copy
+from ._nbval import nbval_sanitize
 from ._serve import serve
 from ._tail import tail
 from ._threads import show, threads, usage
@@ -63,5 +64,5 @@ def main() -> None:
     """
 
 
-for _command in (threads, show, tail, serve, usage, check, copy):
+for _command in (threads, show, tail, serve, usage, check, copy, nbval_sanitize):
     main.add_command(_command)
