@@ -111,6 +111,7 @@ CSS = """
 .tw-transcript pre { background: var(--twt-raised); padding: 6px 8px; border-radius: 6px; overflow-x: auto;
   white-space: pre-wrap; }
 .tw-transcript :not(pre) > code { background: var(--twt-raised); padding: 0 3px; border-radius: 4px; }
+.tw-transcript pre code { background: none; padding: 0; color: inherit; }
 .tw-transcript blockquote { margin: 4px 0; padding-left: 10px; border-left: 3px solid var(--twt-border);
   color: var(--twt-muted); }
 .tw-transcript table { border-collapse: collapse; margin: 4px 0; }
