@@ -226,3 +226,15 @@ def test_nbval_passes_a_notebook_twice_with_the_sanitize_file_and_fails_without(
         assert f"{len(NOTEBOOK_CELLS)} passed" in run.stdout
     bare = nbval(notebook)
     assert bare.returncode == 1 and "failed" in bare.stdout  # the ids, times and folders differ
+
+
+def test_nbval_with_numbered_ids_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """THREADWIDGET_DETERMINISTIC_IDS=1 reaches the notebooks' kernels: the stored ids are numbered,
+    and the fresh run's equal them (the sanitize file leaves numbered ids as they are)."""
+    monkeypatch.setenv("THREADWIDGET_DETERMINISTIC_IDS", "1")
+    notebook = make_notebook(tmp_path)  # its kernel inherits the environment, as nbval's does
+    stored = notebook.read_text()
+    assert "th_000001" in stored and "msg_000003" in stored
+    assert not re.search(r"(th|msg|tc)_[0-9a-f]{20}", stored)
+    run = nbval(notebook, "--nbval-sanitize-with", str(NBVAL_SANITIZE))
+    assert run.returncode == 0, run.stdout + run.stderr
