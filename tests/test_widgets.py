@@ -185,6 +185,23 @@ def test_deltas_are_contiguous_coalesced_and_end(store: tw.Store, comms: list[Re
     assert view.messages[-1]["text"] == text and view.stream is None
 
 
+def test_a_fast_stream_sends_at_most_30_messages_in_any_second(store: tw.Store, comms: list[RecordingComm]) -> None:
+    """Deltas and updates together: a view's messages stay under Jupyter Server's rate limits
+    however fast the model streams; the text comes in fewer, larger chunks instead."""
+    from threadwidget.widgets._chatlogic import BURST, MESSAGES_PER_SECOND
+
+    agent = make_agent(store, words(3000), rate=2000)
+    thread = agent.create_thread()
+    view = tw.ChatView(thread)
+    start = len(comm_of(view))
+    text = "".join(thread.stream_text("Tell me"))
+    wait_until(lambda: settled(view))
+    sent = [t for t, kind, _, _ in comm_of(view).entries()[start:] if kind == "comm_msg"]
+    busiest = max(sum(1 for u in sent if t <= u < t + 1.0) for t in sent)
+    assert busiest <= MESSAGES_PER_SECOND + BURST == 30, f"{busiest} messages in one second"
+    assert view.messages[-1]["text"] == text
+
+
 def test_messages_trait_is_not_rewritten_per_delta(store: tw.Store, comms: list[RecordingComm]) -> None:
     agent = make_agent(store, words(300), rate=600)
     thread = agent.create_thread()

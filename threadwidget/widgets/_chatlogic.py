@@ -10,8 +10,8 @@ Traits hold the snapshot a new view needs; custom messages carry the streamed te
   window. Whole-state requests (a new comm, a page reload) get the whole window, and so does the
   model when a new view of it appears (``_view_count`` rises) after a trimmed update.
 * deltas from the store are applied per message (``LiveText``) and sent as ``DeltaMsg`` chunks: at
-  once while they come slowly, at most ``DELTAS_PER_SECOND`` under load (``Throttle`` with its own
-  pace, on the ticker, under the process-wide ``RATE``); the tail goes out
+  once while they come slowly, under load at most ``MESSAGES_PER_SECOND`` with the view's updates
+  (``Throttle`` with the view's pace, on the ticker, under the process-wide ``RATE``); the tail goes out
   with ``end: true`` as soon as the message is final.
 * ``stream`` (the answer's text so far) is set when an answer starts and refreshed now and then
   (``LiveText.snapshot_due``), for views that open mid-answer or see a gap.
@@ -44,8 +44,10 @@ __all__ = ["ChatController"]
 
 log = logging.getLogger("threadwidget.widgets")
 
-DELTAS_PER_SECOND = 30  # a view's streamed-text messages under load; quiet, each goes at once
-DELTA_BURST = 3
+# a view's comm messages under load, deltas and updates together (bursts of 3: <= 30 in any second);
+# quiet, each delta goes at once
+MESSAGES_PER_SECOND = 27
+BURST = 3
 TRAIT_INTERVAL = 0.1  # seconds between window rewrites
 GATHER = 0.015  # a boundary waits this long for the ones that follow it (prompt, answer, streaming)
 PROGRESS_INTERVAL = 0.25  # tool-call progress shown on the message chips
@@ -75,9 +77,8 @@ class ChatController(ThreadFollower, ChatRequests):
         self._server: Worker | None = None  # with an agent: serves the open thread (agent.serve)
         self._on_no_thread = on_no_thread
         ThreadFollower.__init__(self)
-        self._deltas = Throttle(
-            self._lock, self._flush_deltas, interval=0.0, limit=RATE, pace=RateLimit(DELTAS_PER_SECOND, DELTA_BURST)
-        )
+        self._pace = RateLimit(MESSAGES_PER_SECOND, BURST)
+        self._deltas = Throttle(self._lock, self._flush_deltas, interval=0.0, limit=RATE, pace=self._pace)
         self._traits = Throttle(self._lock, self._flush_traits, interval=TRAIT_INTERVAL, gather=GATHER)
         self._progress = Throttle(self._lock, self._flush_traits, interval=PROGRESS_INTERVAL, gather=GATHER)
         self._views_reported = False  # the front end counts its views (so new ones get the window)
@@ -258,6 +259,7 @@ class ChatController(ThreadFollower, ChatRequests):
             chunk = ended.take_chunk(end=True) if ended is not None else None
             if chunk is not None:  # the tail, at once: the stream is over
                 RATE.take()
+                self._pace.take()
                 self._host.send_custom(chunk)
         self._traits.mark()
 
@@ -289,6 +291,7 @@ class ChatController(ThreadFollower, ChatRequests):
         self._traits.cancel()
         self._progress.cancel()
         RATE.take()
+        self._pace.take()
         self._wire_from = next((mid for mid in self._order if mid in self._dirty), None)
         try:
             self._host.set_traits(self.values())

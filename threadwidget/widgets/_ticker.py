@@ -94,7 +94,11 @@ class Throttle:
         self._ticker = ticker or TICKER
         self._due: float | None = None
         self._paced = False  # what waits, waits for the pace: the next mark() may take it along
-        self.slack = 0.5 / pace.per_second if pace is not None else 0.0
+        # how long past the refill a waiting change waits for the next one to go with: longer than the
+        # gap between changes that come at up to twice the pace, so each message then carries one
+        # change that waited and one that did not (a timer that fires first sends one alone and
+        # makes the next one wait), and short enough for the last change before a pause
+        self.slack = 0.75 / pace.per_second if pace is not None else 0.0
         self._last = -1e9
 
     @property
