@@ -80,5 +80,40 @@ def serve_orders(db: str, log: str) -> None:
     _serve_until_told(tw.Agent("support", model=RecordingModel(log), tools=[lookup_order], store=tw.Store(db)))
 
 
+def _refund_agent(db: str, log: str) -> tw.Agent:
+    """Agent "support" whose refund tool needs a person's approval; each run of it appends a line
+    (this process's id) to ``log``."""
+
+    @tw.tool(needs_approval=lambda args: args["amount"] > 50)
+    def refund(order_id: str, amount: float) -> dict:
+        """Refund an order (over 50 needs a person's approval)."""
+        with open(log, "a") as f:  # one short append: atomic between processes
+            f.write(f"{os.getpid()} {order_id} {amount}\n")
+        return {"refunded": amount, "order_id": order_id}
+
+    rule = (
+        r"refund (\d+) of (\d+)",
+        lambda m: tw.ScriptedModel.tool_calls([("refund", {"order_id": m[1], "amount": float(m[2])})]),
+    )
+    model = tw.ScriptedModel(tokens_per_second=400, rules=[rule])
+    return tw.Agent("support", model=model, tools=[refund], store=tw.Store(db))
+
+
+def ask_refund(db: str, thread_id: str, log: str, prompt: str) -> None:
+    """Ask for a refund in this process; print the prompt id and, once a person decided and the
+    answer ended, its status and text."""
+    agent = _refund_agent(db, log)
+    answer = agent.continue_thread(thread_id).ask(prompt, user_id="alice")
+    print(json.dumps({"prompt_id": answer.prompt_id}), flush=True)
+    answer.wait(60)
+    print(json.dumps({"status": answer.status, "text": answer.text}), flush=True)
+    agent.store.close()
+
+
+def serve_refunds(db: str, log: str) -> None:
+    """Serve agent "support" with the refund tool until a line arrives on stdin."""
+    _serve_until_told(_refund_agent(db, log))
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1]](*sys.argv[2:])

@@ -12,8 +12,8 @@ import threadwidget as tw
 from .conftest import PYTHON, python_env
 
 EXPECTED = {
-    "Answer", "AnswerTimeoutError", "CorruptStoreError", "ReadOnlyStoreError", "StoreBusyError", "StoreFullError",
-    "StoreIOError", "StoreUnavailableError",
+    "Answer", "AnswerTimeoutError", "CorruptStoreError", "DecisionError", "ReadOnlyStoreError", "StoreBusyError",
+    "StoreFullError", "StoreIOError", "StoreUnavailableError",
     "Delta", "Event", "InvalidArgumentError", "Message", "MissingAPIKeyError", "MissingBundleError", "ModelError",
     "NotADatabaseError", "NotFoundError", "SchemaVersionError", "Store", "StoreClosedError", "StoreError",
     "StoreWarning", "Subscription", "Thread", "ThreadwidgetError", "ToolArgumentsError", "ToolCall", "ToolError",

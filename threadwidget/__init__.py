@@ -13,6 +13,7 @@ from typing import Any
 from ._errors import (
     AnswerTimeoutError,
     CorruptStoreError,
+    DecisionError,
     InvalidArgumentError,
     MissingAPIKeyError,
     MissingBundleError,
@@ -55,6 +56,7 @@ __all__ = [
     "Answer",
     "AnswerTimeoutError",
     "CorruptStoreError",
+    "DecisionError",
     "Delta",
     "Event",
     "InvalidArgumentError",

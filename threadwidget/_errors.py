@@ -16,6 +16,7 @@ The tree::
     │   └── CorruptStoreError         the file is damaged or lacks threadwidget's tables
     ├── AnswerTimeoutError            Answer.wait(timeout=...) ran out; the answer goes on (also a TimeoutError)
     ├── InvalidArgumentError          a bad value passed by the caller (also a ValueError)
+    │   └── DecisionError             a tool call that is not waiting for a decision (decided already, or never asked)
     ├── MissingBundleError            a widget's browser bundle was not built (also a FileNotFoundError)
     ├── ModelError                    the model provider failed (status code and the provider's message)
     │   └── MissingAPIKeyError        no API key: names the variable to set
@@ -31,6 +32,7 @@ __all__ = [
     "AnswerTimeoutError",
     "StoreWarning",
     "CorruptStoreError",
+    "DecisionError",
     "ReadOnlyStoreError",
     "StoreBusyError",
     "StoreFullError",
@@ -108,6 +110,11 @@ class AnswerTimeoutError(ThreadwidgetError, TimeoutError):
 
 class InvalidArgumentError(ThreadwidgetError, ValueError):
     """A value passed by the caller is not acceptable."""
+
+
+class DecisionError(InvalidArgumentError):
+    """Approving or denying a tool call that does not wait for a decision: another person decided
+    first, or the tool never asked for one. Nothing was changed."""
 
 
 class MissingBundleError(ThreadwidgetError, FileNotFoundError):

@@ -6,7 +6,14 @@ import type { AnyModel } from "@anywidget/types";
 
 export type Role = "user" | "assistant" | "system" | "tool";
 export type MessageStatus = "pending" | "streaming" | "success" | "failed" | "aborted";
-export type ToolCallStatus = "streaming_args" | "running" | "success" | "error";
+export type ToolCallStatus =
+  | "streaming_args"
+  | "awaiting_approval"
+  | "approved"
+  | "running"
+  | "success"
+  | "error"
+  | "denied";
 
 // Mirrors threadwidget/_statuses.py.
 /** A message being written: an assistant step, or a prompt waiting in the thread's queue. */

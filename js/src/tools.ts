@@ -7,9 +7,12 @@ import { listen, type ToolCall, type ToolCallStatus, type ToolsTraits } from "./
 
 const STATUS_LABELS: Record<ToolCallStatus, string> = {
   streaming_args: "preparing",
+  awaiting_approval: "awaiting approval",
+  approved: "approved",
   running: "running",
   success: "done",
   error: "error",
+  denied: "denied",
 };
 
 /** A progress bar (`role=progressbar`); indeterminate while `progress` is null. */

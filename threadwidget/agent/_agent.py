@@ -18,7 +18,7 @@ from typing import Any
 from .._errors import AnswerTimeoutError, InvalidArgumentError, ModelError, StoreClosedError, ThreadwidgetError
 from .._text import count
 from .._usage import Usage
-from ..store import Answer, Event, Message, Store, Thread
+from ..store import Answer, Event, Message, Store, Thread, ToolCall
 from ._model import Model
 from ._run import GenerateResult, Run
 from ._tools import Tool, tool
@@ -159,9 +159,12 @@ class AgentThread:
             Worker(agent, thread_id=self.id, until=answer, owner=self)
         return answer
 
-    def _start(self, first: Message, answer: Answer | None, done: Any = None) -> threading.Thread:
-        """Write the answer whose first step is ``first`` in a background thread."""
-        run = Run(self.agent, first)
+    def _start(
+        self, first: Message, answer: Answer | None, done: Any = None, *, resume: bool = False
+    ) -> threading.Thread:
+        """Write the answer whose first step is ``first`` in a background thread (``resume``: a
+        parked step this process claimed, whose decided tool calls it runs first)."""
+        run = Run(self.agent, first, resume=resume)
         if answer is not None:
             answer._writer = run
         with self._lock:
@@ -182,10 +185,21 @@ class AgentThread:
                     answer.ended()
                 if done is not None:
                     done(run)
+                if run.parked:  # waits for people: this process resumes it too, if it is first to see the decision
+                    self._await_decisions(run.prompt_id)
 
         worker = threading.Thread(target=write, name="threadwidget-answer", daemon=True)
         worker.start()
         return worker
+
+    def _await_decisions(self, prompt_id: str) -> None:
+        """Serve this thread until the parked answer to ``prompt_id`` is taken up again (by this
+        process or another)."""
+        try:
+            answer = Answer(self.store, self.store.get_message(prompt_id))
+            Worker(self.agent, thread_id=self.id, until=answer, owner=self)
+        except StoreClosedError:
+            pass  # the store closed: whoever serves the agent resumes it
 
     def stream_text(self, prompt: str) -> Iterator[str]:
         """``ask(prompt)`` and yield the answer's text as it streams (every piece is persisted for
@@ -321,10 +335,12 @@ class Worker:
 
     def _on_event(self, event: Event) -> None:
         row = event.row
-        if (event.kind == "run" and event.op == "delete") or (
-            event.kind == "message" and isinstance(row, Message) and row.status == "pending" and row.role == "user"
+        if (
+            event.kind == "run"  # a thread's turn came free, or was parked
+            or (event.kind == "message" and isinstance(row, Message) and row.status == "pending" and row.role == "user")
+            or (event.kind == "tool_call" and isinstance(row, ToolCall) and row.status in ("approved", "denied"))
         ):
-            self._wake.set()  # a prompt waits, or a thread's turn came free
+            self._wake.set()  # a prompt waits, a thread's turn came free, or people decided a parked call
 
     def _loop(self) -> None:
         store, agent = self.agent.store, self.agent
@@ -332,18 +348,24 @@ class Worker:
             self._wake.clear()
             try:
                 while not self._stop.is_set() and self._slots.acquire(timeout=0.5):
-                    claimed = store.claim_pending(agent.name, thread_id=self.thread_id, model=agent.model.name)
-                    if claimed is None:
-                        self._slots.release()
-                        break
-                    prompt, first = claimed
-                    until = self._until if self._until is not None and prompt.id == self._until.prompt_id else None
+                    # a parked answer people decided goes first: it holds its thread's turn
+                    first = store.claim_parked(agent.name, thread_id=self.thread_id)
+                    resume = first is not None
+                    if first is None:
+                        claimed = store.claim_pending(agent.name, thread_id=self.thread_id, model=agent.model.name)
+                        if claimed is None:
+                            self._slots.release()
+                            break
+                        first = claimed[1]
+                    prompt_id = first.reply_to
+                    until = self._until if self._until is not None and prompt_id == self._until.prompt_id else None
                     with self._lock:  # registered with its thread before _answered may look
-                        if prompt.thread_id not in self._threads_by_id:
-                            self._threads_by_id[prompt.thread_id] = AgentThread(agent, prompt.thread_id)
-                        writer = self._threads_by_id[prompt.thread_id]._start(first, until, self._answered)
+                        if first.thread_id not in self._threads_by_id:
+                            self._threads_by_id[first.thread_id] = AgentThread(agent, first.thread_id)
+                        on_thread = self._threads_by_id[first.thread_id]
+                        writer = on_thread._start(first, until, self._answered, resume=resume)
                         self._writers = [t for t in self._writers if t.is_alive()] + [writer]
-                if self._until is not None and self._until.status != "queued":
+                if self._until is not None and self._until.status not in ("queued", "waiting"):
                     self._finish()
                     return
             except StoreClosedError:
@@ -355,7 +377,7 @@ class Worker:
 
     def _answered(self, run: Run) -> None:
         with self._lock:
-            if run.result.status != "failed":
+            if run.result.status != "failed" and not run.parked:
                 self.answered += 1
             done = self._threads_by_id.get(run.thread_id)
             if done is not None and done is not self._owner and not done._runs:

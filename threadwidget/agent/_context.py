@@ -26,6 +26,8 @@ def _arguments(call: ToolCall) -> str:
 def _tool_result(call: ToolCall) -> str:
     if call.status == "success":
         return call.result or ""
+    if call.status == "denied":  # a person decided: say who and why
+        return f"Not run: the call was {call.error or 'denied'}."
     return f"Error: {call.error or 'the tool did not finish'}"
 
 

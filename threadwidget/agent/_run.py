@@ -87,7 +87,7 @@ class Run:
     thread's turn was taken (``Store.add_prompt`` / ``claim_pending``). Iterate ``steps()`` for the
     text as the model produces it."""
 
-    def __init__(self, agent: Agent, first_step: Message):
+    def __init__(self, agent: Agent, first_step: Message, *, resume: bool = False):
         if first_step.reply_to is None:
             raise ValueError(f"message {first_step.id!r} answers no prompt")
         self.agent = agent
@@ -98,6 +98,11 @@ class Run:
         self.cancel = threading.Event()
         self.cancel_reason = "aborted"
         self._first = first_step
+        #: ``first_step`` is a parked step this process claimed (``claim_parked``): run its approved
+        #: calls, then go on with the next step
+        self._resume = resume
+        #: the run stopped with its turn parked until people decide its tool calls; it ends no answer
+        self.parked = False
         self._lock = threading.Lock()
         self._message_id: str | None = None  # the step being written (abort requests name it)
         self._held: str | None = first_step.id  # the message whose lease this run holds and renews
@@ -200,16 +205,21 @@ class Run:
         keeper = threading.Thread(target=self._keep, name="threadwidget-run-keeper", daemon=True)
         keeper.start()
         try:
-            for step in range(self.agent.max_steps):
+            start = 0
+            if self._resume:  # a parked step whose calls people decided: run the approved ones
+                start = self._first.step + 1
+                self._message_id = self.result.message_id = self._first.id
+                self.result.message_ids.append(self._first.id)
+                calls = self._decided_calls()
+                self._run_tools(calls)
+                if self._after_tools(start, calls):
+                    return
+            for step in range(start, self.agent.max_steps):
                 calls = yield from self._step(step)
                 if not calls:
                     return
                 self._run_tools(calls)
-                if self.failure is not None:
-                    self._last_step(step + 1, "failed", str(self.failure))
-                    return
-                if self.cancel.is_set():
-                    self._last_step(step + 1, "aborted", self.cancel_reason)
+                if self._after_tools(step + 1, calls):
                     return
             self.failure = ToolError(
                 f"the model was still calling tools after max_steps={self.agent.max_steps} steps; "
@@ -225,6 +235,39 @@ class Run:
             keeper.join()
             self._release()
             sub.close()
+
+    def _after_tools(self, next_step: int, calls: list[dict[str, Any]]) -> bool:
+        """After a step's tools: end the answer (failed, aborted) or park it until people decide
+        the calls that wait for them. False: go on with the next step."""
+        waiting = [c for c in calls if c.get("awaiting")]
+        if self.failure is None and not self.cancel.is_set():
+            if not waiting:
+                return False
+            if self._park():
+                return True
+            self.abort("aborted by request")  # parking is refused only to an abort request (or a lost lease)
+        status, error = ("failed", str(self.failure)) if self.failure is not None else ("aborted", self.cancel_reason)
+        for call in waiting:  # not run: nobody decides them any more
+            if self.store.get_tool_call(call["row"]).status in ("awaiting_approval", "approved"):
+                self.store.update_tool_call(call["row"], status="error", error=f"not run: the answer was {status}")
+        self._last_step(next_step, status, error)
+        return True
+
+    def _park(self) -> bool:
+        """Hand the turn to the store, waiting for people: no lease, no writer (``Store.park_run``)."""
+        with self._lease_lock:
+            if self._held is None or not self.store.park_run(self._held):
+                return False
+            self._held, self.parked = None, True
+        return True
+
+    def _decided_calls(self) -> list[dict[str, Any]]:
+        """The parked step's approved calls, to run now (denied ones are final; others ran before)."""
+        return [
+            {"id": c.call_id, "name": c.name, "args": [c.arguments], "row": c.id, "approved": True}
+            for c in self.store.list_tool_calls(self.thread_id, message_id=self._first.id)
+            if c.status == "approved"
+        ]
 
     def _release(self) -> None:
         """However the run ends, the answer ends and the thread's turn passes on."""
@@ -422,6 +465,8 @@ class Run:
             call["sent"], call["at"] = len(args), time.monotonic()
 
     def _run_tools(self, calls: list[dict[str, Any]]) -> None:
+        if not calls:
+            return
         if len(calls) == 1:
             self._run_tool(calls[0])
             return
@@ -469,6 +514,10 @@ class Run:
             return
         if self.cancel.is_set():
             store.update_tool_call(row, status="error", error=f"not run: the answer was {self.cancel_reason}")
+            return
+        if not call.get("approved") and tool.requires_approval(arguments):
+            store.update_tool_call(row, status="awaiting_approval")  # its full arguments are written
+            call["awaiting"] = True
             return
         store.update_tool_call(row, status="running")
         last = [0.0]

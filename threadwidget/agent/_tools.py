@@ -107,7 +107,13 @@ class Tool:
     """
 
     def __init__(
-        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None, strict: bool = True
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        strict: bool = True,
+        needs_approval: bool | Callable[[dict[str, Any]], bool] = False,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"tool() takes the function to wrap; got {fn!r}. To name a tool: @tool(name=...)")
@@ -123,12 +129,30 @@ class Tool:
         spec = function_schema(fn, self.name, ToolContext)
         self.description: str = spec.description if description is None else inspect.cleandoc(description)
         self.strict = strict
+        if not (isinstance(needs_approval, bool) or callable(needs_approval)):
+            raise InvalidArgumentError(
+                f"needs_approval={needs_approval!r} is not valid; expected True, False, or a function of the "
+                "validated arguments returning a bool, e.g. needs_approval=lambda args: args['amount'] > 50."
+            )
+        #: ``True``, ``False``, or a function of the validated arguments (a dict) that decides per call
+        self.needs_approval = needs_approval
         self.is_async = inspect.iscoroutinefunction(fn)
         self.arguments_model: type[pydantic.BaseModel] = spec.model
         self.parameters: dict[str, Any] = spec.parameters  # JSON schema of the arguments
         self.context_param: str | None = spec.context_param  # where the ToolContext goes, if anywhere
         self._aliases = spec.aliases  # model field -> parameter name
         self._signature = inspect.signature(fn)
+
+    def requires_approval(self, arguments: Mapping[str, Any]) -> bool:
+        """Whether a call with these validated arguments waits for a person's decision before it
+        runs. A ``needs_approval`` function that raises counts as "yes": a person looks at it."""
+        rule = self.needs_approval
+        if isinstance(rule, bool):
+            return rule
+        try:
+            return bool(rule(dict(arguments)))
+        except Exception:
+            return True
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -233,13 +257,17 @@ class Tool:
         return json.dumps(data, ensure_ascii=False)
 
 
+Approval = bool | Callable[[dict[str, Any]], bool]
+
+
 @overload
 def tool(
-    fn: Callable[..., Any], /, *, name: str | None = ..., description: str | None = ..., strict: bool = ...
-) -> Tool: ...
+    fn: Callable[..., Any], /, *, name: str | None = ..., description: str | None = ..., strict: bool = ...,
+    needs_approval: Approval = ...,
+) -> Tool: ...  # fmt: skip
 @overload
 def tool(
-    *, name: str | None = ..., description: str | None = ..., strict: bool = ...
+    *, name: str | None = ..., description: str | None = ..., strict: bool = ..., needs_approval: Approval = ...
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -248,21 +276,25 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     strict: bool = True,
+    needs_approval: Approval = False,
     **unknown: Any,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a function a tool: ``@tool`` or ``@tool(name=..., description=..., strict=True)``.
 
     ``name`` defaults to the function's name, ``description`` to its docstring's prose; ``strict=False``
     validates the model's arguments in pydantic's lax mode (``"5"`` accepted for an int).
+    ``needs_approval=True`` (or a function of the validated arguments, e.g. ``lambda a: a["amount"] > 50``)
+    makes a call wait for a person's decision (``store.approve_tool_call`` / ``deny_tool_call``, the
+    views' buttons, ``threadwidget approve``) before it runs.
     """
     if unknown:
         raise TypeError(
             f"tool() got unknown keyword argument(s): {', '.join(sorted(unknown))}; it accepts "
-            "name, description and strict"
+            "name, description, strict and needs_approval"
         )
     if fn is None:
-        return lambda f: Tool(f, name=name, description=description, strict=strict)
-    return Tool(fn, name=name, description=description, strict=strict)
+        return lambda f: Tool(f, name=name, description=description, strict=strict, needs_approval=needs_approval)
+    return Tool(fn, name=name, description=description, strict=strict, needs_approval=needs_approval)
 
 
 def _show(value: Any, limit: int = 120) -> str:

@@ -1,7 +1,7 @@
 """The ``threadwidget`` command line: list, show, follow and serve the threads of a store.
 
 One module per command group (``_threads``: threads, show, usage; ``_tail``; ``_serve``; ``_check``;
-``_copy``; ``_nbval``),
+``_copy``; ``_nbval``; ``_approve``: approve, deny, pending),
 ``_render`` draws with rich, ``_common`` holds ``--db`` and the store helpers. It uses only the public
 API (``Store`` methods, ``store.subscribe``, ``Agent.serve``). Errors are one ``Error: ...`` line on
 stderr and exit status 1. click and rich load here, never on ``import threadwidget``.
@@ -17,6 +17,7 @@ import click
 
 from .._errors import ThreadwidgetError
 from .._version import __version__
+from ._approve import approve, deny, pending
 from ._check import check
 from ._copy import copy
 from ._nbval import nbval_sanitize
@@ -64,5 +65,5 @@ def main() -> None:
     """
 
 
-for _command in (threads, show, tail, serve, usage, check, copy, nbval_sanitize):
+for _command in (threads, show, tail, serve, usage, check, copy, nbval_sanitize, approve, deny, pending):
     main.add_command(_command)

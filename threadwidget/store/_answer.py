@@ -28,16 +28,18 @@ __all__ = ["Answer", "answer_status"]
 _RECHECK = 1.0  # seconds: waits re-read the store now and then, whatever the feed says
 
 
-def answer_status(prompt: Message, steps: list[Message]) -> AnswerStatus:
+def answer_status(prompt: Message, steps: list[Message], parked: bool = False) -> AnswerStatus:
     """``queued`` while the prompt waits for the thread's turn, ``running`` until a step ends the
-    answer, then that step's status (a prompt cancelled in the queue: ``aborted``)."""
+    answer (``waiting`` meanwhile when ``parked``: its turn waits for people to decide its tool
+    calls, or for a process to resume it), then that step's status (a prompt cancelled in the
+    queue: ``aborted``)."""
     if prompt.status == "pending":
         return "queued"
     if steps and steps[-1].ends_answer:
         return "failed" if steps[-1].status == "failed" else "aborted" if steps[-1].status == "aborted" else "success"
     if not steps and prompt.status in ("aborted", "failed"):
         return "aborted" if prompt.status == "aborted" else "failed"
-    return "running"
+    return "waiting" if parked else "running"
 
 
 class Answer:
@@ -69,13 +71,24 @@ class Answer:
     def _read(self) -> tuple[Message, list[Message]]:
         return self.store.get_message(self.prompt_id), self.store.answer_steps(self.prompt_id)
 
+    def _status(self, prompt: Message, steps: list[Message]) -> AnswerStatus:
+        parked = bool(steps) and not steps[-1].ends_answer and self.store.is_parked(steps[-1].id)
+        return answer_status(prompt, steps, parked)
+
     @property
     def status(self) -> AnswerStatus:
-        return answer_status(*self._read())
+        """``queued``, ``running``, ``waiting`` (a tool call waits for a person's decision:
+        ``pending_approvals``), ``success``, ``failed`` or ``aborted``."""
+        return self._status(*self._read())
+
+    @property
+    def pending_approvals(self) -> list[ToolCall]:
+        """This answer's tool calls that wait for a person's decision."""
+        return [c for c in self.tool_calls if c.status == "awaiting_approval"]
 
     @property
     def done(self) -> bool:
-        return self.status not in ("queued", "running")
+        return self.status not in ("queued", "running", "waiting")
 
     @property
     def messages(self) -> list[Message]:
@@ -106,7 +119,7 @@ class Answer:
 
     def __repr__(self) -> str:
         prompt, steps = self._read()
-        status = answer_status(prompt, steps)
+        status = self._status(prompt, steps)
         text = " ".join((self.store.text(steps[-1].id) if steps else "").split())
         text = text if len(text) <= 60 else text[:59] + "…"
         return f"<tw.Answer to {prompt.text[:40]!r} {status}, {count(len(steps), 'step')}: {text!r}>"
@@ -170,7 +183,7 @@ class Answer:
                         yield step.text[chars:]
                         chars = len(step.text)
                     sent[step.id] = (seq, chars)
-                if answer_status(prompt, steps) not in ("queued", "running"):
+                if answer_status(prompt, steps) not in ("queued", "running"):  # waiting is running here
                     return
                 self._next_change(events)
         finally:

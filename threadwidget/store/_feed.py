@@ -39,7 +39,7 @@ _SELECT = {
     "run": ("SELECT * FROM runs WHERE message_id IN ({})", None),
 }
 _RUN_COLUMNS = ("message_id", "thread_id", "agent", "owner", "lease_expires_at", "abort_requested",
-                "created_at", "updated_at")  # fmt: skip
+                "created_at", "updated_at", "waiting_for")  # fmt: skip
 
 
 class Subscription:

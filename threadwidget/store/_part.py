@@ -1,4 +1,4 @@
-"""What the row modules (``_tables.py``, ``_turns.py``, ``_runs.py``) use of ``Store`` and of each
+"""What the row modules (``_tables.py``, ``_turns.py``, ``_runs.py``, ``_approvals.py``) use of ``Store`` and of each
 other, declared once for the type checker; at run time the class is empty."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._dialect import Conn, DatabaseLayer
-    from ._rows import Message, Thread
+    from ._rows import Message, Thread, ToolCall
 
 __all__ = ["StorePart"]
 
@@ -33,7 +33,10 @@ class StorePart:
                             user_id: str | None = None) -> Message: ...  # fmt: skip
         def get_message(self, message_id: str) -> Message: ...
         def get_thread(self, thread_id: str) -> Thread: ...
+        def get_tool_call(self, tool_call_id: str) -> ToolCall: ...
         @staticmethod
         def _turn_free(conn: Conn, thread_id: str) -> bool: ...
         def _start_answer(self, conn: Conn, now: float, prompt: Message, agent: str | None,
                           model: str | None, lease: float) -> Message: ...  # fmt: skip
+        def _supersede(self, conn: Conn, now: float, thread_id: str, by: str | None) -> list[Any]: ...
+        def _end_parked(self, conn: Conn, now: float, message_id: str, status: str, error: str) -> None: ...

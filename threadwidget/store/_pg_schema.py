@@ -74,7 +74,19 @@ def _m002_id_counters(schema: str) -> list[str]:
     return ["CREATE TABLE id_counters (kind text PRIMARY KEY, n bigint NOT NULL)"]
 
 
-MIGRATIONS = [_m001_initial, _m002_id_counters]
+def _m003_approvals(schema: str) -> list[str]:
+    """Decisions on tool calls and parked turns (SQLite's ``m005_approvals``)."""
+    return [
+        "ALTER TABLE tool_calls ADD COLUMN decision text",
+        "ALTER TABLE tool_calls ADD COLUMN decided_by text",
+        "ALTER TABLE tool_calls ADD COLUMN decided_at double precision",
+        "ALTER TABLE tool_calls ADD COLUMN decision_note text",
+        "ALTER TABLE runs ADD COLUMN waiting_for text",
+        "CREATE INDEX tool_calls_waiting ON tool_calls (message_id) WHERE status = 'awaiting_approval'",
+    ]
+
+
+MIGRATIONS = [_m001_initial, _m002_id_counters, _m003_approvals]
 
 
 def _applied(conn: Any, schema: str) -> list[str]:

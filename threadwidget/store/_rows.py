@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .._statuses import FINAL_STATUSES, EventKind, MessageStatus, Role, ToolCallStatus
+from .._statuses import FINAL_STATUSES, Decision, EventKind, MessageStatus, Role, ToolCallStatus
 from .._text import iso_time
 from .._usage import Usage
 
@@ -145,6 +145,14 @@ class ToolCall(_Row):
     started_at: float | None
     ended_at: float | None
     updated_at: float
+    #: what a person decided when the tool needed approval: ``approved``, ``denied``, or ``None``
+    decision: Decision | None = None
+    #: who decided (their user id)
+    decided_by: str | None = None
+    #: when (unix seconds)
+    decided_at: float | None = None
+    #: the approver's note, or the reason it was denied
+    decision_note: str | None = None
 
     @classmethod
     def from_sql(cls, r: tuple[Any, ...]) -> ToolCall:

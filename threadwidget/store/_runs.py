@@ -5,6 +5,12 @@ it, in the same transaction as the answer's first step, writes the answer; each 
 the lease over in one transaction, and the answer's last step (``ends_answer``) deletes it. A
 writer that stops renewing its lease is reaped: its answer ends ``failed`` and the turn passes on.
 Live rows that no lease covers (left by a crash or another program) are ended too.
+
+A turn **parked** for a person's decision (``waiting_for = 'approval'``, ``owner`` empty) is not a
+dead writer: nobody writes it and nothing is live in it (its step is final, its calls wait in
+``awaiting_approval`` / ``approved``, statuses no reaper looks at), so the reaper leaves it. Once no
+call of the step waits, ``claim_parked`` gives it to one process serving the agent, with a lease
+again; an abort request ends it at once (nobody else would).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from ._dialect import Conn
 from ._part import StorePart
 from ._rows import Message
 
-__all__ = ["LEASE_SECONDS", "ORPHANED", "WRITER_STOPPED", "Runs"]
+__all__ = ["LEASE_SECONDS", "ORPHANED", "PARKED", "WRITER_STOPPED", "Runs"]
 
 log = logging.getLogger("threadwidget.store")
 
@@ -27,6 +33,7 @@ WRITER_STOPPED = (
     "not write to the store, e.g. on a full disk)"
 )
 ORPHANED = "writer stopped: nobody was writing this (no lease; left by a crash or another program)"
+PARKED = "approval"  # runs.waiting_for of a turn parked until people decide its tool calls
 
 
 class Runs(StorePart):
@@ -96,7 +103,7 @@ class Runs(StorePart):
         aborted: int = 0,
     ) -> None:  # fmt: skip
         conn.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             (mid, thread_id, agent, self.owner, now + lease, aborted, now, now),
         )
         self._log(conn, thread_id, "run", "insert", mid, now)
@@ -142,7 +149,8 @@ class Runs(StorePart):
 
         def write(conn: Conn, now: float) -> bool:
             cur = conn.execute(
-                "UPDATE runs SET lease_expires_at = ?, updated_at = ? WHERE message_id = ? AND owner = ?",
+                "UPDATE runs SET lease_expires_at = ?, updated_at = ? WHERE message_id = ? AND owner = ? "
+                "AND waiting_for IS NULL",
                 (now + lease_seconds, now, message_id, self.owner),
             )
             return cur.rowcount > 0
@@ -162,17 +170,94 @@ class Runs(StorePart):
 
         return self._write(write)
 
+    # -- turns parked for a person's decision --------------------------------------------------
+
+    def park_run(self, message_id: str) -> bool:
+        """Give up this process's lease on a step whose tool calls wait for people, keeping the
+        thread's turn: the answer waits, with no writer. False (nothing changed) when the lease is
+        not ours any more or an abort was requested: then end the answer instead."""
+
+        def write(conn: Conn, now: float) -> bool:
+            row = conn.execute("SELECT thread_id FROM runs WHERE message_id = ?", (message_id,)).fetchone()
+            cur = conn.execute(
+                "UPDATE runs SET waiting_for = ?, owner = '', updated_at = ? "
+                "WHERE message_id = ? AND owner = ? AND abort_requested = 0 AND waiting_for IS NULL",
+                (PARKED, now, message_id, self.owner),
+            )
+            if not cur.rowcount:
+                return False
+            self._log(conn, row[0], "run", "update", message_id, now)
+            return True
+
+        return self._write(write)
+
+    def claim_parked(
+        self, agent: str, *, thread_id: str | None = None, lease_seconds: float = LEASE_SECONDS
+    ) -> Message | None:
+        """Atomically take a parked turn of ``agent`` (in ``thread_id`` only, if given) whose tool
+        calls no longer wait for anyone: this process's lease on the parked step, which it returns
+        (``None`` when nothing is ready). Exactly one of many processes gets each."""
+        scope, args = ("AND r.thread_id = ? ", [thread_id]) if thread_id is not None else ("", [])
+
+        def write(conn: Conn, now: float) -> str | None:
+            row = conn.execute(
+                "SELECT r.message_id, r.thread_id FROM runs r "
+                "WHERE r.waiting_for IS NOT NULL AND r.agent = ? " + scope +
+                "AND NOT EXISTS (SELECT 1 FROM tool_calls c WHERE c.message_id = r.message_id "
+                "AND c.status = 'awaiting_approval') ORDER BY r.created_at LIMIT 1",
+                [agent, *args],
+            ).fetchone()  # fmt: skip
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE runs SET waiting_for = NULL, owner = ?, lease_expires_at = ?, updated_at = ? "
+                "WHERE message_id = ?",
+                (self.owner, now + lease_seconds, now, row[0]),
+            )
+            self._log(conn, row[1], "run", "update", row[0], now)
+            return str(row[0])
+
+        claimed = self._write(write)
+        return None if claimed is None else self.get_message(claimed)
+
+    def _end_parked(self, conn: Conn, now: float, message_id: str, status: str, error: str) -> None:
+        """End a parked answer in the caller's transaction: what waits is not run, a last step says why."""
+        thread_id, agent, model, step, reply_to, turn = conn.execute(
+            "SELECT thread_id, agent, model, step, reply_to, turn FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        for (tcid,) in conn.execute(
+            "SELECT id FROM tool_calls WHERE message_id = ? AND status IN ('awaiting_approval', 'approved')",
+            (message_id,),
+        ).fetchall():
+            conn.execute(
+                "UPDATE tool_calls SET status = 'error', error = ?, ended_at = ?, updated_at = ? WHERE id = ?",
+                (f"not run: the answer was {error}", now, now, tcid),
+            )
+            self._log(conn, thread_id, "tool_call", "update", tcid, now)
+        last = self._insert_message(
+            conn, now, self._new_id(conn, "msg"), thread_id, "assistant", "", status, agent, model, step + 1, None,
+            reply_to=reply_to, turn=turn,
+        )  # fmt: skip
+        conn.execute("UPDATE messages SET error = ?, ends_answer = 1 WHERE id = ?", (error, last.id))
+        conn.execute("DELETE FROM runs WHERE message_id = ?", (message_id,))
+        self._log(conn, thread_id, "run", "delete", message_id, now)
+
+    def is_parked(self, message_id: str) -> bool:
+        """True while the step's turn is parked for people's decisions (no process writes it)."""
+        row = self._conn().execute("SELECT waiting_for FROM runs WHERE message_id = ?", (message_id,)).fetchone()
+        return bool(row and row[0])
+
     def abort_requested(self, message_id: str) -> bool:
         row = self._conn().execute("SELECT abort_requested FROM runs WHERE message_id = ?", (message_id,)).fetchone()
         return bool(row and row[0])
 
     def active_runs(self, thread_id: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT message_id, thread_id, agent, owner, lease_expires_at, abort_requested FROM runs"
+        sql = "SELECT message_id, thread_id, agent, owner, lease_expires_at, abort_requested, waiting_for FROM runs"
         args: tuple[Any, ...] = ()
         if thread_id is not None:
             sql += " WHERE thread_id = ?"
             args = (thread_id,)
-        keys = ("message_id", "thread_id", "agent", "owner", "lease_expires_at", "abort_requested")
+        keys = ("message_id", "thread_id", "agent", "owner", "lease_expires_at", "abort_requested", "waiting_for")
         return [dict(zip(keys, r, strict=True)) for r in self._conn().execute(sql, args)]
 
     _ORPHAN_MESSAGES = (
@@ -218,13 +303,15 @@ class Runs(StorePart):
         store may do this; the watcher thread does it about once a second."""
         conn = self._conn()
         self._end_orphans(conn)
-        if conn.execute("SELECT 1 FROM runs WHERE lease_expires_at < ? LIMIT 1", (self._db.now(),)).fetchone() is None:
+        expired = "SELECT 1 FROM runs WHERE lease_expires_at < ? AND waiting_for IS NULL LIMIT 1"
+        if conn.execute(expired, (self._db.now(),)).fetchone() is None:
             return []
 
         def write(conn: Conn, now: float) -> list[str]:
             expired = conn.execute(
                 "SELECT r.message_id, r.thread_id, r.agent, m.status, m.reply_to, m.turn, m.step, m.model "
-                "FROM runs r LEFT JOIN messages m ON m.id = r.message_id WHERE r.lease_expires_at < ?",
+                "FROM runs r LEFT JOIN messages m ON m.id = r.message_id WHERE r.lease_expires_at < ? "
+                "AND r.waiting_for IS NULL",
                 (now,),
             ).fetchall()
             for mid, thread_id, agent, status, reply_to, turn, step, model in expired:

@@ -167,7 +167,21 @@ def _m004_id_counters(db: Database) -> None:
     db.execute("CREATE TABLE id_counters (kind TEXT PRIMARY KEY, n INTEGER NOT NULL)")
 
 
-MIGRATIONS = [_m001_initial, _m002_answers, _m003_next_position, _m004_id_counters]
+def _m005_approvals(db: Database) -> None:
+    """Tool calls a person decides: who decided what, when and why; an answer's turn parked while it
+    waits for them (``runs.waiting_for``: no writer, no lease that expires)."""
+    for column in (
+        "decision TEXT",        # approved | denied; NULL: nobody was asked
+        "decided_by TEXT",      # who decided (a user id); NULL when nobody was asked
+        "decided_at REAL",      # when (unix seconds)
+        "decision_note TEXT",   # the approver's note, or why it was denied
+    ):  # fmt: skip
+        db.execute(f"ALTER TABLE tool_calls ADD COLUMN {column}")
+    db.execute("ALTER TABLE runs ADD COLUMN waiting_for TEXT")  # 'approval': parked, nobody writes it
+    db.execute("CREATE INDEX tool_calls_waiting ON tool_calls (message_id) WHERE status = 'awaiting_approval'")
+
+
+MIGRATIONS = [_m001_initial, _m002_answers, _m003_next_position, _m004_id_counters, _m005_approvals]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

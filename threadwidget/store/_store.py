@@ -3,7 +3,8 @@
 ``Store`` puts three collaborators together and calls each one way: the database (``_db.py``: the
 file, connections, transactions, the bell), the feed (``_feed.py``: the watcher thread and its
 subscribers) and the rows — threads, messages, deltas and tool calls (``_tables.py``), prompts and
-answers (``_turns.py``), and the runtime's turns and leases (``_runs.py``, internal). Here: opening
+answers (``_turns.py``), decisions on tool calls (``_approvals.py``), and the runtime's turns and
+leases (``_runs.py``, internal). Here: opening
 (the shared default store), the feed, housekeeping, checks and usage.
 """
 
@@ -18,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 from .._errors import InvalidArgumentError
 from .._usage import Usage
+from ._approvals import Approvals
 from ._checks import check_choice, check_number
 from ._db import default_path, log_change
 from ._dialect import Conn, DatabaseLayer, is_server_url, open_database
@@ -65,7 +67,7 @@ def _deterministic_ids(value: object) -> bool:
     return value
 
 
-class Store(Turns, Runs, Tables):
+class Store(Approvals, Turns, Runs, Tables):
     """A thread store in one SQLite file, shared by every process that opens it.
 
     ``Store()`` opens ``$THREADWIDGET_DB`` or the per-user default; ``Store("threads.db")`` opens or
@@ -292,7 +294,7 @@ class Store(Turns, Runs, Tables):
             ("SELECT t.id, t.next_position, MAX(m.position) FROM threads t JOIN messages m ON m.thread_id = t.id "
              "GROUP BY t.id, t.next_position HAVING t.next_position <= MAX(m.position)",
              "thread {0} would number its next message {1}, but it has one at position {2}"),
-            (f"SELECT message_id, thread_id FROM runs WHERE lease_expires_at < {now!r}",
+            (f"SELECT message_id, thread_id FROM runs WHERE lease_expires_at < {now!r} AND waiting_for IS NULL",
              "the lease on message {0} (thread {1}) expired; a watching process will end it"),
             ("SELECT DISTINCT p.id FROM messages p JOIN messages s ON s.reply_to = p.id AND s.thread_id = p.thread_id "
              "AND s.turn = p.turn WHERE NOT EXISTS (SELECT 1 FROM messages e WHERE e.reply_to = p.id "

@@ -370,7 +370,8 @@ class Tables(StorePart):
                 raise NotFoundError(f"no message with id {message_id!r} in {self.path}.")
             tcid = self._new_id(conn, "tc")
             conn.execute(
-                "INSERT INTO tool_calls VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, NULL, ?)",
+                "INSERT INTO tool_calls VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, NULL, ?, "
+                "NULL, NULL, NULL, NULL)",
                 (tcid, row[0], message_id, call_id, name, arguments, status, now, now),
             )
             self._log(conn, row[0], "tool_call", "insert", tcid, now)

@@ -102,7 +102,9 @@ class Turns(StorePart):
         """Write a prompt into the thread's queue. With ``claim_model=`` (the answering model's
         name), also take the thread's turn in the same transaction when it is free and nothing
         waits before it: returns ``(prompt, first step)``, the step ``pending`` with this process's
-        lease. Else ``(prompt, None)``: the prompt waits as ``pending``."""
+        lease. Else ``(prompt, None)``: the prompt waits as ``pending``. Tool calls of the thread
+        waiting for a person's decision are denied in the same transaction ("superseded by a new
+        message", decided by ``user_id``): the waiting answer goes on, then this prompt's."""
         if not isinstance(text, str) or not text.strip():
             raise InvalidArgumentError(f"prompt {text!r} is not valid; expected a non-empty str.")
         check_text("prompt", text)
@@ -121,6 +123,7 @@ class Turns(StorePart):
                     f"thread {thread_id!r} names no agent, so nobody would answer this prompt; pass "
                     "agent='name' (the agent a process serves), or create the thread with agent=..."
                 )
+            self._supersede(conn, now, thread_id, user_id)  # an answer waiting for a decision goes on
             free = claim_model is not _NO_CLAIM and self._turn_free(conn, thread_id)
             prompt = self._insert_message(
                 conn, now, self._new_id(conn, "msg"), thread_id, "user", text, "success" if free else "pending",
@@ -146,10 +149,14 @@ class Turns(StorePart):
         return self._write(lambda conn, now: self._abort(conn, now, prompt.thread_id, prompt_id, False))
 
     def _abort(self, conn: Conn, now: float, thread_id: str, prompt_id: str | None, cancel_queued: bool) -> list[str]:
-        sql = "SELECT r.message_id FROM runs r JOIN messages m ON m.id = r.message_id WHERE r.thread_id = ? "
-        sql += "AND r.abort_requested = 0" + (" AND m.reply_to = ?" if prompt_id else "")
-        ids = [r[0] for r in conn.execute(sql, (thread_id, prompt_id) if prompt_id else (thread_id,))]
-        for mid in ids:
+        sql = "SELECT r.message_id, r.waiting_for FROM runs r JOIN messages m ON m.id = r.message_id "
+        sql += "WHERE r.thread_id = ? AND r.abort_requested = 0" + (" AND m.reply_to = ?" if prompt_id else "")
+        rows = conn.execute(sql, (thread_id, prompt_id) if prompt_id else (thread_id,)).fetchall()
+        ids = [r[0] for r in rows]
+        for mid, waiting_for in rows:
+            if waiting_for is not None:  # parked for a decision: nobody writes it to notice, so end it here
+                self._end_parked(conn, now, mid, "aborted", "aborted by request")
+                continue
             conn.execute("UPDATE runs SET abort_requested = 1, updated_at = ? WHERE message_id = ?", (now, mid))
             self._log(conn, thread_id, "run", "update", mid, now)
         if cancel_queued or prompt_id:
