@@ -11,6 +11,9 @@ import pytest
 import threadwidget as tw
 
 from .conftest import wait_until
+from .widget_comm import browser_sends, comms
+
+__all__ = ["comms"]  # the fixture, imported for pytest
 
 
 def refund_agent(store: tw.Store, ran: list[dict[str, Any]], *, needs_approval: Any = True) -> tw.Agent:
@@ -180,3 +183,57 @@ def test_a_waiting_answer_is_not_a_dead_writer(store: tw.Store) -> None:
     assert store.check() == []
     store.approve_tool_call(call.id, by="bob")
     assert answer.wait(20).status == "success" and len(ran) == 1
+
+
+# -- views and people ------------------------------------------------------------------------------
+
+
+def test_a_views_approve_is_recorded_as_its_user_and_every_view_shows_the_decision(
+    store: tw.Store, comms: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    monkeypatch.setenv("JUPYTERHUB_USER", "bob")
+    ran: list[dict[str, Any]] = []
+    thread = refund_agent(store, ran).create_thread()
+    answer = thread.ask("refund 12 of 70", user_id="alice")
+    call = waiting_call(store, thread.id)
+    view = tw.ChatView(thread.id, store=store)  # bob's, from the environment
+    panel = tw.ToolCallsPanel(thread.id, store=store, user="carol")
+    assert view.user == "bob"
+    wait_until(lambda: [c["status"] for m in view.messages for c in m["tool_calls"]] == ["awaiting_approval"])
+    shown = next(c for m in view.messages for c in m["tool_calls"])
+    assert json.loads(shown["arguments"]) == {"order_id": "12", "amount": 70.0}
+    browser_sends(view, {"kind": "decide", "tool_call_id": call.id, "decision": "approved", "note": " ok "})
+    assert answer.wait(20).status == "success" and len(ran) == 1
+    decided = store.get_tool_call(call.id)
+    assert (decided.decided_by, decided.decision_note) == ("bob", "ok")
+
+    def panel_shows() -> bool:
+        return [(c["decision"], c["decided_by"]) for c in panel.tool_calls] == [("approved", "bob")]
+
+    wait_until(panel_shows)
+    browser_sends(panel, {"kind": "decide", "tool_call_id": call.id, "decision": "denied", "note": ""})
+    assert store.get_tool_call(call.id).decided_by == "bob"  # decided once: carol's late Deny changed nothing
+    browser_sends(view, {"kind": "decide", "tool_call_id": call.id, "decision": "denied", "note": ""})
+    assert view.error.startswith(f"Not denied: tool call {call.id!r} (refund) was already approved by 'bob'")
+    assert "alice: refund 12 of 70" in repr(view)  # another person's prompt, by name, not "You"
+
+
+def test_prompts_record_who_wrote_them_and_a_person_can_answer_as_themselves(
+    store: tw.Store, comms: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    monkeypatch.setenv("JUPYTERHUB_USER", "dana")
+    thread = store.create_thread(agent="support")
+    assert store.ask(thread.id, "from the environment").prompt.user_id == "dana"
+    assert store.ask(thread.id, "named", user_id="erin").prompt.user_id == "erin"
+    view = tw.ChatView(thread.id, store=store, user="erin")
+    browser_sends(view, {"kind": "send", "text": "typed in erin's view"})
+    reply = store.reply(thread.id, "I refunded it by hand.", user_id="frank")
+    assert (reply.role, reply.agent, reply.user_id, reply.status) == ("assistant", None, "frank", "success")
+    wait_until(lambda: len(view.messages) == 4)
+    assert [m["user_id"] for m in view.messages] == ["dana", "erin", "erin", "frank"]
+    lines = repr(view).splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in lines] == ["You", "You", "frank"]
+    html = view._repr_mimebundle_()[0]["text/html"]  # type: ignore[index]
+    assert [w for w in ("dana", "frank") if f'class="twt-who">{w}<' in html] == ["dana", "frank"]

@@ -23,10 +23,12 @@ from .widget_comm import RecordingComm, browser_sends, browser_sets, comms
 
 __all__ = ["comms"]  # the fixture, imported for pytest
 
-MESSAGE_KEYS = {"id", "role", "text", "status", "error", "agent", "model", "created_at", "usage", "tool_calls"}
+MESSAGE_KEYS = {
+    "id", "role", "text", "status", "error", "agent", "model", "created_at", "usage", "tool_calls", "user_id",
+}  # fmt: skip
 TOOL_CALL_KEYS = {
     "id", "message_id", "call_id", "name", "arguments", "status", "progress", "progress_note", "result", "error",
-    "started_at", "ended_at",
+    "started_at", "ended_at", "decision", "decided_by", "decided_at", "decision_note",
 }  # fmt: skip
 
 

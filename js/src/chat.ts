@@ -4,6 +4,7 @@ import type { AnyModel } from "@anywidget/types";
 import { applyChunk, applySnapshot, type StreamState } from "./chunks";
 import { frameScheduler, h, idleScheduler, isolateKeys, reconcile, setText, widget } from "./dom";
 import { nowSeconds } from "./format";
+import { listenForDecisions } from "./tools";
 import {
   highlighterLoaded,
   loadHighlighter,
@@ -60,6 +61,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
   const send = h("button", { type: "button", class: "tw-send", "aria-label": "Send", "data-testid": "tw-send" }, "Send");
   el.append(title, errorBox, log, statusLine, h("div", { class: "tw-composer" }, input, stop, send));
   isolateKeys(el);
+  listenForDecisions(list, model);
 
   let recent: Message[] = [];
   let older: Message[] = []; // loaded with "Load older", or slid out of the `messages` window
@@ -126,7 +128,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     // The first delta of a new answer overtook the trait update that adds its message.
     const placeholder: Message = {
       id: stream.message_id, role: "assistant", text: "", status: "streaming", error: null, agent: null,
-      model: null, created_at: nowSeconds(), usage: null, tool_calls: [],
+      model: null, created_at: nowSeconds(), usage: null, tool_calls: [], user_id: null,
     };
     return [...all, placeholder];
   }
@@ -140,10 +142,11 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
       later.set(m.id, m); // rendered later, as it is then
       return;
     }
-    if (!streamed(m)) return updateMessageElement(node, m, m.text, false);
+    const me = model.get("user") ?? "";
+    if (!streamed(m)) return updateMessageElement(node, m, m.text, false, me);
     const s = stream?.message_id === m.id ? stream : null;
     const text = s && s.text.length >= m.text.length ? s.text : m.text;
-    updateMessageElement(node, m, text, !s?.ended);
+    updateMessageElement(node, m, text, !s?.ended, me);
   }
 
   /**

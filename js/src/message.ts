@@ -94,8 +94,12 @@ export function createPlaceholder(m: Message, width: number): HTMLElement {
   return h("div", { class: "tw-msg", "data-testid": "tw-message", "data-message-id": m.id, style });
 }
 
-function who(m: Message): string {
-  if (m.role === "user") return "You";
+/** Who wrote `m`, as the person `me` reads it: "You" for their own prompts (and prompts of nobody
+ * named), others' by name; an answer by its agent, a person's answer by that person. */
+function who(m: Message, me: string): string {
+  if (m.role === "user" || (m.role === "assistant" && m.user_id)) {
+    return !m.user_id || m.user_id === me ? "You" : m.user_id;
+  }
   if (m.role === "assistant") return m.agent ?? "Assistant";
   return m.role === "system" ? "System" : "Tool";
 }
@@ -125,7 +129,7 @@ export function renderAgain(el: HTMLElement): void {
  * only the unsettled tail of the markdown is re-rendered (in a long answer, what settled since the
  * last call is rendered and appended) and a cursor is shown. Never throws for the text.
  */
-export function updateMessageElement(el: HTMLElement, m: Message, text: string, streaming: boolean): void {
+export function updateMessageElement(el: HTMLElement, m: Message, text: string, streaming: boolean, me = ""): void {
   const state = shown.get(el)!;
   if (state.source === m && state.text === text && state.streaming === streaming) return;
   const wasStreaming = state.streaming;
@@ -137,7 +141,8 @@ export function updateMessageElement(el: HTMLElement, m: Message, text: string, 
   setAttr(el, "data-status", m.status);
   el.classList.toggle("tw-live", streaming);
 
-  setText(part(el, "tw-who"), who(m));
+  setText(part(el, "tw-who"), who(m, me));
+  setAttr(el, "data-user", m.user_id);
   const queued = part(el, "tw-queued");
   setText(queued, m.queue_position ? `queued · #${m.queue_position}` : "");
   queued.hidden = !m.queue_position;

@@ -6,6 +6,7 @@ import type { AnyModel } from "@anywidget/types";
 
 export type Role = "user" | "assistant" | "system" | "tool";
 export type MessageStatus = "pending" | "streaming" | "success" | "failed" | "aborted";
+export type Decision = "approved" | "denied";
 export type ToolCallStatus =
   | "streaming_args"
   | "awaiting_approval"
@@ -43,6 +44,12 @@ export interface ToolCall {
   /** Unix seconds. */
   started_at: number | null;
   ended_at: number | null;
+  /** A person's decision on a call that waited for one (`awaiting_approval`), who, when, why. */
+  decision: Decision | null;
+  decided_by: string | null;
+  /** Unix seconds. */
+  decided_at: number | null;
+  decision_note: string | null;
 }
 
 export interface Message {
@@ -57,6 +64,9 @@ export interface Message {
   created_at: number;
   usage: Usage | null;
   tool_calls: ToolCall[];
+  /** Who wrote it: a prompt's person, or the person of a human answer (an answer without one was
+   * written by its agent). */
+  user_id: string | null;
   /** A prompt waiting for the thread's turn: its place in the queue (1 is answered next); absent
    * on every other message. */
   queue_position?: number;
@@ -99,6 +109,8 @@ export interface ChatTraits {
   has_older: boolean;
   agent_attached: boolean;
   error: string;
+  /** The person using this view: their messages are "You", everyone else's show their name. */
+  user: string;
   /** Why this kernel may only read the store ("" when it can write): the box is disabled. */
   read_only?: string;
   /** Why the view is not live ("" when it is): the store's server cannot be reached. The kernel
@@ -181,7 +193,16 @@ export interface HighlighterRequestMsg {
   kind: "highlighter";
 }
 
-export type OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | HighlighterRequestMsg;
+/** A person's decision on a tool call that waits (the Approve / Deny buttons); `note`: the note or
+ * reason typed with it ("" for none). */
+export interface DecideMsg {
+  kind: "decide";
+  tool_call_id: string;
+  decision: Decision;
+  note: string;
+}
+
+export type OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | HighlighterRequestMsg;
 
 /** Send `msg` to the Python widget (anywidget types `send` loosely; this keeps it to the contract). */
 export function sendMsg(model: AnyModel<any>, msg: OutboundMsg): void {

@@ -3,7 +3,7 @@
 import { h, isolateKeys, reconcile, setAttr, setText, widget } from "./dom";
 import { formatDuration, nowSeconds, prettyJson } from "./format";
 import type { AnyModel } from "@anywidget/types";
-import { listen, type ToolCall, type ToolCallStatus, type ToolsTraits } from "./protocol";
+import { listen, sendMsg, type ToolCall, type ToolCallStatus, type ToolsTraits } from "./protocol";
 
 const STATUS_LABELS: Record<ToolCallStatus, string> = {
   streaming_args: "preparing",
@@ -51,6 +51,65 @@ function setCallStatus(el: HTMLElement, call: ToolCall): void {
   setAttr(el, "data-status", call.status);
   updateBadge(el.querySelector(".tw-badge") as HTMLElement, call.status);
   updateProgressBar(el.querySelector(".tw-progress") as HTMLElement, call);
+  updateApproval(el, call);
+}
+
+/** What a call that waits for a person shows: Approve, Deny and a note (or reason) to go with the
+ * decision; then, in every view, the decision: who made it, and why. */
+function approvalParts(withArgs: boolean): HTMLElement[] {
+  return [
+    h(
+      "div",
+      { class: "tw-approval", "data-testid": "tw-approval", hidden: "" },
+      withArgs ? h("pre", { class: "tw-approval-args", "data-testid": "tw-approval-args" }) : "",
+      h("input", {
+        class: "tw-approval-note",
+        type: "text",
+        "data-testid": "tw-approval-note",
+        placeholder: "Note, or why not (optional)",
+        "aria-label": "Note, or why not",
+      }),
+      h("button", { class: "tw-approve", type: "button", "data-testid": "tw-approve" }, "Approve"),
+      h("button", { class: "tw-deny", type: "button", "data-testid": "tw-deny" }, "Deny"),
+    ),
+    h("div", { class: "tw-decision", "data-testid": "tw-decision", hidden: "" }),
+  ];
+}
+
+/** "approved by bob: checked the receipt" (text only: the names and notes are untrusted). */
+export function decisionText(call: ToolCall): string {
+  if (!call.decision) return "";
+  return `${call.decision} by ${call.decided_by ?? "nobody named"}${call.decision_note ? `: ${call.decision_note}` : ""}`;
+}
+
+function updateApproval(el: HTMLElement, call: ToolCall): void {
+  const box = el.querySelector(".tw-approval") as HTMLElement | null;
+  if (box === null) return;
+  const waiting = call.status === "awaiting_approval";
+  box.hidden = !waiting;
+  setAttr(box, "data-tool-call-id", call.id);
+  if (!waiting) box.querySelectorAll("button").forEach((b) => ((b as HTMLButtonElement).disabled = false));
+  const args = box.querySelector(".tw-approval-args") as HTMLElement | null;
+  if (args !== null) setText(args, waiting ? prettyJson(call.arguments) : "");
+  const decision = el.querySelector(".tw-decision") as HTMLElement;
+  setText(decision, decisionText(call));
+  setAttr(decision, "data-decision", call.decision);
+  decision.hidden = !call.decision;
+}
+
+/** Send the decision of a clicked Approve / Deny inside `root` (one listener for all the calls);
+ * the buttons stay disabled until the call's row changes. */
+export function listenForDecisions(root: HTMLElement, model: AnyModel<any>): void {
+  root.addEventListener("click", (event) => {
+    const button = (event.target as HTMLElement).closest(".tw-approve, .tw-deny") as HTMLButtonElement | null;
+    const box = button?.closest(".tw-approval") as HTMLElement | null;
+    const id = box?.getAttribute("data-tool-call-id");
+    if (!button || !box || !id) return;
+    const note = (box.querySelector(".tw-approval-note") as HTMLInputElement).value;
+    const decision = button.classList.contains("tw-approve") ? "approved" : "denied";
+    box.querySelectorAll("button").forEach((b) => ((b as HTMLButtonElement).disabled = true));
+    sendMsg(model, { kind: "decide", tool_call_id: id, decision, note });
+  });
 }
 
 /** A compact chip for a tool call: name, status, progress. */
@@ -61,6 +120,7 @@ export function createChip(call: ToolCall): HTMLElement {
     h("span", { class: "tw-chip-name" }, call.name),
     badge(),
     progressBar(),
+    ...approvalParts(true),
   );
 }
 
@@ -81,6 +141,7 @@ function createRow(call: ToolCall): HTMLElement {
     h("div", { class: "tw-tool-top" }, h("span", { class: "tw-tool-name" }), badge(), h("span", { class: "tw-duration" })),
     h("pre", { class: "tw-args" }),
     progressBar(),
+    ...approvalParts(false),
     h("details", { class: "tw-outcome" }, h("summary"), h("pre")),
   );
 }
@@ -108,6 +169,7 @@ export function mountTools(model: AnyModel<ToolsTraits>, el: HTMLElement): () =>
   const empty = h("p", { class: "tw-empty" }, "No tool calls yet.");
   el.append(h("div", { class: "tw-pane-head" }, "Tool calls"), feed, empty);
   isolateKeys(el);
+  listenForDecisions(el, model);
 
   const rows = new Map<string, HTMLElement>();
   let ticker: ReturnType<typeof setInterval> | null = null;

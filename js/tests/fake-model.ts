@@ -84,6 +84,7 @@ export function message(id: string, fields: Partial<Message> = {}): Message {
     created_at: 1_700_000_000,
     usage: null,
     tool_calls: [],
+    user_id: null,
     ...fields,
   };
 }
@@ -102,6 +103,10 @@ export function toolCall(id: string, fields: Partial<ToolCall> = {}): ToolCall {
     error: null,
     started_at: 1_700_000_000,
     ended_at: null,
+    decision: null,
+    decided_by: null,
+    decided_at: null,
+    decision_note: null,
     ...fields,
   };
 }
@@ -116,6 +121,7 @@ export function chatTraits(fields: Partial<ChatTraits> = {}): ChatTraits {
     has_older: false,
     agent_attached: true,
     error: "",
+    user: "alice",
     read_only: "",
     ...fields,
   };

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import InvalidArgumentError, NotFoundError
+from .._people import current_user
 from ._answer import Answer
 from ._checks import check_text
 from ._dialect import Conn
@@ -99,7 +100,8 @@ class Turns(StorePart):
         claim_model: str | None = _NO_CLAIM,
         lease_seconds: float = LEASE_SECONDS,
     ) -> tuple[Message, Message | None]:
-        """Write a prompt into the thread's queue. With ``claim_model=`` (the answering model's
+        """Write a prompt into the thread's queue, as ``user_id``'s (default: ``$JUPYTERHUB_USER``,
+        else the login name). With ``claim_model=`` (the answering model's
         name), also take the thread's turn in the same transaction when it is free and nothing
         waits before it: returns ``(prompt, first step)``, the step ``pending`` with this process's
         lease. Else ``(prompt, None)``: the prompt waits as ``pending``. Tool calls of the thread
@@ -110,6 +112,7 @@ class Turns(StorePart):
         check_text("prompt", text)
         for name, value in (("user_id", user_id), ("agent", agent)):
             check_text(name, value, optional=True)
+        user_id = current_user() if user_id is None else user_id
 
         def write(conn: Conn, now: float) -> tuple[Message, Message | None]:
             row = conn.execute("SELECT agent FROM threads WHERE id = ?", (thread_id,)).fetchone()
@@ -132,6 +135,24 @@ class Turns(StorePart):
             if not free:
                 return prompt, None
             return prompt, self._start_answer(conn, now, prompt, addressed, claim_model, lease_seconds)
+
+        return self._write(write)
+
+    def reply(self, thread_id: str, text: str, *, user_id: str | None = None) -> Message:
+        """A person's answer in the thread, as ``user_id`` (default: ``$JUPYTERHUB_USER``, else the
+        login name): an ``assistant`` message with the person's ``user_id`` and no agent, which
+        views show as that person and the model later reads as an answer given."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidArgumentError(f"text={text!r} is not valid; expected a non-empty str.")
+        check_text("text", text)
+        check_text("user_id", user_id, optional=True)
+        person = current_user() if user_id is None else user_id
+
+        def write(conn: Conn, now: float) -> Message:
+            return self._insert_message(
+                conn, now, self._new_id(conn, "msg"), thread_id, "assistant", text, "success", None, None, 0, None,
+                user_id=person,
+            )  # fmt: skip
 
         return self._write(write)
 

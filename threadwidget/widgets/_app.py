@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..store import Store
-from ._base import STATIC, TwWidget, resolve_store
+from ._base import STATIC, TwWidget, resolve_store, resolve_user
 from ._chat import ChatTraits, ChatWiring
 from ._chatlogic import ChatController
 from ._shapes import one_line
@@ -22,8 +22,9 @@ __all__ = ["ThreadApp"]
 class ThreadApp(ChatWiring, ChatTraits, ToolsTraits, ThreadListTraits, TwWidget):
     """A small chat app on a store: pick a thread on the left, chat in the middle, watch its tool
     calls on the right. With ``agent``, the list shows that agent's threads and prompts are answered
-    here; a prompt sent with no thread selected starts a new one. ``user_id`` narrows the list and
-    owns new threads. Selecting a thread (in the view, or ``app.selected = thread_id``) switches
+    here; a prompt sent with no thread selected starts a new one. ``user_id`` narrows the list, owns
+    new threads and is the person using the app (default: ``$JUPYTERHUB_USER``, else the login
+    name). Selecting a thread (in the view, or ``app.selected = thread_id``) switches
     the chat and the tool feed in one update."""
 
     _esm = STATIC / "app.js"
@@ -37,7 +38,9 @@ class ThreadApp(ChatWiring, ChatTraits, ToolsTraits, ThreadListTraits, TwWidget)
         self._agent = agent
         self._user_id = user_id
         self._list = ListController(self, store, user_id=user_id, agent=agent_name(agent), limit=50)
-        self._chat = ChatController(self, store, window=50, agent=agent, on_no_thread=self._new_thread)
+        self._chat = ChatController(
+            self, store, window=50, agent=agent, on_no_thread=self._new_thread, user=resolve_user(user_id)
+        )
         self._tools = ToolsController(self, store, limit=50)
         with self._lock:
             threads = self._list.load()

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import anywidget
 
-from .._errors import InvalidArgumentError, MissingBundleError
+from .._errors import InvalidArgumentError, MissingBundleError, ThreadwidgetError
+from .._people import current_user
 from ..store import Store, Subscription, default_path
 from . import _wire as wire
 
@@ -55,6 +56,29 @@ def packed_highlighter() -> str | None:
     except OSError:
         return None
     return _packed[1]
+
+
+def resolve_user(user: str | None) -> str:
+    """The person using a view: ``user``, else ``$JUPYTERHUB_USER``, else the login name."""
+    if user is None:
+        return current_user()
+    if not isinstance(user, str) or not user.strip():
+        raise InvalidArgumentError(f"user={user!r} is not valid; expected a person's name (a non-empty str) or None.")
+    return user
+
+
+def decide(store: Store, user: str, msg: wire.DecideMsg) -> str | None:
+    """A person's Approve / Deny from a view, recorded as ``user``'s; what went wrong (shown in
+    the view), or None."""
+    note = msg["note"].strip() or None
+    try:
+        if msg["decision"] == "approved":
+            store.approve_tool_call(msg["tool_call_id"], by=user, note=note)
+        else:
+            store.deny_tool_call(msg["tool_call_id"], by=user, reason=note)
+    except ThreadwidgetError as exc:
+        return f"Not {msg['decision']}: {exc}"
+    return None
 
 
 class Host(Protocol):

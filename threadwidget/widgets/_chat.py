@@ -8,7 +8,7 @@ import traitlets as t
 
 from ..store import Store
 from . import _wire as wire
-from ._base import STATIC, TwWidget, check_count, resolve_thread
+from ._base import STATIC, TwWidget, check_count, resolve_thread, resolve_user
 from ._chatlogic import ChatController
 from ._transcript import MESSAGES, wrap
 
@@ -32,6 +32,7 @@ class ChatTraits(ThreadTraits):
     has_older = t.Bool(False).tag(sync=True)
     agent_attached = t.Bool(False).tag(sync=True)
     error = t.Unicode("").tag(sync=True)
+    user = t.Unicode("").tag(sync=True)  # the person using the view
     read_only = t.Unicode("").tag(sync=True)  # why this kernel cannot write the store ("" if it can)
     connection = t.Unicode("").tag(sync=True)  # why the view is not live ("" when it is): the server is away
 
@@ -60,6 +61,10 @@ class ChatView(ChatWiring, ChatTraits, TwWidget):
     time, in order. With an agent, the view serves its thread while it is open, so this process
     answers them; without one they wait for a process running ``agent.serve()``. The view follows
     the store, so answers written by any process appear as they stream.
+
+    ``user`` is the person using the view (default: ``$JUPYTERHUB_USER``, else the login name): their
+    prompts and decisions (the Approve / Deny buttons of a tool call that waits) are recorded as
+    theirs, their messages are labelled "You", and everyone else's by name.
     """
 
     _esm = STATIC / "chat.js"
@@ -74,10 +79,13 @@ class ChatView(ChatWiring, ChatTraits, TwWidget):
         agent: Agent | None = None,
         *,
         window: int = 50,
+        user: str | None = None,
     ) -> None:
         self._tw_prepare()
         thread_id, store, agent = resolve_thread(thread_or_id, store, agent)
-        self._chat = ChatController(self, store, window=check_count("window", window), agent=agent)
+        self._chat = ChatController(
+            self, store, window=check_count("window", window), agent=agent, user=resolve_user(user)
+        )
         with self._lock:
             values = self._chat.open(thread_id)
         super().__init__(_view_count=0, **values)  # 0: views report themselves (see on_view_count)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .._errors import ThreadwidgetError
 from ..store import Message, Store
 from . import _wire as wire
-from ._base import Host
+from ._base import Host, decide
 from ._shapes import message_dict, tool_call_dict, waiting_note
 from ._stream import LiveText
 
@@ -40,6 +40,7 @@ class ChatRequests:
     agent: Agent | None
     _on_no_thread: Callable[[str], str | None] | None
     _rows: dict[str, Message]
+    user: str
     _live: dict[str, LiveText]
 
     def handle(self, content: wire.OutboundMsg) -> None:
@@ -51,6 +52,8 @@ class ChatRequests:
                 self.abort()
             elif content["kind"] == "load_older":
                 self.load_older(content["request_id"], content["before"])
+            elif content["kind"] == "decide":
+                self.set_error(decide(self.store, self.user, content) or "")
             else:
                 log.warning("threadwidget: the chat view sent a message it has no use for: %r", kind)
         except Exception as exc:  # shown in the view, never raised into the kernel
@@ -90,7 +93,7 @@ class ChatRequests:
             return "No thread is selected: pick one in the list first."
         if agent is None:
             return f"Cannot send: {waiting_note(None)}"
-        self.store.ask(thread_id, text, agent=agent)
+        self.store.ask(thread_id, text, agent=agent, user_id=self.user)
         return None
 
     def abort(self) -> None:

@@ -68,8 +68,10 @@ class ChatController(ThreadFollower, ChatRequests):
         window: int,
         agent: Agent | None = None,
         on_no_thread: Callable[[str], str | None] | None = None,
+        user: str,
     ) -> None:
         self._host = host
+        self.user = user  # the person using the view: prompts and decisions are recorded as theirs
         self._lock = host._lock
         self.store = store
         self.window = window
@@ -179,6 +181,7 @@ class ChatController(ThreadFollower, ChatRequests):
             "has_older": self._has_older,
             "agent_attached": self.agent is not None,
             "error": self._error,
+            "user": self.user,
             "read_only": self.store.read_only or "",
             "connection": RECONNECTING if self.store.feed_connected is False else "",
         }
@@ -337,7 +340,8 @@ class ChatController(ThreadFollower, ChatRequests):
             status = thread_status(messages, self._thread_agent, served=self._server is not None)
             streamed = {mid: live.text for mid, live in self._live.items()}
             title = self._title
-        return chat_body(messages, title=title, status=status, earlier=earlier, streamed=streamed, limit=limit)
+        return chat_body(messages, title=title, status=status, earlier=earlier, streamed=streamed, limit=limit,
+                         me=self.user)  # fmt: skip
 
     def summary(self) -> tuple[str, list[str]]:
         """(``'title', N messages, state``, the last messages as lines) for reprs."""
@@ -351,7 +355,7 @@ class ChatController(ThreadFollower, ChatRequests):
                     pass
             state = thread_status(messages, self._thread_agent, served=self._server is not None)["state"]
             head = f"{self._title!r}, {count} message{'s' if count != 1 else ''}, {state}"
-            return head, transcript(messages)
+            return head, transcript(messages, me=self.user)
 
 
 def _place(row: Message) -> tuple[int, int]:

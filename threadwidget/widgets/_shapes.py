@@ -21,6 +21,7 @@ __all__ = [
     "tool_call_dict",
     "transcript",
     "waiting_note",
+    "who",
 ]
 
 PREVIEW_CHARS = 80
@@ -40,6 +41,7 @@ def message_dict(message: Message, tool_calls: Iterable[wire.ToolCall] = ()) -> 
         "created_at": message.created_at,
         "usage": None if usage is None else {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
         "tool_calls": list(tool_calls),
+        "user_id": message.user_id,
     }
 
 
@@ -58,6 +60,10 @@ def tool_call_dict(call: ToolCall) -> wire.ToolCall:
         "error": call.error,
         "started_at": call.started_at,
         "ended_at": call.ended_at,
+        "decision": call.decision,
+        "decided_by": call.decided_by,
+        "decided_at": call.decided_at,
+        "decision_note": call.decision_note,
     }
 
 
@@ -126,15 +132,25 @@ def thread_status(messages: Sequence[wire.Message], agent: str | None, *, served
     return {"state": "idle", "note": ""}
 
 
-def transcript(messages: Sequence[wire.Message], count: int = 3, width: int = 100) -> list[str]:
-    """The last ``count`` messages as one line each, for text reprs."""
+def who(m: wire.Message, me: str | None) -> str:
+    """Who wrote ``m``, as the person ``me`` reads it: "You" for their own prompts (and prompts of
+    nobody named), others' by name; an answer by its agent, a human answer by its person."""
+    person = m.get("user_id")
+    if m["role"] == "user" or (m["role"] == "assistant" and person is not None):
+        return "You" if person is None or person == me else person
+    return (m["agent"] or "Assistant") if m["role"] == "assistant" else "System" if m["role"] == "system" else "Tool"
+
+
+def transcript(messages: Sequence[wire.Message], count: int = 3, width: int = 100, me: str | None = None) -> list[str]:
+    """The last ``count`` messages as one line each, for text reprs (as ``me`` reads them)."""
     lines = []
     for m in messages[-count:]:
-        who = "You" if m["role"] == "user" else (m["agent"] or m["role"]) if m["role"] == "assistant" else m["role"]
+        person = m["role"] == "user" or (m["role"] == "assistant" and m.get("user_id") is not None)
+        who_ = who(m, me) if person else (m["agent"] or m["role"]) if m["role"] == "assistant" else m["role"]
         text = m["text"] or ("…" if m["status"] in LIVE_STATUSES else "")
         if m["tool_calls"]:  # a step that called tools: which, and how they ended
             text = " ".join([text, *(f"⚙ {c['name']} {c['status']}" for c in m["tool_calls"])]).strip()
         if m["status"] in ("failed", "aborted"):
             text = f"{text} [{m['status']}: {m['error'] or ''}]".strip()
-        lines.append(one_line(f"{who}: {text}", width))
+        lines.append(one_line(f"{who_}: {text}", width))
     return lines

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import traitlets as t
 
 from ..store import Event, Store, ToolCall
 from . import _wire as wire
-from ._base import STATIC, Host, ThreadFollower, TwWidget, check_count, resolve_thread
+from ._base import STATIC, Host, ThreadFollower, TwWidget, check_count, decide, resolve_thread, resolve_user
 from ._chat import ThreadTraits
 from ._shapes import one_line, tool_call_dict
 from ._ticker import RATE, Throttle
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from ..agent import AgentThread
 
 __all__ = ["ToolCallsPanel", "ToolsController", "ToolsTraits"]
+
+log = logging.getLogger("threadwidget.widgets")
 
 TOOLS_INTERVAL = 0.05  # ~20 Hz: fast enough to watch arguments stream in
 
@@ -90,16 +93,21 @@ class ToolsController(ThreadFollower):
 
 class ToolCallsPanel(ToolsTraits, TwWidget):
     """A live feed of a thread's last ``limit`` tool calls: arguments as the model streams them,
-    status, progress and result. ``ToolCallsPanel(agent_thread)`` or ``ToolCallsPanel(thread_id, store)``."""
+    status, progress and result. ``ToolCallsPanel(agent_thread)`` or ``ToolCallsPanel(thread_id, store)``.
+    A call that waits for a person shows Approve / Deny, recorded as ``user``'s (default:
+    ``$JUPYTERHUB_USER``, else the login name)."""
 
     _esm = STATIC / "tools.js"
     _css = STATIC / "widget.css"
     #: tool calls in the static HTML transcript of the display bundle
     transcript_calls: int = MESSAGES
 
-    def __init__(self, thread_or_id: AgentThread | str, store: Store | None = None, *, limit: int = 50) -> None:
+    def __init__(
+        self, thread_or_id: AgentThread | str, store: Store | None = None, *, limit: int = 50, user: str | None = None
+    ) -> None:
         self._tw_prepare()
         thread_id, store, _ = resolve_thread(thread_or_id, store, None)
+        self._user = resolve_user(user)
         self._tools = ToolsController(self, store, limit=check_count("limit", limit))
         with self._lock:
             values = self._tools.open(thread_id)
@@ -109,6 +117,14 @@ class ToolCallsPanel(ToolsTraits, TwWidget):
 
     def _controllers(self) -> list[Any]:
         return [c for c in (getattr(self, "_tools", None),) if c is not None]
+
+    def _handle(self, content: wire.OutboundMsg) -> None:
+        if content["kind"] == "decide":  # the Approve / Deny buttons of a call that waits
+            problem = decide(self._tools.store, self._user, content)
+            if problem:
+                log.warning("threadwidget: %s", problem)
+            return
+        super()._handle(content)
 
     def _transcript_html(self) -> str:
         return wrap("tools", self._tools.transcript(self.transcript_calls))

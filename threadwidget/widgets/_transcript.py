@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .._statuses import LIVE_STATUSES
 from .._text import one_line
 from . import _wire as wire
+from ._shapes import who as _who
 
 if TYPE_CHECKING:
     import nh3
@@ -247,14 +248,6 @@ def _badge(label: str, kind: str) -> str:
     return f' <span class="twt-badge {kind}">{_esc(label)}</span>' if label else ""
 
 
-def _who(m: wire.Message) -> str:
-    if m["role"] == "user":
-        return "You"
-    if m["role"] == "assistant":
-        return m["agent"] or "Assistant"
-    return "System" if m["role"] == "system" else "Tool"
-
-
 _ANSWER_LABELS = {"pending": "starting…", "streaming": "streaming…", "failed": "failed", "aborted": "stopped"}
 
 
@@ -278,7 +271,10 @@ def _json_block(label: str, text: str, budget: _Budget) -> str:
 
 def _tool_call(call: wire.ToolCall, budget: _Budget) -> str:
     status = call["status"]
-    label = {"streaming_args": "receiving arguments…", "running": "running…", "error": "error"}.get(status, "")
+    label = {"streaming_args": "receiving arguments…", "running": "running…", "error": "error",
+             "awaiting_approval": "awaiting approval"}.get(status, "")  # fmt: skip
+    if call.get("decision"):
+        label = f"{call['decision']} by {call['decided_by'] or 'nobody named'}" + (f" · {label}" if label else "")
     if status == "running" and call["progress"] is not None:
         label = f"running · {round(100 * call['progress'])}%"
         if call["progress_note"]:
@@ -289,6 +285,9 @@ def _tool_call(call: wire.ToolCall, budget: _Budget) -> str:
         "</div>",
         _json_block("arguments", call["arguments"], budget),
     ]
+    if call.get("decision_note"):
+        parts.append(_json_block("note" if call["decision"] == "approved" else "reason", call["decision_note"] or "",
+                                 budget))  # fmt: skip
     if call["error"]:
         parts.append(_json_block("error", call["error"], budget))
     elif call["result"] is not None:
@@ -297,7 +296,7 @@ def _tool_call(call: wire.ToolCall, budget: _Budget) -> str:
     return "".join(parts)
 
 
-def _message(m: wire.Message, text: str, budget: _Budget) -> str:
+def _message(m: wire.Message, text: str, budget: _Budget, me: str | None) -> str:
     shown, cut = budget.take(text, MESSAGE_CHARS)
     if m["role"] == "assistant":
         body = budget.markdown(shown)
@@ -318,7 +317,7 @@ def _message(m: wire.Message, text: str, budget: _Budget) -> str:
     return "".join(
         [
             f'<div class="twt-msg" data-role="{_esc(m["role"])}" data-status="{_esc(m["status"])}"><div>',
-            f'<span class="twt-who">{_name(_who(m))}</span>{_message_badge(m)}',
+            f'<span class="twt-who">{_name(_who(m, me))}</span>{_message_badge(m)}',
             f' <span class="twt-meta">{meta}</span>' if meta else "",
             f'</div><div class="twt-body">{body}{_more(cut)}</div>{error}{call_html}</div>',
         ]
@@ -343,8 +342,10 @@ def chat_body(
     earlier: int = 0,
     streamed: Mapping[str, str] | None = None,
     limit: int = MESSAGES,
+    me: str | None = None,
 ) -> str:
-    """A chat transcript without its frame (``ThreadApp`` puts it under its thread list)."""
+    """A chat transcript without its frame (``ThreadApp`` puts it under its thread list), as the
+    person ``me`` reads it (their prompts are "You")."""
     budget = _Budget()
     window = list(messages[-limit:]) if limit > 0 else []
     earlier += len(messages) - len(window)
@@ -352,7 +353,7 @@ def chat_body(
     for m in reversed(window):  # the newest first: they take the budget
         if budget.left <= 0:
             break
-        shown.append(_message(m, (streamed or {}).get(m["id"], m["text"]), budget))
+        shown.append(_message(m, (streamed or {}).get(m["id"], m["text"]), budget, me))
     earlier += len(window) - len(shown)
     parts = [f'<div class="twt-head">{_name(title or "Untitled thread")}</div>']
     if earlier:

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from typing_extensions import NotRequired, TypedDict  # pydantic reads TypedDicts from here before 3.12
 
-from .._statuses import MessageStatus, Role, ToolCallStatus
+from .._statuses import Decision, MessageStatus, Role, ToolCallStatus
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
 __all__ = [
-    "WIRE", "AbortMsg", "AppTraits", "ChatTraits", "DeltaMsg", "HighlighterMsg", "HighlighterRequestMsg",
+    "WIRE", "AbortMsg", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "HighlighterMsg", "HighlighterRequestMsg",
     "InboundMsg", "LoadOlderMsg", "Message", "OlderMsg", "OutboundMsg", "SendMsg", "StreamSnapshot",
     "ThreadInfo", "ThreadListTraits", "ThreadState", "ThreadStatus", "ToolCall", "ToolsTraits", "UnsentMsg",
     "Usage", "parse_outbound",
@@ -49,6 +49,10 @@ class ToolCall(TypedDict):
     error: str | None
     started_at: float | None  # unix seconds
     ended_at: float | None
+    decision: Decision | None  # a person's decision on a call that waited for one
+    decided_by: str | None
+    decided_at: float | None  # unix seconds
+    decision_note: str | None  # the approver's note, or why it was denied
 
 
 class Message(TypedDict):
@@ -62,6 +66,7 @@ class Message(TypedDict):
     created_at: float  # unix seconds
     usage: Usage | None
     tool_calls: list[ToolCall]
+    user_id: str | None  # who wrote it: a prompt's person, or the person of a human answer
     queue_position: NotRequired[int]  # only on a prompt waiting for the thread's turn (1: next)
 
 
@@ -99,6 +104,7 @@ class ChatTraits(TypedDict):
     has_older: bool
     agent_attached: bool
     error: str
+    user: str  # the person using this view: their messages are "You", others' show their name
     read_only: NotRequired[str]  # why this kernel may only read the store ("" when it can write)
     connection: NotRequired[str]  # why the view is not live ("" when it is): the store's server is away
 
@@ -175,13 +181,23 @@ class LoadOlderMsg(TypedDict):
     before: str
 
 
+class DecideMsg(TypedDict):
+    """A person's decision on a tool call that waits (the Approve / Deny buttons); ``note``: the
+    note or reason typed with it ("" for none)."""
+
+    kind: Literal["decide"]
+    tool_call_id: str
+    decision: Decision
+    note: str
+
+
 class HighlighterRequestMsg(TypedDict):
     """A view shows code to highlight and its page has no highlighter yet."""
 
     kind: Literal["highlighter"]
 
 
-OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | HighlighterRequestMsg
+OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | HighlighterRequestMsg
 
 #: What goes over the wire, by the names of protocol.ts: every shape is reachable from these.
 WIRE: dict[str, Any] = {
