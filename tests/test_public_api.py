@@ -15,7 +15,8 @@ EXPECTED = {
     "Answer", "AnswerTimeoutError", "CorruptStoreError", "DecisionError", "ReadOnlyStoreError", "StoreBusyError",
     "StoreFullError", "StoreIOError", "StoreUnavailableError",
     "Delta", "Event", "InvalidArgumentError", "Message", "MissingAPIKeyError", "MissingBundleError", "ModelError",
-    "NotADatabaseError", "NotFoundError", "SchemaVersionError", "Store", "StoreClosedError", "StoreError",
+    "NotADatabaseError", "NotFoundError", "SchemaVersionError", "SearchHit", "SearchQueryError",
+    "Store", "StoreClosedError", "StoreError",
     "StoreWarning", "Subscription", "Thread", "ThreadwidgetError", "ToolArgumentsError", "ToolCall", "ToolError",
     "Usage", "__version__",
     # loaded on first use

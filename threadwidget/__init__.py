@@ -22,6 +22,7 @@ from ._errors import (
     NotFoundError,
     ReadOnlyStoreError,
     SchemaVersionError,
+    SearchQueryError,
     StoreBusyError,
     StoreClosedError,
     StoreError,
@@ -35,6 +36,7 @@ from ._errors import (
 from ._usage import Usage
 from ._version import __version__
 from .store import Answer, Delta, Event, Message, Store, StoreWarning, Subscription, Thread, ToolCall
+from .store._search import SearchHit
 
 # public name -> module that defines it, imported on first access
 _LAZY = {
@@ -68,6 +70,8 @@ __all__ = [
     "NotFoundError",
     "ReadOnlyStoreError",
     "SchemaVersionError",
+    "SearchHit",
+    "SearchQueryError",
     "Store",
     "StoreBusyError",
     "StoreClosedError",

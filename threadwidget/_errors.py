@@ -16,7 +16,8 @@ The tree::
     │   └── CorruptStoreError         the file is damaged or lacks threadwidget's tables
     ├── AnswerTimeoutError            Answer.wait(timeout=...) ran out; the answer goes on (also a TimeoutError)
     ├── InvalidArgumentError          a bad value passed by the caller (also a ValueError)
-    │   └── DecisionError             a tool call that is not waiting for a decision (decided already, or never asked)
+    │   ├── DecisionError             a tool call that is not waiting for a decision (decided already, or never asked)
+    │   └── SearchQueryError          a search query that does not parse (names it, the syntax and the fix)
     ├── MissingBundleError            a widget's browser bundle was not built (also a FileNotFoundError)
     ├── ModelError                    the model provider failed (status code and the provider's message)
     │   └── MissingAPIKeyError        no API key: names the variable to set
@@ -45,6 +46,7 @@ __all__ = [
     "NotADatabaseError",
     "NotFoundError",
     "SchemaVersionError",
+    "SearchQueryError",
     "StoreClosedError",
     "StoreError",
     "ThreadwidgetError",
@@ -115,6 +117,10 @@ class InvalidArgumentError(ThreadwidgetError, ValueError):
 class DecisionError(InvalidArgumentError):
     """Approving or denying a tool call that does not wait for a decision: another person decided
     first, or the tool never asked for one. Nothing was changed."""
+
+
+class SearchQueryError(InvalidArgumentError):
+    """A search query that does not parse: the message names it, the syntax expected and the fix."""
 
 
 class MissingBundleError(ThreadwidgetError, FileNotFoundError):

@@ -72,6 +72,8 @@ class Database:
     the thread), writes as ``BEGIN IMMEDIATE`` transactions retried while another process holds the
     lock, and the bell rung after each commit."""
 
+    dialect = "sqlite"
+
     def __init__(self, path: Path, *, busy_timeout: float):
         self.path = path
         self._check_file()

@@ -42,6 +42,7 @@ class DatabaseLayer(Protocol):
     """What ``Store`` needs of a database: connections, transactions, its clock, its wake-ups."""
 
     path: Any  #: the file's Path, or the server URL without its password (for messages)
+    dialect: str  #: ``sqlite`` or ``postgresql``: for the few queries whose SQL differs (search)
     closed: bool
     read_only: str | None
 

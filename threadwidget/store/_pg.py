@@ -111,6 +111,8 @@ def split_url(url: str) -> tuple[str, str, str]:
 class PgDatabase:
     """A store's tables in one schema of a PostgreSQL database."""
 
+    dialect = "postgresql"
+
     def __init__(self, url: str, *, busy_timeout: float):
         psycopg = driver()
         from psycopg_pool import ConnectionPool

@@ -1,0 +1,165 @@
+"""Full-text search over messages' text (a part of ``Store``).
+
+The index is the database's: FTS5 on SQLite (``messages_fts``), a ``tsvector`` with a GIN index on
+PostgreSQL (``message_search``), both kept in step by triggers in the transaction of each write of
+a message, so a message is found as soon as its write commits, whichever process wrote it. The query
+syntax is ours (``_query.py``), the same on both; snippets are made here from the message's text,
+plain text with the matched words' ranges, never HTML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .._text import one_line
+from ._checks import check_limit, check_text
+from ._dialect import Conn
+from ._part import StorePart
+from ._query import Query, mark, parse_query
+from ._rows import Message, Thread
+
+__all__ = ["Search", "SearchHit"]
+
+_THREAD_COLUMNS = "t.id, t.title, t.user_id, t.agent, t.metadata, t.created_at, t.updated_at"
+_THREAD_WIDTH = 7
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A message that matches a search: its thread, the message, a snippet of its text around the
+    match with the matched words' ``(start, end)`` ranges in ``marks``, and ``rank`` (higher is a
+    better match; comparable within one search)."""
+
+    thread: Thread
+    message: Message
+    snippet: str
+    marks: tuple[tuple[int, int], ...]
+    rank: float
+
+    def parts(self) -> list[tuple[str, bool]]:
+        """The snippet as pieces ``(text, marked)``, in order: what a view or a terminal renders."""
+        pieces: list[tuple[str, bool]] = []
+        at = 0
+        for start, end in self.marks:
+            if start > at:
+                pieces.append((self.snippet[at:start], False))
+            pieces.append((self.snippet[start:end], True))
+            at = end
+        if at < len(self.snippet):
+            pieces.append((self.snippet[at:], False))
+        return pieces
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the thread's and message's ids and titles, the snippet and its marks."""
+        return {
+            "thread_id": self.thread.id,
+            "thread_title": self.thread.title,
+            "message_id": self.message.id,
+            "role": self.message.role,
+            "position": self.message.position,
+            "created_at": self.message.created_at,
+            "snippet": self.snippet,
+            "marks": [list(m) for m in self.marks],
+            "rank": self.rank,
+        }
+
+    def __repr__(self) -> str:
+        shown = "".join(f"[{text}]" if marked else text for text, marked in self.parts())
+        return f"<tw.SearchHit {self.thread.id} {self.message.id} {one_line(shown, 80)!r} rank={self.rank:.3g}>"
+
+
+class Search(StorePart):
+    """``store.search``: full-text search over messages' text (a part of ``Store``)."""
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        agent: str | None = None,
+        limit: int = 20,
+    ) -> list[SearchHit]:
+        """Messages whose text matches ``query``, best first.
+
+        The syntax: words (all must appear), ``"a phrase"``, ``prefix*``, ``a OR b``, ``-excluded``;
+        case does not matter; letters and digits make words, other characters separate them. A query
+        that does not parse raises ``SearchQueryError`` saying why. ``user_id`` keeps threads of that
+        user, ``thread_id`` one thread, ``agent`` messages of that agent (the message's, else its
+        thread's)."""
+        parsed = parse_query(query)
+        for name, value in (("user_id", user_id), ("thread_id", thread_id), ("agent", agent)):
+            check_text(name, value, optional=True)
+        check_limit(limit)
+        return self._search(parsed, user_id=user_id, thread_ids=None if thread_id is None else [thread_id],
+                            agent=agent, limit=limit)  # fmt: skip
+
+    def _search(
+        self,
+        query: Query,
+        *,
+        user_id: str | None = None,
+        thread_ids: list[str] | None = None,
+        agent: str | None = None,
+        exclude_thread: str | None = None,
+        limit: int = 20,
+    ) -> list[SearchHit]:
+        where: list[str] = []
+        args: list[Any] = []
+        if thread_ids is not None:
+            where.append(f"m.thread_id IN ({', '.join('?' * len(thread_ids))})")
+            args += thread_ids
+        if exclude_thread is not None:
+            where.append("m.thread_id != ?")
+            args.append(exclude_thread)
+        if user_id is not None:
+            where.append("t.user_id = ?")
+            args.append(user_id)
+        if agent is not None:
+            where.append("COALESCE(m.agent, t.agent) = ?")
+            args.append(agent)
+        filters = "".join(f" AND {w}" for w in where)
+        if self._db.dialect == "postgresql":
+            sql = (
+                f"SELECT m.*, {_THREAD_COLUMNS}, ts_rank(s.words, q, 1) AS score "
+                "FROM to_tsquery('simple', ?) AS q, message_search s "
+                "JOIN messages m ON m.id = s.message_id JOIN threads t ON t.id = m.thread_id "
+                f"WHERE s.words @@ q{filters} ORDER BY score DESC, m.created_at DESC, m.id LIMIT ?"
+            )
+            rows = self._conn().execute(sql, [query.tsquery(), *args, limit]).fetchall()
+            scored = [(r, float(r[-1])) for r in rows]
+        else:
+            self._index_pending()
+            sql = (
+                f"SELECT m.*, {_THREAD_COLUMNS}, bm25(messages_fts) AS score FROM messages_fts "
+                "JOIN messages m ON m.rowid = messages_fts.rowid JOIN threads t ON t.id = m.thread_id "
+                f"WHERE messages_fts MATCH ?{filters} ORDER BY score, m.created_at DESC, m.id LIMIT ?"
+            )
+            rows = self._conn().execute(sql, [query.fts5(), *args, limit]).fetchall()
+            scored = [(r, -float(r[-1])) for r in rows]  # bm25: lower is better
+        hits = []
+        for row, rank in scored:
+            width = len(row) - _THREAD_WIDTH - 1
+            message = Message.from_sql(row[:width])
+            snippet, marks = mark(message.text, query)
+            hits.append(SearchHit(Thread.from_sql(row[width:-1]), message, snippet, marks, rank))
+        return hits
+
+    def _index_pending(self) -> None:
+        """SQLite: index the messages in the index's pending list (fewer than ``FTS_BATCH``: each
+        write adds its message to the list, and every ``FTS_BATCH``-th indexes them), so a search finds
+        every committed message. A process that cannot write the file searches what is indexed."""
+        if self._conn().execute("SELECT 1 FROM messages_fts_pending LIMIT 1").fetchone() is None:
+            return
+        if self._db.read_only:
+            return
+
+        def write(conn: Conn, now: float) -> None:
+            conn.execute(
+                "INSERT INTO messages_fts (rowid, text) "
+                "SELECT m.rowid, m.text FROM messages_fts_pending p JOIN messages m ON m.rowid = p.rowid"
+            )
+            conn.execute("DELETE FROM messages_fts_pending")
+
+        self._write(write)
