@@ -7,6 +7,10 @@ import chat from "../src/chat";
 import type { ChatTraits, Message } from "../src/protocol";
 import { chatTraits, FakeModel, message, nextFrame } from "./fake-model";
 
+// vi.waitFor gives up after 1 s by default: too short on a loaded machine (this waits for a condition,
+// it does not time anything)
+const WAIT = { timeout: 30_000 };
+
 // Every text marked parses, to see what is parsed again.
 const { parsed } = vi.hoisted(() => ({ parsed: [] as string[] }));
 vi.mock("marked", async (importOriginal) => {
@@ -55,7 +59,7 @@ function longThread(count: number): Message[] {
 }
 
 const allRendered = async (rendered: () => HTMLElement[], count: number) =>
-  vi.waitFor(() => expect(rendered()).toHaveLength(count));
+  vi.waitFor(() => expect(rendered()).toHaveLength(count), WAIT);
 
 /** Lay the log out as a browser would: 400 px high, each rendered message 100 px, each placeholder
  * its min-height; scrollTop stays within what can be scrolled. */
@@ -164,6 +168,6 @@ describe("ChatView on a long thread", () => {
     const when = messages()[0]!.querySelector("time")!;
     expect(when.dateTime).toBe(new Date(at * 1000).toISOString());
     const clock = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" }).format(new Date(at * 1000));
-    await vi.waitFor(() => expect(when.textContent).toBe(clock));
+    await vi.waitFor(() => expect(when.textContent).toBe(clock), WAIT);
   });
 });

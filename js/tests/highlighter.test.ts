@@ -12,6 +12,10 @@ import type { AppTraits, ChatTraits, OutboundMsg } from "../src/protocol";
 import { chatTraits, FakeModel, message, nextFrame } from "./fake-model";
 import { noHighlighter } from "./highlighter-slot";
 
+// vi.waitFor gives up after 1 s by default: too short on a loaded machine (this waits for a condition,
+// it does not time anything)
+const WAIT = { timeout: 30_000 };
+
 /** What the kernel sends as the highlighter module (imported below as highlight.ts). */
 const MODULE = "export function highlight() {} // highlight.js, as the build writes it";
 
@@ -75,7 +79,7 @@ describe("code highlighting on demand", () => {
     expect(model.sent).toEqual([ASK]);
 
     model.custom({ kind: "highlighter", source: await pack(MODULE) });
-    await vi.waitFor(() => expect(highlighted(codes()[0]!)).toBe("def"));
+    await vi.waitFor(() => expect(highlighted(codes()[0]!)).toBe("def"), WAIT);
     expect(codes()[0]!.textContent).toBe(CODE);
     expect(codes()[0]!.classList.contains(WAITING)).toBe(false);
     expect(model.sent).toEqual([ASK]); // asked once
@@ -88,7 +92,7 @@ describe("code highlighting on demand", () => {
     expect(b.model.sent).toEqual([]);
 
     a.model.custom({ kind: "highlighter", source: await pack(MODULE) });
-    await vi.waitFor(() => expect(highlighted(b.codes()[0]!)).toBe("def")); // b heard of it too
+    await vi.waitFor(() => expect(highlighted(b.codes()[0]!)).toBe("def"), WAIT); // b heard of it too
     expect(highlighted(a.codes()[0]!)).toBe("def");
 
     const c = mount({ messages: [answer()] });
@@ -104,7 +108,7 @@ describe("code highlighting on demand", () => {
     await nextFrame();
     expect(b.model.sent).toEqual([ASK]);
     b.model.custom({ kind: "highlighter", source: await pack(MODULE) });
-    await vi.waitFor(() => expect(highlighted(b.codes()[0]!)).toBe("def"));
+    await vi.waitFor(() => expect(highlighted(b.codes()[0]!)).toBe("def"), WAIT);
   });
 
   it("does not ask for code it would not highlight: no language, another language, a streaming tail", async () => {
@@ -131,14 +135,14 @@ describe("code highlighting on demand", () => {
     cleanups.push(app.render(model.props(host)));
     expect(model.sent).toEqual([ASK]);
     model.custom({ kind: "highlighter", source: await pack(MODULE) });
-    await vi.waitFor(() => expect(host.querySelector("pre > code .hljs-keyword")?.textContent).toBe("def"));
+    await vi.waitFor(() => expect(host.querySelector("pre > code .hljs-keyword")?.textContent).toBe("def"), WAIT);
   });
 
   it("keeps code plain, and stops asking, when the module does not load", async () => {
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     const a = mount({ messages: [answer()] });
     a.model.custom({ kind: "highlighter", source: await pack("not the module") });
-    await vi.waitFor(() => expect(warn).toHaveBeenCalled());
+    await vi.waitFor(() => expect(warn).toHaveBeenCalled(), WAIT);
     const b = mount({ messages: [answer()] });
     await nextFrame();
     expect(b.model.sent).toEqual([]);
