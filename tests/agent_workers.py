@@ -115,5 +115,18 @@ def serve_refunds(db: str, log: str) -> None:
     _serve_until_told(_refund_agent(db, log))
 
 
+def present(db: str, thread_id: str, user: str) -> None:
+    """A kernel with a view of the thread open (shown in a browser) until it is killed."""
+    import threading
+
+    import ipywidgets  # noqa: F401  (the widget needs a comm; a kernel-less one is enough here)
+
+    store = tw.Store(db)
+    view = tw.ChatView(thread_id, store=store, user=user)
+    view._view_count = 1
+    print(json.dumps({"view_id": view._chat.presence.view_id}), flush=True)
+    threading.Event().wait()
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1]](*sys.argv[2:])

@@ -196,7 +196,9 @@ def test_newer_schema_is_refused_naming_both_versions(db_path: Path) -> None:
 def test_migrations_are_recorded_by_name(store: tw.Store) -> None:
     conn = sqlite3.connect(store.path)
     names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'threadwidget'")]
-    assert names == ["m001_initial", "m002_answers", "m003_next_position", "m004_id_counters", "m005_approvals"]
+    assert names == [
+        "m001_initial", "m002_answers", "m003_next_position", "m004_id_counters", "m005_approvals", "m007_presence"
+    ]  # fmt: skip
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

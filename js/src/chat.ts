@@ -2,7 +2,7 @@
 
 import type { AnyModel } from "@anywidget/types";
 import { applyChunk, applySnapshot, type StreamState } from "./chunks";
-import { frameScheduler, h, idleScheduler, isolateKeys, reconcile, setText, widget } from "./dom";
+import { frameScheduler, h, idleScheduler, isolateKeys, reconcile, setAttr, setText, widget } from "./dom";
 import { nowSeconds } from "./format";
 import { listenForDecisions } from "./tools";
 import {
@@ -43,12 +43,16 @@ const STATUS_TEXT: Record<ThreadState, string> = {
   aborted: "Stopped",
 };
 
+/** How long after the last key a person counts as no longer typing. */
+const TYPING_IDLE_MS = 4000;
+
 /** Mount the chat into `el`; returns the cleanup. */
 export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => void {
   el.classList.add("tw-chat");
   el.dataset.tw = "chat";
 
   const title = h("div", { class: "tw-pane-head tw-title" });
+  const present = h("div", { class: "tw-present", "data-testid": "tw-present", "aria-live": "polite" });
   const errorText = h("span", { class: "tw-error-text" });
   const dismiss = h("button", { type: "button", class: "tw-dismiss", "aria-label": "Dismiss" }, "×");
   const errorBox = h("div", { class: "tw-error", role: "alert", "data-testid": "tw-error" }, errorText, dismiss);
@@ -59,7 +63,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
   const input = h("textarea", { class: "tw-input", rows: "1", "aria-label": "Message", "data-testid": "tw-input" });
   const stop = h("button", { type: "button", class: "tw-stop", "aria-label": "Stop", "data-testid": "tw-stop" }, "Stop");
   const send = h("button", { type: "button", class: "tw-send", "aria-label": "Send", "data-testid": "tw-send" }, "Send");
-  el.append(title, errorBox, log, statusLine, h("div", { class: "tw-composer" }, input, stop, send));
+  el.append(title, present, errorBox, log, statusLine, h("div", { class: "tw-composer" }, input, stop, send));
   isolateKeys(el);
   listenForDecisions(list, model);
 
@@ -209,6 +213,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     const status = model.get("status") ?? { state: "idle", note: "" };
 
     setText(title, model.get("title") || "Untitled thread");
+    showPresent();
     const error = model.get("error") ?? "";
     setText(errorText, error);
     errorBox.hidden = !error || error === dismissed;
@@ -247,9 +252,31 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     prepended = false;
   }
 
+  /** Who else has the thread open, by name (text only: names are untrusted), and who is typing. */
+  function showPresent(): void {
+    const people = model.get("present") ?? [];
+    const shown = people.map((p) => `${p.user}${p.typing ? " (typing…)" : ""}`).join(", ");
+    setText(present, shown ? `Also here: ${shown}` : "");
+    present.hidden = people.length === 0;
+    setAttr(present, "data-users", people.map((p) => p.user).join(" ") || null);
+  }
+
+  // Typing: said once when it starts, and again when it stops (after TYPING_IDLE_MS without a key).
+  let typing = false;
+  let typingTimer: ReturnType<typeof setTimeout> | null = null;
+  function setTyping(flag: boolean): void {
+    if (typingTimer !== null) clearTimeout(typingTimer);
+    typingTimer = flag ? setTimeout(() => setTyping(false), TYPING_IDLE_MS) : null;
+    if (flag !== typing) {
+      typing = flag;
+      sendMsg(model, { kind: "typing", typing: flag });
+    }
+  }
+
   function submit(): void {
     const text = input.value.trim();
     if (!text) return;
+    setTyping(false);
     sendMsg(model, { kind: "send", text });
     input.value = "";
     input.style.height = "";
@@ -267,6 +294,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     input.style.height = "";
     input.style.height = `${input.scrollHeight}px`;
     send.disabled = input.value.trim() === "";
+    setTyping(input.value.trim() !== "");
   });
   send.addEventListener("click", submit);
   stop.addEventListener("click", () => sendMsg(model, { kind: "abort" }));
@@ -305,10 +333,12 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     error: frame.schedule,
     read_only: frame.schedule,
     connection: frame.schedule,
+    present: showPresent,
     custom: onCustom,
   });
   return () => {
     unlisten();
+    if (typingTimer !== null) clearTimeout(typingTimer);
     offHighlighter();
     releaseHighlighter(model);
     frame.cancel();

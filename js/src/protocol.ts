@@ -89,6 +89,12 @@ export interface StreamSnapshot {
   text: string;
 }
 
+/** Another person with the thread open in a view (in any process sharing the store). */
+export interface PresentUser {
+  user: string;
+  typing: boolean;
+}
+
 export type ThreadState = "idle" | "waiting" | "streaming" | "failed" | "aborted";
 
 export interface ThreadStatus {
@@ -111,6 +117,8 @@ export interface ChatTraits {
   error: string;
   /** The person using this view: their messages are "You", everyone else's show their name. */
   user: string;
+  /** The other people who have the thread open now, by name (a killed kernel's drop out within 10 s). */
+  present: PresentUser[];
   /** Why this kernel may only read the store ("" when it can write): the box is disabled. */
   read_only?: string;
   /** Why the view is not live ("" when it is): the store's server cannot be reached. The kernel
@@ -202,7 +210,13 @@ export interface DecideMsg {
   note: string;
 }
 
-export type OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | HighlighterRequestMsg;
+/** The person started (`true`) or stopped typing in the box. */
+export interface TypingMsg {
+  kind: "typing";
+  typing: boolean;
+}
+
+export type OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | TypingMsg | HighlighterRequestMsg;
 
 /** Send `msg` to the Python widget (anywidget types `send` loosely; this keeps it to the contract). */
 export function sendMsg(model: AnyModel<any>, msg: OutboundMsg): void {

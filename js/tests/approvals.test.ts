@@ -84,3 +84,29 @@ describe("who wrote what", () => {
     expect(labels).toEqual(["You", "alice", "support", "carol"]);
   });
 });
+
+describe("presence", () => {
+  it("shows who else has the thread open and who types, and says when this person types", async () => {
+    const { model, host } = mountChat({ present: [{ user: "alice", typing: false }] });
+    await nextFrame();
+    const present = host.querySelector<HTMLElement>('[data-testid="tw-present"]')!;
+    expect(present.hidden).toBe(false);
+    expect(present.textContent).toBe("Also here: alice");
+    model.update({ present: [{ user: "alice", typing: true }, { user: "<b>carol</b>", typing: false }] });
+    expect(present.textContent).toBe("Also here: alice (typing…), <b>carol</b>");
+    expect(present.querySelector("b")).toBeNull();
+    const input = host.querySelector<HTMLTextAreaElement>('[data-testid="tw-input"]')!;
+    input.value = "hel";
+    input.dispatchEvent(new Event("input"));
+    input.value = "hello";
+    input.dispatchEvent(new Event("input"));
+    expect(model.sent.filter((m) => m.kind === "typing")).toEqual([{ kind: "typing", typing: true }]);
+    input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true, cancelable: true }));
+    expect(model.sent.filter((m) => m.kind === "typing")).toEqual([
+      { kind: "typing", typing: true },
+      { kind: "typing", typing: false },
+    ]);
+    model.update({ present: [] });
+    expect(present.hidden).toBe(true);
+  });
+});

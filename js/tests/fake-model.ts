@@ -122,6 +122,7 @@ export function chatTraits(fields: Partial<ChatTraits> = {}): ChatTraits {
     agent_attached: true,
     error: "",
     user: "alice",
+    present: [],
     read_only: "",
     ...fields,
   };

@@ -5,7 +5,7 @@ from ._copy import CopyReport, copy_store
 from ._db import StoreWarning, default_path
 from ._dialect import is_server_url
 from ._feed import Subscription
-from ._rows import Delta, Event, Message, Thread, ToolCall
+from ._rows import Delta, Event, Message, Presence, Thread, ToolCall
 from ._store import Store
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Delta",
     "Event",
     "Message",
+    "Presence",
     "Store",
     "StoreWarning",
     "Subscription",

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._dialect import Conn
-from ._rows import Delta, Event, Message, Thread, ToolCall
+from ._rows import Delta, Event, Message, Presence, Thread, ToolCall
 from ._wake import Waiter
 
 __all__ = ["Subscription"]
@@ -37,6 +37,7 @@ _SELECT = {
     "delta": ("SELECT * FROM deltas WHERE id IN ({})", Delta.from_sql),
     "tool_call": ("SELECT * FROM tool_calls WHERE id IN ({})", ToolCall.from_sql),
     "run": ("SELECT * FROM runs WHERE message_id IN ({})", None),
+    "presence": ("SELECT * FROM presence WHERE view_id IN ({})", Presence.from_sql),
 }
 _RUN_COLUMNS = ("message_id", "thread_id", "agent", "owner", "lease_expires_at", "abort_requested",
                 "created_at", "updated_at", "waiting_for")  # fmt: skip

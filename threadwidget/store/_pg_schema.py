@@ -86,7 +86,17 @@ def _m003_approvals(schema: str) -> list[str]:
     ]
 
 
-MIGRATIONS = [_m001_initial, _m002_id_counters, _m003_approvals]
+def _m005_presence(schema: str) -> list[str]:
+    """Who has a thread open (SQLite's ``m007_presence``)."""
+    return [
+        """CREATE TABLE presence (
+            view_id text PRIMARY KEY, thread_id text NOT NULL, user_id text NOT NULL,
+            typing integer NOT NULL DEFAULT 0, seen_at double precision NOT NULL) WITH (fillfactor = 50)""",
+        "CREATE INDEX presence_thread ON presence (thread_id, seen_at)",
+    ]
+
+
+MIGRATIONS = [_m001_initial, _m002_id_counters, _m003_approvals, _m005_presence]
 
 
 def _applied(conn: Any, schema: str) -> list[str]:

@@ -15,6 +15,7 @@ __all__ = [
     "Delta",
     "Event",
     "Message",
+    "Presence",
     "Thread",
     "ToolCall",
 ]
@@ -159,6 +160,21 @@ class ToolCall(_Row):
         return cls(*r)
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class Presence(_Row):
+    """One open view of a thread: whose, whether they are typing, when it was last seen."""
+
+    view_id: str
+    thread_id: str
+    user_id: str
+    typing: bool
+    seen_at: float
+
+    @classmethod
+    def from_sql(cls, r: tuple[Any, ...]) -> Presence:
+        return cls(r[0], r[1], r[2], bool(r[3]), r[4])
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One committed change, delivered to subscribers in commit order.
@@ -177,4 +193,4 @@ class Event:
     kind: EventKind
     op: str
     row_id: str | None
-    row: Thread | Message | Delta | ToolCall | dict[str, Any] | None
+    row: Thread | Message | Delta | ToolCall | Presence | dict[str, Any] | None

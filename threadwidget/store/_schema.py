@@ -181,7 +181,28 @@ def _m005_approvals(db: Database) -> None:
     db.execute("CREATE INDEX tool_calls_waiting ON tool_calls (message_id) WHERE status = 'awaiting_approval'")
 
 
-MIGRATIONS = [_m001_initial, _m002_answers, _m003_next_position, _m004_id_counters, _m005_approvals]
+def _m007_presence(db: Database) -> None:
+    """Who has a thread open: one row per open view, renewed every few seconds (``_presence.py``)."""
+    db.execute(
+        """CREATE TABLE presence (
+            view_id TEXT PRIMARY KEY,    -- random per open view
+            thread_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,       -- the view's person
+            typing INTEGER NOT NULL DEFAULT 0,
+            seen_at REAL NOT NULL        -- last renewed (unix seconds); older than 8 s: gone
+        )"""
+    )
+    db.execute("CREATE INDEX presence_thread ON presence (thread_id, seen_at)")
+
+
+MIGRATIONS = [
+    _m001_initial,
+    _m002_answers,
+    _m003_next_position,
+    _m004_id_counters,
+    _m005_approvals,
+    _m007_presence,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -24,6 +24,7 @@ from ._checks import check_choice, check_number
 from ._db import default_path, log_change
 from ._dialect import Conn, DatabaseLayer, is_server_url, open_database
 from ._feed import Callback, Feed, Subscription
+from ._presence import Presences
 from ._rows import new_id
 from ._runs import Runs
 from ._tables import Tables
@@ -67,7 +68,7 @@ def _deterministic_ids(value: object) -> bool:
     return value
 
 
-class Store(Approvals, Turns, Runs, Tables):
+class Store(Presences, Approvals, Turns, Runs, Tables):
     """A thread store in one SQLite file, shared by every process that opens it.
 
     ``Store()`` opens ``$THREADWIDGET_DB`` or the per-user default; ``Store("threads.db")`` opens or
@@ -269,6 +270,7 @@ class Store(Approvals, Turns, Runs, Tables):
 
     def _housekeeping(self) -> None:
         self.reap_expired()
+        self._forget_presence()
         (count,) = self._conn().execute("SELECT MAX(seq) - MIN(seq) FROM changes").fetchone()
         if count and count > self._keep_changes * 1.2:
             self.prune_changes()

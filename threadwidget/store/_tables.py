@@ -126,7 +126,7 @@ class Tables(StorePart):
         """Delete a thread with its messages, deltas, tool calls and runs."""
 
         def write(conn: Conn, now: float) -> None:
-            for table in ("deltas", "tool_calls", "runs", "messages"):
+            for table in ("deltas", "tool_calls", "runs", "presence", "messages"):
                 conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
             if conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount == 0:
                 raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")

@@ -33,6 +33,7 @@ class ChatTraits(ThreadTraits):
     agent_attached = t.Bool(False).tag(sync=True)
     error = t.Unicode("").tag(sync=True)
     user = t.Unicode("").tag(sync=True)  # the person using the view
+    present: t.List[wire.PresentUser] = t.List().tag(sync=True)  # the others who have the thread open
     read_only = t.Unicode("").tag(sync=True)  # why this kernel cannot write the store ("" if it can)
     connection = t.Unicode("").tag(sync=True)  # why the view is not live ("" when it is): the server is away
 

@@ -16,6 +16,7 @@ from .._errors import ThreadwidgetError
 from ..store import Message, Store
 from . import _wire as wire
 from ._base import Host, decide
+from ._presence import Presence
 from ._shapes import message_dict, tool_call_dict, waiting_note
 from ._stream import LiveText
 
@@ -41,6 +42,7 @@ class ChatRequests:
     _on_no_thread: Callable[[str], str | None] | None
     _rows: dict[str, Message]
     user: str
+    presence: Presence
     _live: dict[str, LiveText]
 
     def handle(self, content: wire.OutboundMsg) -> None:
@@ -54,6 +56,9 @@ class ChatRequests:
                 self.load_older(content["request_id"], content["before"])
             elif content["kind"] == "decide":
                 self.set_error(decide(self.store, self.user, content) or "")
+            elif content["kind"] == "typing":
+                with self._lock:
+                    self.presence.typing(content["typing"])
             else:
                 log.warning("threadwidget: the chat view sent a message it has no use for: %r", kind)
         except Exception as exc:  # shown in the view, never raised into the kernel

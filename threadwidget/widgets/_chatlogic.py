@@ -32,6 +32,7 @@ from ..store import Delta, Event, Message, Store, Thread, ToolCall
 from . import _wire as wire
 from ._base import Host, ThreadFollower
 from ._chatinput import ChatRequests
+from ._presence import Presence
 from ._shapes import message_dict, number_queue, thread_status, tool_call_dict, transcript
 from ._stream import LiveText
 from ._ticker import RATE, Throttle
@@ -84,6 +85,7 @@ class ChatController(ThreadFollower, ChatRequests):
         self._traits = Throttle(self._lock, self._flush_traits, interval=TRAIT_INTERVAL, gather=GATHER)
         self._progress = Throttle(self._lock, self._flush_traits, interval=PROGRESS_INTERVAL, gather=GATHER)
         self._views_reported = False  # the front end counts its views (so new ones get the window)
+        self.presence = Presence(host, store, user)  # who else has the thread open
         self._clear(None)
 
     # -- state --------------------------------------------------------------------------------------
@@ -182,6 +184,7 @@ class ChatController(ThreadFollower, ChatRequests):
             "agent_attached": self.agent is not None,
             "error": self._error,
             "user": self.user,
+            "present": self.presence.values(),
             "read_only": self.store.read_only or "",
             "connection": RECONNECTING if self.store.feed_connected is False else "",
         }
@@ -206,6 +209,7 @@ class ChatController(ThreadFollower, ChatRequests):
         else:
             self._load(thread_id)
         self._dirty.clear()
+        self.presence.follow(thread_id)
         return self.values()
 
     def _throttles(self) -> list[Any]:
@@ -214,6 +218,7 @@ class ChatController(ThreadFollower, ChatRequests):
     def close(self) -> None:
         super().close()
         self._serve(None)
+        self.presence.close()
 
     def _on_event(self, event: Event) -> None:
         """Store watcher thread: one committed change of the thread (or a resync)."""
@@ -227,6 +232,8 @@ class ChatController(ThreadFollower, ChatRequests):
                 self._on_message(row)
             elif event.kind == "tool_call" and isinstance(row, ToolCall):
                 self._on_tool_call(row)
+            elif event.kind == "presence":
+                self.presence.changed()
             elif event.kind == "thread":
                 if isinstance(row, Thread):
                     self._set_thread(row)
@@ -320,6 +327,7 @@ class ChatController(ThreadFollower, ChatRequests):
     def on_view_count(self, old: int | None, new: int | None) -> None:
         """A view of the model appeared: give the model the whole window again if it lacks it."""
         with self._lock:
+            self.presence.views(new)
             self._views_reported = True
             if (new or 0) > (old or 0) and not self._wire_full and not self._closed:
                 self._wire_full = True

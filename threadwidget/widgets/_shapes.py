@@ -104,7 +104,8 @@ def thread_status(messages: Sequence[wire.Message], agent: str | None, *, served
 
     streaming: an answer is being written (a step pending or streaming, or one of its tool calls
     still runs), the note says what runs and how many prompts wait behind it; waiting: prompts wait
-    and no answer runs (``served``: this process serves the thread, so one starts at once);
+    and no answer runs (``served``: this process serves the thread, so one starts at once), or a
+    tool call waits for a person's decision;
     failed/aborted: the newest answer (with no prompt after it) ended so, with its error as the
     note; else idle.
     """
@@ -117,6 +118,10 @@ def thread_status(messages: Sequence[wire.Message], agent: str | None, *, served
         if m["status"] in LIVE_STATUSES or running:
             doing = f"Running {', '.join(running)}…" if running else "Answering…"
             return {"state": "streaming", "note": f"{doing} · {behind}" if behind else doing}
+    asked = [c["name"] for m in messages for c in m.get("tool_calls") or () if c["status"] == "awaiting_approval"]
+    if asked:
+        note = f"Waiting for a person to approve {', '.join(asked)}"
+        return {"state": "waiting", "note": f"{note} · {behind}" if behind else note}
     if queued:
         first = next(m for m in messages if m["role"] == "user" and m["status"] == "pending")
         note = "Starting the answer…" if served else waiting_note(first["agent"] or agent)

@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
 __all__ = [
-    "WIRE", "AbortMsg", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "HighlighterMsg", "HighlighterRequestMsg",
-    "InboundMsg", "LoadOlderMsg", "Message", "OlderMsg", "OutboundMsg", "SendMsg", "StreamSnapshot",
-    "ThreadInfo", "ThreadListTraits", "ThreadState", "ThreadStatus", "ToolCall", "ToolsTraits", "UnsentMsg",
-    "Usage", "parse_outbound",
+    "WIRE", "AbortMsg", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "HighlighterMsg",
+    "HighlighterRequestMsg", "InboundMsg", "LoadOlderMsg", "Message", "OlderMsg", "OutboundMsg", "PresentUser",
+    "SendMsg", "StreamSnapshot", "ThreadInfo", "ThreadListTraits", "ThreadState", "ThreadStatus", "ToolCall",
+    "ToolsTraits", "TypingMsg", "UnsentMsg", "Usage", "parse_outbound",
 ]  # fmt: skip
 
 ThreadState = Literal["idle", "waiting", "streaming", "failed", "aborted"]
@@ -87,6 +87,13 @@ class StreamSnapshot(TypedDict):
     text: str
 
 
+class PresentUser(TypedDict):
+    """Another person with the thread open in a view (any process sharing the store)."""
+
+    user: str
+    typing: bool
+
+
 class ThreadStatus(TypedDict):
     state: ThreadState
     note: str
@@ -105,6 +112,7 @@ class ChatTraits(TypedDict):
     agent_attached: bool
     error: str
     user: str  # the person using this view: their messages are "You", others' show their name
+    present: list[PresentUser]  # the other people who have the thread open now, by name
     read_only: NotRequired[str]  # why this kernel may only read the store ("" when it can write)
     connection: NotRequired[str]  # why the view is not live ("" when it is): the store's server is away
 
@@ -191,13 +199,20 @@ class DecideMsg(TypedDict):
     note: str
 
 
+class TypingMsg(TypedDict):
+    """The person started (``true``) or stopped typing in the box."""
+
+    kind: Literal["typing"]
+    typing: bool
+
+
 class HighlighterRequestMsg(TypedDict):
     """A view shows code to highlight and its page has no highlighter yet."""
 
     kind: Literal["highlighter"]
 
 
-OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | HighlighterRequestMsg
+OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | TypingMsg | HighlighterRequestMsg
 
 #: What goes over the wire, by the names of protocol.ts: every shape is reachable from these.
 WIRE: dict[str, Any] = {
