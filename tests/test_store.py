@@ -132,7 +132,6 @@ def test_usage_by_agent_groups_most_tokens_first(store: tw.Store) -> None:
         (lambda s, t: s.add_message(t, role="user", text="caf\udce9"), r"text holds '\\udce9' at position 3"),
         (lambda s, t: s.ask(t, "x", user_id=7), r"user_id=7 is not valid"),
         (lambda s, t: s.add_message(t, role="assistant", status="streaming"), r"nothing would ever end it.*start_run"),
-
         (lambda s, t: s.list_messages(t, limit=0), r"limit=0 .*positive int"),
         (lambda s, t: s.append_delta("msg_nope", "x"), r"no message with id 'msg_nope'"),
         (lambda s, t: s.add_message("th_nope", role="user"), r"no thread with id 'th_nope'.*create_thread"),
@@ -197,7 +196,8 @@ def test_migrations_are_recorded_by_name(store: tw.Store) -> None:
     conn = sqlite3.connect(store.path)
     names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'threadwidget'")]
     assert names == [
-        "m001_initial", "m002_answers", "m003_next_position", "m004_id_counters", "m005_approvals", "m007_presence"
+        "m001_initial", "m002_answers", "m003_next_position", "m004_id_counters", "m005_approvals", "m006_search",
+        "m007_presence",
     ]  # fmt: skip
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

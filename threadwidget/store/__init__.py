@@ -6,6 +6,7 @@ from ._db import StoreWarning, default_path
 from ._dialect import is_server_url
 from ._feed import Subscription
 from ._rows import Delta, Event, Message, Presence, Thread, ToolCall
+from ._search import SearchHit
 from ._store import Store
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Event",
     "Message",
     "Presence",
+    "SearchHit",
     "Store",
     "StoreWarning",
     "Subscription",

