@@ -3,6 +3,7 @@ and the index kept in step with every write, whoever writes (another process, an
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -209,3 +210,28 @@ def test_old_files_are_indexed_by_the_migration_and_the_index_survives_vacuum(tm
         assert s.search("doomed") == []
         assert sorted(h.message.text for h in s.search("kept", limit=500)) == sorted(f"kept {i}" for i in range(200))
         assert [h.message.text for h in s.search("help")] == ["Hi! How can I help?"]
+
+
+# -- threadwidget search ---------------------------------------------------------------------------
+
+
+def test_the_command_line_prints_hits_highlighted_and_as_json(db_path: Any, orders: dict[str, Any]) -> None:
+    from click.testing import CliRunner
+
+    from threadwidget.cli import main
+
+    run = CliRunner()
+    shown = run.invoke(main, ["search", "order 42", "--db", str(db_path)], env={"FORCE_COLOR": "1", "COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "Order help" in shown.output and "Billing" not in shown.output
+    assert "\x1b[1;7morder\x1b[0m" in shown.output and "\x1b[1;7m42\x1b[0m" in shown.output  # bold, reversed
+    lines = run.invoke(main, ["search", "refund*", "--user", "bob", "--json", "--db", str(db_path)]).output
+    (row,) = [json.loads(line) for line in lines.splitlines()]
+    assert (row["thread_id"], row["message_id"]) == (orders["bob"].id, orders["refunds"].id)
+    assert row["thread_title"] == "Billing"
+    assert [row["snippet"][a:b] for a, b in row["marks"]] == ["Refunds"]
+    nothing = run.invoke(main, ["search", "zebra", "--db", str(db_path)])
+    assert nothing.exit_code == 0 and "No message matches 'zebra'" in nothing.output
+    bad = run.invoke(main, ["search", '"zebra', "--db", str(db_path)])
+    assert bad.exit_code == 1
+    assert bad.output.startswith("Error: search query '\"zebra' has a quote") and "Traceback" not in bad.output

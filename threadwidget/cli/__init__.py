@@ -1,7 +1,7 @@
 """The ``threadwidget`` command line: list, show, follow and serve the threads of a store.
 
-One module per command group (``_threads``: threads, show, usage; ``_tail``; ``_serve``; ``_check``;
-``_copy``; ``_nbval``; ``_approve``: approve, deny, pending),
+One module per command group (``_threads``: threads, show, usage; ``_search``; ``_tail``; ``_serve``;
+``_check``; ``_copy``; ``_nbval``; ``_approve``: approve, deny, pending),
 ``_render`` draws with rich, ``_common`` holds ``--db`` and the store helpers. It uses only the public
 API (``Store`` methods, ``store.subscribe``, ``Agent.serve``). Errors are one ``Error: ...`` line on
 stderr and exit status 1. click and rich load here, never on ``import threadwidget``.
@@ -21,6 +21,7 @@ from ._approve import approve, deny, pending
 from ._check import check
 from ._copy import copy
 from ._nbval import nbval_sanitize
+from ._search import search
 from ._serve import serve
 from ._tail import tail
 from ._threads import show, threads, usage
@@ -57,13 +58,13 @@ class _Group(click.Group):
 @click.group("threadwidget", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="threadwidget", message="%(prog)s %(version)s")
 def main() -> None:
-    """Look into a threadwidget store from a terminal: list threads, show a transcript, follow
-    answers as they stream, serve an agent, sum token usage.
+    """Look into a threadwidget store from a terminal: list threads, show a transcript, search
+    messages, follow answers as they stream, serve an agent, sum token usage.
 
     Every command takes --db PATH|URL (a file, or a postgresql:// URL); without it the store is
     $THREADWIDGET_DB, else the per-user file.
     """
 
 
-for _command in (threads, show, tail, serve, usage, check, copy, nbval_sanitize, approve, deny, pending):
+for _command in (threads, show, search, tail, serve, usage, check, copy, nbval_sanitize, approve, deny, pending):
     main.add_command(_command)

@@ -26,6 +26,7 @@ from ..store import Message, Thread, ToolCall
 
 __all__ = [
     "MARKS",
+    "ROLE_STYLES",
     "STYLES",
     "ago",
     "compact_json",
