@@ -20,7 +20,7 @@ EXPECTED = {
     "StoreWarning", "Subscription", "Thread", "ThreadwidgetError", "ToolArgumentsError", "ToolCall", "ToolError",
     "Usage", "__version__",
     # loaded on first use
-    "Agent", "AgentThread", "GenerateResult", "OpenAIChat", "ScriptedModel", "Tool", "ToolContext", "tool",
+    "Agent", "AgentThread", "Context", "GenerateResult", "OpenAIChat", "ScriptedModel", "Tool", "ToolContext", "tool",
     "ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel",
 }  # fmt: skip
 

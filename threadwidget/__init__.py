@@ -42,6 +42,7 @@ from .store._search import SearchHit
 _LAZY = {
     "Agent": "threadwidget.agent",
     "AgentThread": "threadwidget.agent",
+    "Context": "threadwidget.agent",
     "GenerateResult": "threadwidget.agent",
     "OpenAIChat": "threadwidget.agent",
     "ScriptedModel": "threadwidget.agent",
@@ -57,6 +58,7 @@ _LAZY = {
 __all__ = [
     "Answer",
     "AnswerTimeoutError",
+    "Context",
     "CorruptStoreError",
     "DecisionError",
     "Delta",

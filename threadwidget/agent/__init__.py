@@ -1,6 +1,7 @@
 """The agent runtime: models, tools, and answers written into the store as they stream."""
 
 from ._agent import Agent, AgentThread, Worker
+from ._context import Context
 from ._model import Finish, Model, ModelStream, TextDelta, ToolCallDelta
 from ._openai import OpenAIChat
 from ._run import GenerateResult
@@ -10,6 +11,7 @@ from ._tools import Tool, ToolCancelled, ToolContext, tool
 __all__ = [
     "Agent",
     "AgentThread",
+    "Context",
     "Finish",
     "GenerateResult",
     "Model",

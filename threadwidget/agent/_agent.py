@@ -19,6 +19,7 @@ from .._errors import AnswerTimeoutError, InvalidArgumentError, ModelError, Stor
 from .._text import count
 from .._usage import Usage
 from ..store import Answer, Event, Message, Store, Thread, ToolCall
+from ._context import Context
 from ._model import Model
 from ._run import GenerateResult, Run
 from ._tools import Tool, tool
@@ -36,8 +37,10 @@ class Agent:
     ``model=None`` picks ``OpenAIChat`` when ``OPENAI_API_KEY`` is set, else the offline
     ``ScriptedModel`` (announced once). ``max_steps`` bounds model calls per answer (each tool
     round is a step); ``context_messages`` is how many recent messages the model sees;
-    ``max_tool_retries`` is how many invalid tool calls the model may correct before the answer
-    fails.
+    ``context=tw.Context(recent=50, search=10, other_threads=False)`` adds messages that search
+    finds for each prompt, within a token budget, and records on each answer what its model saw
+    (see ``Context``); ``max_tool_retries`` is how many invalid tool calls the model may correct
+    before the answer fails.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class Agent:
         *,
         max_steps: int = 8,
         context_messages: int = 50,
+        context: Context | None = None,
         max_tool_retries: int = 2,
     ):
         if not isinstance(name, str) or not name.strip():
@@ -60,6 +64,15 @@ class Agent:
         ):  # fmt: skip
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise InvalidArgumentError(f"{key}={value!r} is not valid; expected an int >= {least}.")
+        if context is not None and not isinstance(context, Context):
+            raise InvalidArgumentError(
+                f"context={context!r} is not valid; expected tw.Context(recent=50, search=10) or None."
+            )
+        if context is not None and context_messages != 50:
+            raise InvalidArgumentError(
+                f"context_messages={context_messages!r} and context= were both given; pass one: "
+                f"tw.Context(recent={context_messages}, ...) says both."
+            )
         if store is not None and not isinstance(store, Store):
             raise InvalidArgumentError(
                 f"store={store!r} is not a tw.Store; pass tw.Store('threads.db') or leave it out."
@@ -85,7 +98,9 @@ class Agent:
             self.tools[t.name] = t
         self.store = store if store is not None else Store()
         self.max_steps = max_steps
-        self.context_messages = context_messages
+        self.context_messages = context_messages if context is None else context.recent
+        #: what the model sees of the store beyond the recent messages (None: the recent ones only)
+        self.context = context
         self.max_tool_retries = max_tool_retries
 
     def __repr__(self) -> str:

@@ -33,7 +33,7 @@ from .._pace import RateLimit
 from .._usage import Usage
 from ..store import Event, Message, Store
 from ..store._runs import ORPHANED, WRITER_STOPPED
-from ._context import build_messages, estimate_tokens
+from ._context import build_context, build_messages, estimate_tokens
 from ._model import Finish, ModelStream, TextDelta, ToolCallDelta
 from ._tools import Tool, ToolContext
 
@@ -352,10 +352,17 @@ class Run:
         self._message_id = message.id
         self.result.message_id = message.id
         self.result.message_ids.append(message.id)
-        context = build_messages(
-            store, self.thread_id, instructions=agent.instructions, window=agent.context_messages,
-            through=self.prompt_id, exclude={message.id},
-        )  # fmt: skip
+        seen: dict[str, Any] | None = None  # what went into the context, recorded on the step
+        if agent.context is None:
+            context = build_messages(
+                store, self.thread_id, instructions=agent.instructions, window=agent.context_messages,
+                through=self.prompt_id, exclude={message.id},
+            )  # fmt: skip
+        else:
+            context, seen = build_context(
+                store, self.thread_id, instructions=agent.instructions, context=agent.context,
+                through=self.prompt_id, exclude={message.id},
+            )  # fmt: skip
         tools = [t.schema for t in agent.tools.values()]
         text: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
@@ -405,15 +412,16 @@ class Run:
         finally:
             with self._lock:
                 self._stream = None
-            self._end_step(message, "".join(text), calls, finish, status, error, context)
+            self._end_step(message, "".join(text), calls, finish, status, error, context, seen)
         return [] if status != "success" else list(calls.values())
 
     def _end_step(
         self, message: Message, text: str, calls: dict[int, dict[str, Any]], finish: Finish | None,
-        status: str, error: str | None, context: list[dict[str, Any]],
+        status: str, error: str | None, context: list[dict[str, Any]], seen: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
-        """Flush the tail and end the step in one transaction: text, status, usage and, unless its tool
-        calls are still to run (abort requests must find the run meanwhile), the lease."""
+        """Flush the tail and end the step in one transaction: text, status, usage, what went into
+        its context (``seen``, with a ``Context``) and, unless its tool calls are still to run (abort
+        requests must find the run meanwhile), the lease."""
         self._flush()
         keep_lease = status == "success" and bool(calls)
         for call in calls.values():
@@ -429,7 +437,11 @@ class Run:
                 error=None if error is None else clean(error),
                 usage=usage,
                 finish_reason=finish.reason if finish else None,
-                metadata={"usage_estimated": True} if not (finish and finish.usage) else None,
+                metadata={
+                    **({"context": seen} if seen else {}),
+                    **({"usage_estimated": True} if not (finish and finish.usage) else {}),
+                }
+                or None,
                 ends_answer=not keep_lease,
                 end_run=not keep_lease,
             )
