@@ -13,7 +13,10 @@ import pytest
 
 import threadwidget as tw
 
-from .conftest import PYTHON, ROOT, python_env, raw_connection
+from .conftest import PYTHON, ROOT, python_env, raw_connection, wait_until
+from .widget_comm import RecordingComm, browser_sets, comms
+
+__all__ = ["comms"]  # the fixture, imported for pytest
 
 
 def ids(hits: list[tw.SearchHit]) -> set[str]:
@@ -235,3 +238,41 @@ def test_the_command_line_prints_hits_highlighted_and_as_json(db_path: Any, orde
     bad = run.invoke(main, ["search", '"zebra', "--db", str(db_path)])
     assert bad.exit_code == 1
     assert bad.output.startswith("Error: search query '\"zebra' has a quote") and "Traceback" not in bad.output
+
+
+# -- the ThreadList's search box ---------------------------------------------------------------------
+
+
+def test_the_thread_lists_search_box_finds_messages_across_threads_and_follows_the_store(
+    store: tw.Store, orders: dict[str, Any], comms: list[RecordingComm]
+) -> None:
+    listing = tw.ThreadList(store, user_id="alice")
+    assert (listing.query, listing.hits, listing.search_error) == ("", [], "")
+    browser_sets(listing, query="order")
+    assert {h["message_id"] for h in listing.hits} == {orders["where"].id, orders["shipped"].id}
+    hit = listing.hits[0]
+    assert set(hit) == {"thread_id", "thread_title", "message_id", "role", "created_at", "parts"}
+    assert hit["thread_title"] == "Order help"  # only alice's threads: bob's invoice is not there
+    assert [p["text"].lower() for p in hit["parts"] if p["mark"]] == ["order"]
+    # live: a message written meanwhile is found without typing again
+    later = store.add_message(orders["alice"].id, role="user", text="One more order question")
+    wait_until(lambda: later.id in [h["message_id"] for h in listing.hits])
+    # picking a hit is picking its thread
+    browser_sets(listing, selected=hit["thread_id"])
+    assert listing.selected == orders["alice"].id
+    browser_sets(listing, query='"order')
+    assert listing.hits == [] and "not closed" in listing.search_error
+    browser_sets(listing, query="")
+    assert (listing.hits, listing.search_error) == ([], "")
+
+
+def test_the_apps_search_box_opens_the_thread_of_a_hit(
+    store: tw.Store, orders: dict[str, Any], comms: list[RecordingComm]
+) -> None:
+    app = tw.ThreadApp(store)
+    browser_sets(app, query="invoice")
+    (hit,) = app.hits
+    assert hit["thread_id"] == orders["bob"].id
+    browser_sets(app, selected=hit["thread_id"])
+    assert app.thread_id == orders["bob"].id
+    assert orders["invoice"].id in [m["id"] for m in app.messages]

@@ -82,6 +82,24 @@ export interface ThreadInfo {
   preview: string | null;
 }
 
+/** A piece of a search hit's snippet: plain text, to render as text; `mark`: a word the query matched. */
+export interface SnippetPart {
+  text: string;
+  mark: boolean;
+}
+
+/** A message a search found. */
+export interface SearchHitInfo {
+  thread_id: string;
+  thread_title: string | null;
+  message_id: string;
+  role: Role;
+  /** Unix seconds. */
+  created_at: number;
+  /** The snippet around the match, in order. */
+  parts: SnippetPart[];
+}
+
 /** Snapshot of the answer being streamed: its full text through delta number `seq`. */
 export interface StreamSnapshot {
   message_id: string;
@@ -137,6 +155,12 @@ export interface ThreadListTraits {
   threads: ThreadInfo[];
   /** Set by the view when the user picks a thread. */
   selected: string | null;
+  /** Set by the view: the search box ("": no search). */
+  query: string;
+  /** The messages the query finds, best first (kept up to date while the query stays). */
+  hits: SearchHitInfo[];
+  /** Why the query cannot be searched ("" when it can), e.g. an unclosed quote. */
+  search_error: string;
 }
 
 export type AppTraits = ChatTraits & ToolsTraits & ThreadListTraits;

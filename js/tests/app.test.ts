@@ -16,6 +16,9 @@ describe("ThreadApp", () => {
       ...chatTraits({ messages: [message("m1", { status: "streaming", text: "" })], status: { state: "streaming", note: "" } }),
       threads: [{ id: "t1", title: "Order help", agent: "support", user_id: null, updated_at: 0, preview: null }],
       selected: "t1",
+      query: "",
+      hits: [],
+      search_error: "",
       tool_calls: [toolCall("c1")],
     });
     const host = document.createElement("div");
@@ -46,6 +49,9 @@ describe("ThreadApp", () => {
       ...chatTraits({ messages: [message("m1", { text: "first thread" })], has_older: true }),
       threads: [],
       selected: "t1",
+      query: "",
+      hits: [],
+      search_error: "",
       tool_calls: [],
     });
     const host = document.createElement("div");

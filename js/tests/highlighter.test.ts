@@ -128,7 +128,7 @@ describe("code highlighting on demand", () => {
   });
 
   it("the app's chat asks too, through the app's model", async () => {
-    const traits: AppTraits = { ...chatTraits({ messages: [answer()] }), tool_calls: [], threads: [], selected: null };
+    const traits: AppTraits = { ...chatTraits({ messages: [answer()] }), tool_calls: [], threads: [], selected: null, query: "", hits: [], search_error: "" };
     const model = new FakeModel(traits);
     const host = document.createElement("div");
     document.body.append(host);

@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from "vitest";
-import type { ThreadInfo, ThreadListTraits } from "../src/protocol";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { SearchHitInfo, ThreadInfo, ThreadListTraits } from "../src/protocol";
 import threadlist from "../src/threadlist";
 import { FakeModel } from "./fake-model";
 
@@ -17,7 +17,14 @@ const thread = (id: string, fields: Partial<ThreadInfo> = {}): ThreadInfo => ({
 let cleanup: (() => void) | null = null;
 
 function mount(fields: Partial<ThreadListTraits>) {
-  const model = new FakeModel<ThreadListTraits>({ threads: [], selected: null, ...fields });
+  const model = new FakeModel<ThreadListTraits>({
+    threads: [],
+    selected: null,
+    query: "",
+    hits: [],
+    search_error: "",
+    ...fields,
+  });
   const host = document.createElement("div");
   document.body.append(host);
   cleanup = threadlist.render(model.props(host));
@@ -68,5 +75,56 @@ describe("ThreadList", () => {
     press(" ");
     expect(model.get("selected")).toBe("c");
     expect(leaked).toBe(0);
+  });
+
+  it("sends the search box's query once typing pauses, and Escape clears it", () => {
+    vi.useFakeTimers();
+    try {
+      const { model, host } = mount({ threads: [thread("a")] });
+      const box = host.querySelector<HTMLInputElement>('[data-testid="tw-search"]')!;
+      box.value = "ref";
+      box.dispatchEvent(new Event("input"));
+      box.value = "refund";
+      box.dispatchEvent(new Event("input"));
+      expect(model.get("query")).toBe("");
+      vi.advanceTimersByTime(250);
+      expect(model.get("query")).toBe("refund");
+      expect(model.saves).toBe(1);
+      box.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape" }));
+      expect(model.get("query")).toBe("");
+      expect(box.value).toBe("");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("shows the hits of a query, the matched words marked as text, and opens a hit's thread", () => {
+    const hit = (id: string, thread_id: string, parts: SearchHitInfo["parts"]): SearchHitInfo => ({
+      thread_id, thread_title: `Thread ${thread_id}`, message_id: id, role: "assistant", created_at: now - 60, parts,
+    });  // prettier-ignore
+    const { model, host, listbox } = mount({ threads: [thread("a"), thread("b")], selected: "a" });
+    const hits = () => [...host.querySelectorAll<HTMLElement>('[data-testid="tw-hit"]')];
+    expect(hits()).toHaveLength(0);
+    model.set("query", "refund");
+    model.set("hits", [
+      hit("m1", "b", [{ text: "Your ", mark: false }, { text: "refund", mark: true }, { text: " <img src=x onerror=alert(1)>", mark: false }]),
+      hit("m2", "a", [{ text: "refund", mark: true }]),
+    ]);
+    expect(listbox.hidden).toBe(true);
+    const [first, second] = hits();
+    expect(first!.textContent).toContain("Thread b · assistant");
+    expect([...first!.querySelectorAll("mark")].map((m) => m.textContent)).toEqual(["refund"]);
+    expect(first!.querySelector(".tw-snippet")!.textContent).toBe("Your refund <img src=x onerror=alert(1)>");
+    expect(first!.querySelector("img")).toBeNull(); // text, never HTML
+    expect(second!.querySelector("mark")!.textContent).toBe("refund");
+    first!.click();
+    expect(model.get("selected")).toBe("b");
+    model.set("hits", []);
+    expect(host.querySelector(".tw-search-note")!.textContent).toBe("No messages match.");
+    model.set("search_error", "search query '\"x' has a quote (\") that is not closed");
+    expect(host.querySelector(".tw-search-note")!.textContent).toContain("not closed");
+    model.set("query", "");
+    expect(listbox.hidden).toBe(false);
+    expect((host.querySelector(".tw-search-note") as HTMLElement).hidden).toBe(true);
   });
 });

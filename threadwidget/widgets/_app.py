@@ -48,6 +48,7 @@ class ThreadApp(ChatWiring, ChatTraits, ToolsTraits, ThreadListTraits, TwWidget)
             values = {**self._chat.open(selected), **self._tools.open(selected)}
         super().__init__(threads=threads, selected=selected, _view_count=0, **values)
         self.observe(self._on_selected, "selected")
+        self.observe(lambda change: self._list.set_query(change["new"]), "query")
         self.observe(self._on_view_count, "_view_count")
         with self._lock:
             for controller in self._controllers():

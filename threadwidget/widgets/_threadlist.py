@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets as t
 
-from .._errors import InvalidArgumentError
-from ..store import Event, Store
+from .._errors import InvalidArgumentError, SearchQueryError
+from ..store import Event, SearchHit, Store
 from . import _wire as wire
 from ._base import STATIC, Host, SubscriptionSlot, TwWidget, check_count, resolve_store, weak_callback
 from ._shapes import one_line, thread_info
@@ -21,6 +21,7 @@ __all__ = ["ListController", "ThreadList", "ThreadListTraits"]
 
 LIST_INTERVAL = 0.25  # seconds between reloads of the list
 LIST_GATHER = 0.02  # reloads run on the ticker thread, never on the store's watcher
+SEARCH_HITS = 20  # messages a search box shows
 
 
 class ThreadListTraits(t.HasTraits):
@@ -28,10 +29,26 @@ class ThreadListTraits(t.HasTraits):
 
     threads: t.List[wire.ThreadInfo] = t.List().tag(sync=True)
     selected = t.Unicode(None, allow_none=True).tag(sync=True)
+    query = t.Unicode("").tag(sync=True)
+    hits: t.List[wire.SearchHitInfo] = t.List().tag(sync=True)
+    search_error = t.Unicode("").tag(sync=True)
+
+
+def hit_info(hit: SearchHit) -> wire.SearchHitInfo:
+    """A ``SearchHitInfo`` of protocol.ts: the snippet as plain-text parts."""
+    return {
+        "thread_id": hit.thread.id,
+        "thread_title": hit.thread.title,
+        "message_id": hit.message.id,
+        "role": hit.message.role,
+        "created_at": hit.message.created_at,
+        "parts": [{"text": text, "mark": marked} for text, marked in hit.parts()],
+    }
 
 
 class ListController:
-    """Keeps ``threads`` in step with the store: reloaded (throttled) when a thread or message changes."""
+    """Keeps ``threads`` in step with the store: reloaded (throttled) when a thread or message
+    changes; and, while the view's search box holds a query, the messages it finds (``hits``)."""
 
     def __init__(self, host: Host, store: Store, *, user_id: str | None, agent: str | None, limit: int) -> None:
         self._host = host
@@ -41,6 +58,7 @@ class ListController:
         self.agent = agent
         self.limit = limit
         self._threads: list[wire.ThreadInfo] = []
+        self.query = ""
         self._slot = SubscriptionSlot(self)
         self._reload = Throttle(self._lock, self._send, interval=LIST_INTERVAL, gather=LIST_GATHER)
         self._closed = False
@@ -49,6 +67,24 @@ class ListController:
         threads = self.store.list_threads(user_id=self.user_id, agent=self.agent, limit=self.limit)
         self._threads = [thread_info(th, self.store.list_messages(th.id, limit=2)) for th in threads]
         return self._threads
+
+    def search(self) -> dict[str, Any]:
+        """``hits`` and ``search_error`` for the query, within the list's user and agent."""
+        if not self.query.strip():
+            return {"hits": [], "search_error": ""}
+        try:
+            found = self.store.search(self.query, user_id=self.user_id, agent=self.agent, limit=SEARCH_HITS)
+        except SearchQueryError as exc:
+            return {"hits": [], "search_error": str(exc)}
+        return {"hits": [hit_info(h) for h in found], "search_error": ""}
+
+    def set_query(self, query: str) -> None:
+        """The view's search box changed (any thread): search at once."""
+        with self._lock:
+            if self._closed or query == self.query:
+                return
+            self.query = query
+            self._host.set_traits(self.search())
 
     def start(self) -> None:
         if not self._closed:
@@ -68,7 +104,7 @@ class ListController:
 
     def _send(self) -> None:
         RATE.take()
-        self._host.set_traits({"threads": self.load()})
+        self._host.set_traits({"threads": self.load(), **(self.search() if self.query else {})})
 
     def transcript(self, selected: str | None) -> str:
         """The threads held as a static transcript's body (``thread_list_body``)."""
@@ -94,7 +130,9 @@ def agent_name(agent: Agent | str | None) -> str | None:
 class ThreadList(ThreadListTraits, TwWidget):
     """The threads of a store, newest activity first, with the last message as a preview; only
     ``user_id``'s threads, or the ``agent``'s, when given. Picking one in the view sets ``selected``
-    (observe it with ``thread_list.observe(callback, "selected")``)."""
+    (observe it with ``thread_list.observe(callback, "selected")``). The view's search box sets
+    ``query`` (also settable here) and shows the messages it finds across those threads (``hits``,
+    kept up to date); picking one selects its thread."""
 
     _esm = STATIC / "threadlist.js"
     _css = STATIC / "widget.css"
@@ -114,6 +152,7 @@ class ThreadList(ThreadListTraits, TwWidget):
         with self._lock:
             threads = self._list.load()
         super().__init__(threads=threads)
+        self.observe(lambda change: self._list.set_query(change["new"]), "query")
         with self._lock:
             self._list.start()
 

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 __all__ = [
     "WIRE", "AbortMsg", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "HighlighterMsg",
     "HighlighterRequestMsg", "InboundMsg", "LoadOlderMsg", "Message", "OlderMsg", "OutboundMsg", "PresentUser",
-    "SendMsg", "StreamSnapshot", "ThreadInfo", "ThreadListTraits", "ThreadState", "ThreadStatus", "ToolCall",
-    "ToolsTraits", "TypingMsg", "UnsentMsg", "Usage", "parse_outbound",
+    "SearchHitInfo", "SendMsg", "SnippetPart", "StreamSnapshot", "ThreadInfo", "ThreadListTraits", "ThreadState",
+    "ThreadStatus", "ToolCall", "ToolsTraits", "TypingMsg", "UnsentMsg", "Usage", "parse_outbound",
 ]  # fmt: skip
 
 ThreadState = Literal["idle", "waiting", "streaming", "failed", "aborted"]
@@ -79,6 +79,20 @@ class ThreadInfo(TypedDict):
     preview: str | None
 
 
+class SnippetPart(TypedDict):
+    text: str
+    mark: bool  # a word the query matched
+
+
+class SearchHitInfo(TypedDict):
+    thread_id: str
+    thread_title: str | None
+    message_id: str
+    role: Role
+    created_at: float  # unix seconds
+    parts: list[SnippetPart]  # the snippet, plain text, in order
+
+
 class StreamSnapshot(TypedDict):
     """The answer being streamed: its whole text through delta ``seq``."""
 
@@ -125,6 +139,9 @@ class ToolsTraits(TypedDict):
 class ThreadListTraits(TypedDict):
     threads: list[ThreadInfo]  # newest activity first
     selected: str | None  # set by the view
+    query: str  # set by the view: the search box ("": no search)
+    hits: list[SearchHitInfo]  # the messages the query finds, best first
+    search_error: str  # why the query cannot be searched ("" when it can)
 
 
 class AppTraits(ChatTraits, ToolsTraits, ThreadListTraits):
