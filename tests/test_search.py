@@ -276,3 +276,19 @@ def test_the_apps_search_box_opens_the_thread_of_a_hit(
     browser_sets(app, selected=hit["thread_id"])
     assert app.thread_id == orders["bob"].id
     assert orders["invoice"].id in [m["id"] for m in app.messages]
+
+
+@pytest.mark.sqlite_only("the pending list is SQLite's")
+def test_a_process_that_cannot_write_finds_the_messages_not_indexed_yet(
+    store: tw.Store, orders: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages wait in the index's pending list until a writer indexes them; a process that may
+    only read the file matches them itself."""
+    monkeypatch.setattr(store._db, "read_only", "cannot write (test)")
+    later = store.add_message(orders["bob"].id, role="user", text="A refund for order 9, quickly.")
+    assert ids(store.search("order refund*")) == {orders["where"].id, orders["shipped"].id, later.id}
+    assert ids(store.search("order refund*", user_id="bob")) == {later.id}
+    assert ids(store.search('"order 9"')) == {later.id}
+    assert later.id not in ids(store.search("order -quickly"))
+    (hit,) = store.search("quickly")
+    assert [hit.snippet[a:b] for a, b in hit.marks] == ["quickly"] and hit.thread.title == "Billing"

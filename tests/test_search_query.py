@@ -62,3 +62,21 @@ def test_snippets_are_plain_text_around_the_match_with_the_words_marked() -> Non
     assert [snippet[a:b] for a, b in marks] == ["Start"]
     snippet, marks = mark("shipping shipped ships", parse_query("ship*"))
     assert [snippet[a:b] for a, b in marks] == ["shipping", "shipped", "ships"]
+
+
+@pytest.mark.parametrize(
+    ("query", "text", "found"),
+    [
+        ("order 42", "Where is my Order #42?", True),
+        ("order 43", "Where is my Order #42?", False),
+        ('"refund policy"', "see the refund-policy", True),
+        ('"policy refund"', "see the refund-policy", False),
+        ("ship*", "it shipped", True),
+        ("ship", "it shipped", False),
+        ("monday OR tuesday", "on Tuesday", True),
+        ("order -refund", "order and refund", False),
+        ('"a b"*', "x a bee", True),
+    ],
+)
+def test_a_text_not_indexed_yet_is_matched_as_the_index_would(query: str, text: str, found: bool) -> None:
+    assert parse_query(query).matches(text) is found

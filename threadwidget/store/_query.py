@@ -42,6 +42,15 @@ class Term:
     def fts5(self) -> str:
         return '"' + " ".join(self.words) + '"' + ("*" if self.prefix else "")
 
+    def found_in(self, found: list[str]) -> bool:
+        """Whether the words ``found`` (of a text, in order) hold this term."""
+        *head, last = self.words
+        for i in range(len(found) - len(head)):
+            end = found[i + len(head)]
+            if found[i : i + len(head)] == head and (end == last or (self.prefix and end.startswith(last))):
+                return True
+        return False
+
     def tsquery(self) -> str:
         quoted = [f"'{w}'" for w in self.words]
         if self.prefix:
@@ -74,6 +83,13 @@ class Query:
     def terms(self) -> list[Term]:
         """The terms a match shows (the excluded ones are not in it)."""
         return [t for c in self.clauses for t in c]
+
+    def matches(self, text: str) -> bool:
+        """Whether ``text`` matches, as the index would say (for messages not indexed yet)."""
+        found = words(text)
+        return all(any(t.found_in(found) for t in c) for c in self.clauses) and not any(
+            t.found_in(found) for t in self.excluded
+        )
 
 
 def _error(query: str, problem: str, fix: str) -> SearchQueryError:

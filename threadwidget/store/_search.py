@@ -129,7 +129,7 @@ class Search(StorePart):
             rows = self._conn().execute(sql, [query.tsquery(), *args, limit]).fetchall()
             scored = [(r, float(r[-1])) for r in rows]
         else:
-            self._index_pending()
+            unindexed = self._index_pending()
             found = "messages_fts.rowid"
             best = (
                 f"SELECT {found} AS found, bm25(messages_fts) AS score FROM messages_fts"
@@ -142,6 +142,18 @@ class Search(StorePart):
             )
             rows = self._conn().execute(sql, [query.fts5(), *args, limit]).fetchall()
             scored = [(r, -float(r[-1])) for r in rows]  # bm25: lower is better
+            if unindexed:  # this process cannot index them: they are matched here, after the ranked
+                late = (
+                    self._conn()
+                    .execute(
+                        f"SELECT m.*, {_THREAD_COLUMNS}, 0 FROM messages_fts_pending p "
+                        "JOIN messages m ON m.rowid = p.rowid JOIN threads t ON t.id = m.thread_id "
+                        f"WHERE 1 = 1{filters} ORDER BY p.rowid DESC",
+                        args,
+                    )
+                    .fetchall()
+                )
+                scored += [(r, 0.0) for r in late if query.matches(r[5])][: max(0, limit - len(scored))]
         hits = []
         for row, rank in scored:
             width = len(row) - _THREAD_WIDTH - 1
@@ -150,14 +162,15 @@ class Search(StorePart):
             hits.append(SearchHit(Thread.from_sql(row[width:-1]), message, snippet, marks, rank))
         return hits
 
-    def _index_pending(self) -> None:
+    def _index_pending(self) -> bool:
         """SQLite: index the messages in the index's pending list (fewer than ``FTS_BATCH``: each
         write adds its message to the list, and every ``FTS_BATCH``-th indexes them), so a search finds
-        every committed message. A process that cannot write the file searches what is indexed."""
+        every committed message. True when some stay pending: this process cannot write the file
+        (the search then matches them itself)."""
         if self._conn().execute("SELECT 1 FROM messages_fts_pending LIMIT 1").fetchone() is None:
-            return
+            return False
         if self._db.read_only:
-            return
+            return True
 
         def write(conn: Conn, now: float) -> None:
             conn.execute(
@@ -167,3 +180,4 @@ class Search(StorePart):
             conn.execute("DELETE FROM messages_fts_pending")
 
         self._write(write)
+        return False
