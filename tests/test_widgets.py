@@ -189,10 +189,12 @@ def test_deltas_are_contiguous_coalesced_and_end(store: tw.Store, comms: list[Re
 
 def test_a_fast_stream_sends_at_most_30_messages_in_any_second(store: tw.Store, comms: list[RecordingComm]) -> None:
     """Deltas and updates together: a view's messages stay under Jupyter Server's rate limits
-    however fast the model streams; the text comes in fewer, larger chunks instead."""
+    however fast the model streams; the text comes in fewer, larger chunks instead. Long enough
+    (4 s) for the snapshot a late view would get, a message of its own."""
     from threadwidget.widgets._chatlogic import BURST, MESSAGES_PER_SECOND
+    from threadwidget.widgets._stream import SNAPSHOT_AFTER
 
-    agent = make_agent(store, words(3000), rate=2000)
+    agent = make_agent(store, words(int(2000 * (SNAPSHOT_AFTER + 1))), rate=2000)
     thread = agent.create_thread()
     view = tw.ChatView(thread)
     start = len(comm_of(view))

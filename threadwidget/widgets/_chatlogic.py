@@ -293,7 +293,9 @@ class ChatController(ThreadFollower, ChatRequests):
                 self._host.send_custom(chunk)
         now = time.monotonic()
         main = self._live.get(self._stream["message_id"]) if self._stream is not None else None
-        if main is not None and main.snapshot_due(now):  # for views that joined late: the text so far
+        # for views that joined late, the text so far: a message of its own, so only when the pace
+        # has one to spare (else it goes with a later flush)
+        if main is not None and main.snapshot_due(now) and self._pace.reserve() == 0.0:
             self._stream = main.snapshot(now)
             self._host.set_traits({"stream": self._stream})
 
