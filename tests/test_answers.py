@@ -147,7 +147,8 @@ def test_iterating_an_answer_streams_and_store_text_shows_it_midway(store: tw.St
             midway.append((step.status, store.text(step.id)))
     assert answer.status == "success" and "".join(pieces) == answer.text == model_text(60)
     status, text = midway[0]
-    assert status == "streaming" and text == "".join(pieces[:2])  # streamed so far, before the end
+    # streamed so far, before the end: at least what was read (the writer may be further on)
+    assert status == "streaming" and text.startswith("".join(pieces[:2])) and len(text) < len(answer.text)
     assert len(pieces) > 2
 
 

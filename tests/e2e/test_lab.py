@@ -344,9 +344,10 @@ assert result.status == "success", result""",
 ORDER_PROMPTS = {"a": ["Where is order 22?"], "b": ["Where is order 11?", "Where is order 33?"]}
 
 
-def queue_notebook(db: str, id_file: str, *, serves: bool) -> list[str]:
+def queue_notebook(db: str, id_file: str, *, serves: bool, release: str = "") -> list[str]:
     """A notebook on the thread of ``id_file``: with ``serves``, it creates the thread and its view
-    has the agent (a scripted model that looks orders up with a one-second tool); else a plain view."""
+    has the agent (a scripted model that looks orders up with a tool that waits until the file
+    ``release`` exists); else a plain view."""
     if not serves:
         return [
             f"import pathlib\nimport threadwidget as tw\n\nstore = tw.Store({db!r})\n"
@@ -364,7 +365,9 @@ store = tw.Store({db!r})
 @tw.tool
 def lookup_order(order_id: str, ctx: tw.ToolContext) -> dict:
     \"\"\"Look up an order.\"\"\"
-    ctx.wait(1.0)
+    while not pathlib.Path({release!r}).exists():  # until the test has seen the prompts queue up
+        if ctx.wait(0.05):
+            break
     return {{"order_id": order_id, "status": f"order {{order_id}} shipped"}}
 
 
@@ -386,7 +389,8 @@ def type_prompt(chat: Locator, text: str) -> None:
 
 def test_prompts_typed_in_two_kernels_are_answered_one_at_a_time_in_order(lab: JupyterServer, pages: Pages) -> None:
     db, id_file = str(lab.root_dir / "queue.db"), str(lab.root_dir / "queue-thread-id.txt")
-    lab.write_notebook("queue_a.ipynb", queue_notebook(db, id_file, serves=True))
+    release = lab.root_dir / "queue-release"
+    lab.write_notebook("queue_a.ipynb", queue_notebook(db, id_file, serves=True, release=str(release)))
     lab.write_notebook("queue_b.ipynb", queue_notebook(db, id_file, serves=False))
     a, b = pages.new("queue-a"), pages.new("queue-b")
     run_notebook(a, lab, "queue_a.ipynb")
@@ -405,6 +409,7 @@ def test_prompts_typed_in_two_kernels_are_answered_one_at_a_time_in_order(lab: J
         expect(badges.filter(has_text="queued · #2")).to_have_count(1, timeout=LIVE_MS)
         expect(chat.get_by_test_id("tw-status")).to_contain_text("queued")
     screenshot(views_output(b), "e2e-queue-b.png")
+    release.touch()  # the first answer's tool returns; the others follow, one at a time
 
     order = ["11", "22", "33"]
     for chat in chats.values():
