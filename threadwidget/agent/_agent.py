@@ -4,7 +4,9 @@
 the answer in a background thread as soon as the thread's turn is free (queued behind an answer
 being written, by any process). ``agent.serve()`` answers prompts that other processes (e.g. a
 view-only notebook) left in the store, each exactly once; ``agent.serve(thread_id=...)`` serves one
-thread (what a view with an agent does while it is open).
+thread (what a view with an agent does while it is open). An answer parked for a person's decision
+is taken up again, once they decided, by the process that asked (if it still runs) or by any
+``serve()`` of the agent, exactly one of them.
 """
 
 from __future__ import annotations

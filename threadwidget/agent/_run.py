@@ -5,7 +5,11 @@ status) holding a lease in ``runs``. Text arrives as deltas appended to the stor
 while the answer streams slowly, coalesced under load (at most ``WRITES_PER_SECOND`` writes, or
 one per 1 KiB, and always the tail); tool calls become rows the moment the model
 starts them. A step that ends with tool calls runs them (validated first, in parallel, with
-progress) and the next step shows the model their results.
+progress) and the next step shows the model their results. A call whose tool needs a person's
+approval goes ``awaiting_approval`` instead; once the step's other calls have run, the run parks the
+answer (``Store.park_run``: the thread's turn kept, no lease) and ends. Whoever claims it back once
+people decided (``Store.claim_parked``) writes the rest with ``Run(..., resume=True)``: the approved
+calls run, then the next step.
 
 A keeper thread per run renews the lease every second and flushes text that waited too long; the
 store's feed tells the run when another process asked to abort it. Whatever happens — the model
