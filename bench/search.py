@@ -125,6 +125,10 @@ def queries(texts: Texts, made: list[Any], store: tw.Store, count: int) -> dict[
         "two words (1 % and 10 %)": [f"{a} {b}" for a, b in zip(one_percent, ten_percent, strict=True)],
         "phrase": phrases,
         "prefix (4 letters)*": [w[:4] + "*" for w in one_percent],
+        # what tw.Context searches for a prompt: any of its words
+        "any of 8 words (a prompt)": [
+            " OR ".join([*rare[i : i + 4], *one_percent[i : i + 2], *ten_percent[i : i + 2]]) for i in range(0, 20, 1)
+        ],
         "one user, word in ~1 %": [f"user:{w}" for w in one_percent],
         "one thread, word in ~10 %": [f"thread:{w}" for w in ten_percent],
     }
