@@ -292,3 +292,18 @@ def test_a_process_that_cannot_write_finds_the_messages_not_indexed_yet(
     assert later.id not in ids(store.search("order -quickly"))
     (hit,) = store.search("quickly")
     assert [hit.snippet[a:b] for a, b in hit.marks] == ["quickly"] and hit.thread.title == "Billing"
+
+
+@pytest.mark.sqlite_only("the pending list is SQLite's")
+def test_a_search_while_another_program_holds_the_write_lock_still_finds_everything(tmp_path: Path) -> None:
+    with tw.Store(tmp_path / "threads.db", busy_timeout=0.2) as store:
+        t = store.create_thread()
+        written = store.add_message(t.id, role="user", text="locked out but found")
+        other = sqlite3.connect(tmp_path / "threads.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # e.g. a sqlite3 shell left in a transaction
+        try:
+            assert ids(store.search("locked found")) == {written.id}  # matched without the index
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert ids(store.search("locked found")) == {written.id}  # indexed now

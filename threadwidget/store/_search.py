@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .._errors import StoreBusyError
 from .._text import one_line
 from ._checks import check_limit, check_text
 from ._dialect import Conn
@@ -165,8 +166,8 @@ class Search(StorePart):
     def _index_pending(self) -> bool:
         """SQLite: index the messages in the index's pending list (fewer than ``FTS_BATCH``: each
         write adds its message to the list, and every ``FTS_BATCH``-th indexes them), so a search finds
-        every committed message. True when some stay pending: this process cannot write the file
-        (the search then matches them itself)."""
+        every committed message. True when some stay pending: this process cannot write the file, or
+        another held the write lock past ``busy_timeout`` (the search then matches them itself)."""
         if self._conn().execute("SELECT 1 FROM messages_fts_pending LIMIT 1").fetchone() is None:
             return False
         if self._db.read_only:
@@ -179,5 +180,8 @@ class Search(StorePart):
             )
             conn.execute("DELETE FROM messages_fts_pending")
 
-        self._write(write)
+        try:
+            self._write(write)
+        except StoreBusyError:
+            return True
         return False
