@@ -265,10 +265,18 @@ class PgDatabase:
             try:
                 with psycopg.connect(self._conninfo, **self._options) as conn:
                     (status,) = conn.execute("SELECT txid_status(%s)", (txid,)).fetchone()
-                if status != "in progress":
-                    return bool(status == "committed")
             except psycopg.Error:
-                pass  # not back yet
+                status = "in progress"  # not back yet
+            if status != "in progress":
+                # rare (a server restart in the middle of a commit): say what happened, so a write
+                # made twice or lost could be traced to it
+                again = "" if status == "committed" else ": writing it again"
+                log.warning(
+                    "threadwidget: a write to %s lost its connection while committing (%s, sqlstate %s); "
+                    "the server says transaction %s %s%s",
+                    self.path, type(lost).__name__, getattr(lost, "sqlstate", None), txid, status, again,
+                )  # fmt: skip
+                return bool(status == "committed")
             if time.monotonic() > deadline:
                 raise StoreUnavailableError(
                     f"the connection to {self.path} was lost while committing ({lost}), and the server did "
