@@ -16,6 +16,12 @@ body, and headers), ``CutOff`` (some chunks, then the connection drops: no finis
 the headers, for abort tests). With an empty queue the server plays ``server.default``, else answers
 400. Requests without ``"stream": true`` get a 400 error.
 
+``POST /v1/embeddings`` answers with ``embed_text``: a deterministic embedder that knows a few
+synonyms (``refund`` and ``money``, ``broken`` and ``damaged``, ...), so a test can find a message by
+meaning that shares no word with the query. Model ``tw-embed`` gives 64 dimensions (``dimensions``
+in the request: that many); every request is recorded in ``embedding_requests``; an ``Error`` in
+``embedding_errors`` is answered instead, once.
+
 In pytest, ``pytest_plugins = ["tests.openai_fixtures"]`` provides the ``openai_server`` fixture.
 """
 
@@ -23,9 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import itertools
 import json
 import logging
+import math
+import random
+import re
 import socket
 import threading
 import time
@@ -40,6 +50,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 __all__ = [
+    "EMBED_MODEL",
     "CutOff",
     "Error",
     "NoFinish",
@@ -48,7 +59,43 @@ __all__ = [
     "Stall",
     "Text",
     "ToolCalls",
+    "embed_text",
 ]
+
+#: the test server's embedding model (64 dimensions unless the request asks for another number)
+EMBED_MODEL = "tw-embed"
+#: words of one meaning share one direction in ``embed_text``'s vectors
+_SYNONYMS = [
+    "refund refunds refunded reimburse reimbursed reimbursement money repay repaid",
+    "broken damaged cracked faulty defective",
+    "kettle teapot",
+    "delivery shipping courier parcel package shipment",
+    "cancel cancelled cancellation terminate",
+    "invoice bill receipt",
+]
+_MEANING = {word: group.split()[0] for group in _SYNONYMS for word in group.split()}
+#: words that carry no meaning here (left out of the vectors)
+_STOP = frozenset("a an the i my me to it is was of for on in at and or that this what which can you your".split())  # noqa: SIM905
+
+
+def _direction(word: str, dimensions: int) -> list[float]:
+    """A fixed pseudo-random direction for a word (its meaning's): the same in every run."""
+    seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+    rng = random.Random(seed)
+    return [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
+
+
+def embed_text(text: str, dimensions: int = 64) -> list[float]:
+    """The sum of the directions of ``text``'s words' meanings, unit length: texts that share a
+    meaning point the same way, others are nearly orthogonal."""
+    total = [0.0] * dimensions
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        if word in _STOP:
+            continue
+        for i, x in enumerate(_direction(_MEANING.get(word, word), dimensions)):
+            total[i] += x
+    norm = math.sqrt(sum(x * x for x in total)) or 1.0
+    return [x / norm for x in total]
 
 
 def _words(text: str) -> list[str]:
@@ -136,7 +183,14 @@ class OpenAIServer:
         self._requests: list[RecordedRequest] = []
         self._changed = threading.Condition()
         self._ids = itertools.count(1)
-        self._app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
+        self.embedding_requests: list[RecordedRequest] = []
+        self.embedding_errors: collections.deque[Error] = collections.deque()
+        self._app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._completions, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            ]
+        )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -228,6 +282,24 @@ class OpenAIServer:
             return _error(504, "stalled", "server_error")
         stream = _Chunks(body, f"chatcmpl-test{next(self._ids)}", self._stopping)
         return StreamingResponse(_play(scenario, stream), media_type="text/event-stream")
+
+
+    async def _embeddings(self, request: Request) -> Response:
+        body = await request.json()
+        with self._changed:
+            recorded = RecordedRequest(request.url.path, dict(request.headers), body, time.monotonic())
+            self.embedding_requests.append(recorded)
+            failure = self.embedding_errors.popleft() if self.embedding_errors else None
+            self._changed.notify_all()
+        if failure is not None:
+            return _error(failure.status, failure.message, failure.type, failure.headers)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dimensions = int(body.get("dimensions") or 64)
+        data = [{"object": "embedding", "index": i, "embedding": embed_text(t, dimensions)}
+                for i, t in enumerate(texts)]  # fmt: skip
+        tokens = sum(len(t.split()) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return JSONResponse({"object": "list", "data": data, "model": body["model"], "usage": usage})
 
 
 def _error(status: int, message: str, type_: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -14,13 +14,16 @@ from .conftest import PYTHON, python_env
 EXPECTED = {
     "Answer", "AnswerTimeoutError", "CorruptStoreError", "DecisionError", "ReadOnlyStoreError", "StoreBusyError",
     "StoreFullError", "StoreIOError", "StoreUnavailableError",
-    "Delta", "Event", "InvalidArgumentError", "Message", "MissingAPIKeyError", "MissingBundleError", "ModelError",
+    "Delta",
+    "EmbeddingMismatchError", "Event", "InvalidArgumentError", "Message", "MissingAPIKeyError", "MissingBundleError",
+    "ModelError",
     "NotADatabaseError", "NotFoundError", "SchemaVersionError", "SearchHit", "SearchQueryError",
     "Store", "StoreClosedError", "StoreError",
     "StoreWarning", "Subscription", "Thread", "ThreadwidgetError", "ToolArgumentsError", "ToolCall", "ToolError",
     "Usage", "__version__",
     # loaded on first use
-    "Agent", "AgentThread", "Context", "GenerateResult", "OpenAIChat", "ScriptedModel", "Tool", "ToolContext", "tool",
+    "Agent", "AgentThread", "Context", "GenerateResult", "OpenAIChat",
+    "OpenAIEmbedding", "ScriptedModel", "Tool", "ToolContext", "tool",
     "ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel",
 }  # fmt: skip
 

@@ -13,7 +13,8 @@ The tree::
     │   ├── StoreFullError            the disk or quota is full
     │   ├── StoreIOError              the operating system failed to read or write the files
     │   ├── StoreUnavailableError     the PostgreSQL server cannot be reached (or went away mid-commit)
-    │   └── CorruptStoreError         the file is damaged or lacks threadwidget's tables
+    │   ├── CorruptStoreError         the file is damaged or lacks threadwidget's tables
+    │   └── EmbeddingMismatchError    an embedder unlike the stored vectors (names both; re-embed with reindex)
     ├── AnswerTimeoutError            Answer.wait(timeout=...) ran out; the answer goes on (also a TimeoutError)
     ├── InvalidArgumentError          a bad value passed by the caller (also a ValueError)
     │   ├── DecisionError             a tool call that is not waiting for a decision (decided already, or never asked)
@@ -34,6 +35,7 @@ __all__ = [
     "StoreWarning",
     "CorruptStoreError",
     "DecisionError",
+    "EmbeddingMismatchError",
     "ReadOnlyStoreError",
     "StoreBusyError",
     "StoreFullError",
@@ -121,6 +123,11 @@ class DecisionError(InvalidArgumentError):
 
 class SearchQueryError(InvalidArgumentError):
     """A search query that does not parse: the message names it, the syntax expected and the fix."""
+
+
+class EmbeddingMismatchError(StoreError):
+    """An embedder whose model or dimension differs from the vectors already in the store: searching
+    with it would compare unlike vectors. The message names both and the fix (``threadwidget reindex``)."""
 
 
 class MissingBundleError(ThreadwidgetError, FileNotFoundError):

@@ -2,6 +2,7 @@
 
 from ._agent import Agent, AgentThread, Worker
 from ._context import Context
+from ._embedding import OpenAIEmbedding
 from ._model import Finish, Model, ModelStream, TextDelta, ToolCallDelta
 from ._openai import OpenAIChat
 from ._run import GenerateResult
@@ -17,6 +18,7 @@ __all__ = [
     "Model",
     "ModelStream",
     "OpenAIChat",
+    "OpenAIEmbedding",
     "ScriptedModel",
     "TextDelta",
     "Tool",

@@ -21,6 +21,7 @@ from .._errors import AnswerTimeoutError, InvalidArgumentError, ModelError, Stor
 from .._text import count
 from .._usage import Usage
 from ..store import Answer, Event, Message, Store, Thread, ToolCall
+from ..store._vectors import Embedder
 from ._context import Context
 from ._model import Model
 from ._run import GenerateResult, Run
@@ -42,7 +43,9 @@ class Agent:
     ``context=tw.Context(recent=50, search=10, other_threads=False)`` adds messages that search
     finds for each prompt, within a token budget, and records on each answer what its model saw
     (see ``Context``); ``max_tool_retries`` is how many invalid tool calls the model may correct
-    before the answer fails.
+    before the answer fails. ``embedder=tw.OpenAIEmbedding(...)`` gives the store vectors of every
+    final message (made in the background) and makes the context's search hybrid: by words and by
+    meaning.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class Agent:
         context_messages: int = 50,
         context: Context | None = None,
         max_tool_retries: int = 2,
+        embedder: Embedder | None = None,
     ):
         if not isinstance(name, str) or not name.strip():
             raise InvalidArgumentError(f"name={name!r} is not valid; expected a non-empty str such as 'support'.")
@@ -99,6 +103,8 @@ class Agent:
                 )
             self.tools[t.name] = t
         self.store = store if store is not None else Store()
+        if embedder is not None:
+            self.store.use_embedder(embedder)  # EmbeddingMismatchError: unlike the stored vectors
         self.max_steps = max_steps
         self.context_messages = context_messages if context is None else context.recent
         #: what the model sees of the store beyond the recent messages (None: the recent ones only)

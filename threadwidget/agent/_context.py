@@ -39,7 +39,9 @@ class Context:
     (best first), then the recent messages (newest first). The thread's messages go to the model in
     thread order, the other threads' hits in one system message before them. What went in is
     recorded on each step of the answer: ``message.metadata["context"]`` holds the ids
-    (``recent``, ``search``), the ``query`` and the estimated ``tokens``.
+    (``recent``, ``search``), the ``query``, the search's ``mode`` and the estimated ``tokens``.
+    When the store has an embedder (``tw.Agent(..., embedder=...)``), the search is hybrid: the
+    prompt's words and its meaning (``store.search(mode="hybrid")``).
     """
 
     recent: int = 50
@@ -121,12 +123,13 @@ def build_context(
     recent = [m for m in store.list_messages(thread_id, limit=context.recent, through=through) if m.id not in exclude]
     seen = {m.id for m in recent} | set(exclude)
     query = context_query(prompt.text) if context.search else None
+    mode = "hybrid" if store.embedder is not None else "text"
     hits: list[Message] = []
     if query is not None:
         thread = store.get_thread(thread_id)
         wide = context.other_threads and thread.user_id is not None
         found = store.search(query, user_id=thread.user_id if wide else None, thread_id=None if wide else thread_id,
-                             limit=context.search + len(recent) + 1)  # fmt: skip
+                             limit=context.search + len(recent) + 1, mode=mode)  # fmt: skip
         for hit in found:
             m = hit.message
             if m.id in seen or not m.is_final or m.role not in ("user", "assistant"):
@@ -164,6 +167,7 @@ def build_context(
         "recent": [m.id for m in recent if m.id in chosen],
         "search": [m.id for m in hits if m.id in chosen],
         "query": query,
+        **({"mode": mode} if query is not None else {}),
         "tokens": estimate_tokens(out),
     }
     return out, record

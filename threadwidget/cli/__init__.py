@@ -21,7 +21,7 @@ from ._approve import approve, deny, pending
 from ._check import check
 from ._copy import copy
 from ._nbval import nbval_sanitize
-from ._search import search
+from ._search import reindex, search
 from ._serve import serve
 from ._tail import tail
 from ._threads import show, threads, usage
@@ -66,5 +66,19 @@ def main() -> None:
     """
 
 
-for _command in (threads, show, search, tail, serve, usage, check, copy, nbval_sanitize, approve, deny, pending):
+for _command in (
+    threads,
+    show,
+    search,
+    reindex,
+    tail,
+    serve,
+    usage,
+    check,
+    copy,
+    nbval_sanitize,
+    approve,
+    deny,
+    pending,
+):
     main.add_command(_command)

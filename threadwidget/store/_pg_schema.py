@@ -140,7 +140,18 @@ def _m005_presence(schema: str) -> list[str]:
     ]
 
 
-MIGRATIONS = [_m001_initial, _m002_id_counters, _m003_approvals, _m004_search, _m005_presence]
+def _m006_embeddings(schema: str) -> list[str]:
+    """Vectors of messages' text (SQLite's ``m008_embeddings``): float32 little-endian in ``bytea``."""
+    return [
+        """CREATE TABLE embeddings (
+            message_id text PRIMARY KEY, thread_id text NOT NULL, model text NOT NULL,
+            dimensions integer NOT NULL, vector bytea NOT NULL, created_at double precision NOT NULL)""",
+        "CREATE INDEX embeddings_model ON embeddings (model, dimensions)",
+        "CREATE INDEX embeddings_thread ON embeddings (thread_id)",
+    ]
+
+
+MIGRATIONS = [_m001_initial, _m002_id_counters, _m003_approvals, _m004_search, _m005_presence, _m006_embeddings]
 
 
 def _applied(conn: Any, schema: str) -> list[str]:

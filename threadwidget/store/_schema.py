@@ -244,6 +244,24 @@ def _m007_presence(db: Database) -> None:
     db.execute("CREATE INDEX presence_thread ON presence (thread_id, seen_at)")
 
 
+def _m008_embeddings(db: Database) -> None:
+    """Vectors of messages' text for vector search (``_vectors.py``): one per message, with the model
+    that made it and its dimension; unit length, float32 little-endian (the layout sqlite-vec and
+    numpy read). Written in the background after a message is final; no change row (nobody waits)."""
+    db.execute(
+        """CREATE TABLE embeddings (
+            message_id TEXT PRIMARY KEY,
+            thread_id TEXT NOT NULL,
+            model TEXT NOT NULL,          -- the embedder's model name
+            dimensions INTEGER NOT NULL,  -- the vector's length
+            vector BLOB NOT NULL,         -- float32 little-endian, unit length
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX embeddings_model ON embeddings (model, dimensions)")
+    db.execute("CREATE INDEX embeddings_thread ON embeddings (thread_id)")
+
+
 MIGRATIONS = [
     _m001_initial,
     _m002_answers,
@@ -252,6 +270,7 @@ MIGRATIONS = [
     _m005_approvals,
     _m006_search,
     _m007_presence,
+    _m008_embeddings,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -10,15 +10,18 @@ plain text with the matched words' ranges, never HTML.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._errors import StoreBusyError
+from .._errors import SearchQueryError, StoreBusyError
 from .._text import one_line
-from ._checks import check_limit, check_text
+from ._checks import check_choice, check_limit, check_text
 from ._dialect import Conn
 from ._part import StorePart
-from ._query import Query, mark, parse_query
+from ._query import Query, mark, parse_query, words
 from ._rows import Message, Thread
+
+if TYPE_CHECKING:
+    from ._vectors import Embedder
 
 __all__ = ["Search", "SearchHit"]
 
@@ -70,8 +73,38 @@ class SearchHit:
         return f"<tw.SearchHit {self.thread.id} {self.message.id} {one_line(shown, 80)!r} rank={self.rank:.3g}>"
 
 
+#: reciprocal rank fusion's constant (hybrid search): a hit's score is the sum of 1 / (K + rank)
+_RRF_K = 60
+
+
+def _filters(*, user_id: str | None, thread_id: str | None, agent: str | None) -> tuple[list[str], list[Any]]:
+    """SQL conditions on ``m`` (messages) and ``t`` (threads) for the search's filters, with their values."""
+    where: list[str] = []
+    args: list[Any] = []
+    for value, condition in ((thread_id, "m.thread_id = ?"), (user_id, "t.user_id = ?"),
+                             (agent, "COALESCE(m.agent, t.agent) = ?")):  # fmt: skip
+        if value is not None:
+            where.append(condition)
+            args.append(value)
+    return where, args
+
+
+def _loose(query: str) -> Query | None:
+    """For marking a vector search's hits: any of the query's words (None: it has none)."""
+    if not isinstance(query, str) or not query.strip():
+        raise SearchQueryError(f"query={query!r} is not valid; expected a non-empty str, e.g. 'money back'.")
+    found = list(dict.fromkeys(words(query)))[:16]
+    return parse_query(" OR ".join(found)) if found else None
+
+
 class Search(StorePart):
-    """``store.search``: full-text search over messages' text (a part of ``Store``)."""
+    """``store.search``: full-text search over messages' text, and search by meaning with an
+    embedder (``_vectors.py``) (a part of ``Store``)."""
+
+    if TYPE_CHECKING:
+
+        def _nearest(self, query: str, embedder: Embedder | None, where: list[str], args: list[Any],
+                     limit: int) -> list[tuple[str, float]]: ...  # fmt: skip
 
     def search(
         self,
@@ -81,42 +114,77 @@ class Search(StorePart):
         thread_id: str | None = None,
         agent: str | None = None,
         limit: int = 20,
+        mode: str = "text",
+        embedder: Embedder | None = None,
     ) -> list[SearchHit]:
-        """Messages whose text matches ``query``, best first.
+        """Messages that match ``query``, best first.
 
-        The syntax: words (all must appear), ``"a phrase"``, ``prefix*``, ``a OR b``, ``-excluded``;
-        case does not matter; letters and digits make words, other characters separate them. A query
-        that does not parse raises ``SearchQueryError`` saying why. ``user_id`` keeps threads of that
-        user, ``thread_id`` one thread, ``agent`` messages of that agent (the message's, else its
-        thread's)."""
-        parsed = parse_query(query)
+        ``mode="text"`` (the default) finds the query's words. The syntax: words (all must appear),
+        ``"a phrase"``, ``prefix*``, ``a OR b``, ``-excluded``; case does not matter; letters and
+        digits make words, other characters separate them. A query that does not parse raises
+        ``SearchQueryError`` saying why.
+
+        ``mode="vector"`` finds the messages nearest the query in meaning (their vectors, made by the
+        store's embedder or ``embedder``; ``rank`` is the cosine similarity); ``mode="hybrid"`` fuses
+        both rankings (reciprocal rank fusion), so a message found either way comes up, and one found
+        both ways first. Both raise ``EmbeddingMismatchError`` when the embedder's model or dimension
+        is not the stored vectors'.
+
+        ``user_id`` keeps threads of that user, ``thread_id`` one thread, ``agent`` messages of that
+        agent (the message's, else its thread's)."""
+        check_choice("mode", mode, ("text", "vector", "hybrid"))
+        parsed = parse_query(query) if mode != "vector" else _loose(query)
         for name, value in (("user_id", user_id), ("thread_id", thread_id), ("agent", agent)):
             check_text(name, value, optional=True)
         check_limit(limit)
-        return self._search(parsed, user_id=user_id, thread_id=thread_id, agent=agent, limit=limit)
+        where, args = _filters(user_id=user_id, thread_id=thread_id, agent=agent)
+        if mode == "text":
+            assert parsed is not None
+            return self._search(parsed, where, args, limit=limit)
+        meaning = " ".join(w for w in query.split() if w != "OR")  # the words, not the syntax
+        nearest = self._nearest(meaning, embedder, where, args, limit * 2 if mode == "hybrid" else limit)
+        if mode == "vector":
+            return self._hits(nearest, parsed)
+        assert parsed is not None
+        fused: dict[str, float] = {}
+        for ranking in ([(h.message.id, h.rank) for h in self._search(parsed, where, args, limit=limit * 2)], nearest):
+            for place, (message_id, _) in enumerate(ranking):
+                fused[message_id] = fused.get(message_id, 0.0) + 1.0 / (_RRF_K + place + 1)
+        best = sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:limit]
+        return self._hits(best, parsed)
 
-    def _search(
-        self, query: Query, *, user_id: str | None, thread_id: str | None, agent: str | None, limit: int
-    ) -> list[SearchHit]:
+    def _hits(self, ranked: list[tuple[str, float]], query: Query | None) -> list[SearchHit]:
+        """``(message_id, rank)`` as hits, in that order (a message deleted meanwhile is left out)."""
+        if not ranked:
+            return []
+        marks = ",".join("?" * len(ranked))
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT m.*, {_THREAD_COLUMNS} FROM messages m JOIN threads t ON t.id = m.thread_id "
+                f"WHERE m.id IN ({marks})",
+                [mid for mid, _ in ranked],
+            )
+            .fetchall()
+        )
+        width = len(rows[0]) - _THREAD_WIDTH if rows else 0
+        found = {row[0]: row for row in rows}
+        hits = []
+        for message_id, rank in ranked:
+            row = found.get(message_id)
+            if row is None:
+                continue
+            message = Message.from_sql(row[:width])
+            snippet, marked = mark(message.text, query) if query is not None else (one_line(message.text, 200), ())
+            hits.append(SearchHit(Thread.from_sql(row[width:]), message, snippet, marked, rank))
+        return hits
+
+    def _search(self, query: Query, where: list[str], args: list[Any], *, limit: int) -> list[SearchHit]:
         """The best ``limit`` matches are chosen first (their ids and ranks only: the joins the
         filters need, no message text), then their rows are read: ranking thousands of matches
         reads no text (on SQLite, ~2x faster for a word in a third of the messages)."""
-        where: list[str] = []
-        args: list[Any] = []
-        if thread_id is not None:
-            where.append("m.thread_id = ?")
-            args.append(thread_id)
-        if user_id is not None:
-            where.append("t.user_id = ?")
-            args.append(user_id)
-        if agent is not None:
-            where.append("COALESCE(m.agent, t.agent) = ?")
-            args.append(agent)
         filters = "".join(f" AND {w}" for w in where)
-        joins = ""
-        if where:
-            joins = " JOIN messages m ON m.{key} = {found}"
-            joins += " JOIN threads t ON t.id = m.thread_id" if user_id is not None or agent is not None else ""
+        joins = " JOIN messages m ON m.{key} = {found} JOIN threads t ON t.id = m.thread_id" if where else ""
         if self._db.dialect == "postgresql":
             best = (
                 "SELECT s.message_id AS found, ts_rank(s.words, q, 1) AS score "

@@ -30,6 +30,7 @@ from ._runs import Runs
 from ._search import Search
 from ._tables import Tables
 from ._turns import Turns
+from ._vectors import Embedder, Vectors
 
 __all__ = ["Store"]
 
@@ -69,7 +70,7 @@ def _deterministic_ids(value: object) -> bool:
     return value
 
 
-class Store(Presences, Search, Approvals, Turns, Runs, Tables):
+class Store(Vectors, Presences, Search, Approvals, Turns, Runs, Tables):
     """A thread store in one SQLite file, shared by every process that opens it.
 
     ``Store()`` opens ``$THREADWIDGET_DB`` or the per-user default; ``Store("threads.db")`` opens or
@@ -88,6 +89,9 @@ class Store(Presences, Search, Approvals, Turns, Runs, Tables):
     whichever processes write it (a number already taken is skipped, deleted ones are not reused),
     and the same on every run that writes the same rows in the same order into a new store; not
     unique across stores, so do not copy such stores into each other.
+
+    ``embedder=tw.OpenAIEmbedding(...)`` embeds each final message in the background for
+    ``search(mode="vector" | "hybrid")`` (see ``use_embedder``).
     """
 
     _shared: ClassVar[dict[Path | str, Store]] = {}
@@ -118,6 +122,7 @@ class Store(Presences, Search, Approvals, Turns, Runs, Tables):
         busy_timeout: float = 5.0,
         keep_changes: int = 50_000,
         deterministic_ids: bool | None = None,
+        embedder: Embedder | None = None,
     ):
         if self._opened:
             return  # the shared store, already open
@@ -143,6 +148,12 @@ class Store(Presences, Search, Approvals, Turns, Runs, Tables):
         #: who holds a lease: ``host:pid:random``, one per open store
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._opened = True
+        if embedder is not None:
+            try:
+                self.use_embedder(embedder)
+            except BaseException:
+                self.close()
+                raise
 
     @property
     def deterministic_ids(self) -> bool:
@@ -194,6 +205,7 @@ class Store(Presences, Search, Approvals, Turns, Runs, Tables):
         with Store._shared_lock:
             if self._shared_key is not None and Store._shared.get(self._shared_key) is self:
                 del Store._shared[self._shared_key]
+        self._stop_indexer()
         with self._feed_lock:
             if self._feed is not None:
                 self._feed.stop()
