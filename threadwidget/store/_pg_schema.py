@@ -144,7 +144,7 @@ def _m006_embeddings(schema: str) -> list[str]:
     """Vectors of messages' text (SQLite's ``m008_embeddings``): float32 little-endian in ``bytea``."""
     return [
         """CREATE TABLE embeddings (
-            message_id text PRIMARY KEY, thread_id text NOT NULL, model text NOT NULL,
+            seq bigserial PRIMARY KEY, message_id text NOT NULL UNIQUE, thread_id text NOT NULL, model text NOT NULL,
             dimensions integer NOT NULL, vector bytea NOT NULL, created_at double precision NOT NULL)""",
         "CREATE INDEX embeddings_model ON embeddings (model, dimensions)",
         "CREATE INDEX embeddings_thread ON embeddings (thread_id)",

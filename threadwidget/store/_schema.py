@@ -250,7 +250,8 @@ def _m008_embeddings(db: Database) -> None:
     numpy read). Written in the background after a message is final; no change row (nobody waits)."""
     db.execute(
         """CREATE TABLE embeddings (
-            message_id TEXT PRIMARY KEY,
+            seq INTEGER PRIMARY KEY,      -- the order vectors were written (a searcher reads only newer ones)
+            message_id TEXT NOT NULL UNIQUE,
             thread_id TEXT NOT NULL,
             model TEXT NOT NULL,          -- the embedder's model name
             dimensions INTEGER NOT NULL,  -- the vector's length

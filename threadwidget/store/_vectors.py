@@ -38,6 +38,8 @@ log = logging.getLogger("threadwidget.store")
 
 #: messages embedded in one request to the embedder
 BATCH = 64
+#: seconds the background embedding waits after a message is final for others to embed with it
+LINGER = 0.5
 #: characters of a message embedded (about 6,000 tokens: models take 8,191)
 MAX_CHARS = 24_000
 #: messages that get a vector: what people and agents said, once final
@@ -74,6 +76,8 @@ class Vectors(StorePart):
     _indexer: _Indexer | None = None
     #: why this process's indexer stopped (a mismatch): raised by the next vector search
     _vector_problem: EmbeddingMismatchError | None = None
+    _cache: _Cache | None = None
+    _vector_lock = threading.Lock()  # one per process: searches are short
 
     @property
     def embedder(self) -> Embedder | None:
@@ -112,7 +116,11 @@ class Vectors(StorePart):
 
     def _check_vectors(self, model: str, dimensions: int | None, conn: Conn | None = None) -> None:
         stored = self._stored_model(conn or self._conn())
-        if stored is None or (stored[0] == model and dimensions in (None, stored[1])):
+        if stored is not None:
+            self._refuse_unlike(stored, model, dimensions)
+
+    def _refuse_unlike(self, stored: tuple[str, int], model: str, dimensions: int | None) -> None:
+        if stored[0] == model and dimensions in (None, stored[1]):
             return
         raise EmbeddingMismatchError(
             f"the store {self.path} holds vectors of {_describe(*stored)}, but the embedder is "
@@ -160,7 +168,8 @@ class Vectors(StorePart):
             saved = 0
             for (message_id, thread_id), blob in zip(rows, blobs, strict=True):
                 saved += conn.execute(
-                    "INSERT INTO embeddings SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?) "
+                    "INSERT INTO embeddings (message_id, thread_id, model, dimensions, vector, created_at) "
+                    "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?) "
                     "ON CONFLICT (message_id) DO NOTHING",
                     (message_id, thread_id, model, dimensions, blob, now, message_id),
                 ).rowcount
@@ -241,26 +250,71 @@ class Vectors(StorePart):
         stored = self.embedding_model()
         if stored is None:
             return []
-        self._check_vectors(embedder.model, embedder.dimensions)
+        self._refuse_unlike(stored, embedder.model, embedder.dimensions)
         (vector,) = self._embed(embedder, [query])
-        self._check_vectors(embedder.model, int(vector.shape[0]))
-        joins = " JOIN messages m ON m.id = e.message_id JOIN threads t ON t.id = m.thread_id" if where else ""
-        rows = (
-            self._conn()
-            .execute(
-                f"SELECT e.message_id, e.vector FROM embeddings e{joins} WHERE e.model = ? AND e.dimensions = ?"
-                + "".join(f" AND {w}" for w in where),
-                [stored[0], stored[1], *args],
-            )
-            .fetchall()
-        )
-        if not rows:
-            return []
-        matrix = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype="<f4").reshape(len(rows), stored[1])
-        scores = matrix @ vector
-        best = np.argsort(-scores)[:limit] if len(rows) <= limit else np.argpartition(-scores, limit)[:limit]
-        ranked = sorted(((str(rows[i][0]), float(scores[i])) for i in best), key=lambda x: (-x[1], x[0]))
+        self._refuse_unlike(stored, embedder.model, int(vector.shape[0]))
+        with self._vector_lock:
+            if self._cache is None or self._cache.shape != stored:
+                self._cache = _Cache(*stored)
+            cache = self._cache
+            cache.refresh(self._conn())
+            if not cache.seqs.size:
+                return []
+            scores = cache.matrix @ vector
+            if where:  # the vectors of the messages the filters keep
+                kept = self._conn().execute(
+                    "SELECT e.seq FROM embeddings e JOIN messages m ON m.id = e.message_id "
+                    "JOIN threads t ON t.id = m.thread_id WHERE " + " AND ".join(where),
+                    args,
+                )
+                keep = np.isin(cache.seqs, np.fromiter((r[0] for r in kept), dtype=np.int64))
+                scores = np.where(keep, scores, -np.inf)
+            n = min(limit, int(np.isfinite(scores).sum()))
+            best = np.argpartition(-scores, n - 1)[:n] if n else np.zeros(0, dtype=np.int64)
+            ranked = sorted(((cache.ids[i], float(scores[i])) for i in best), key=lambda x: (-x[1], x[0]))
         return [(mid, score) for mid, score in ranked if score > 0]
+
+
+class _Cache:
+    """A searching process's copy of the stored vectors (one model and dimension), in ``seq``
+    order, brought up to date before each search: only the vectors written since are read, unless
+    some were deleted (then all). Reading 100,000 vectors from the database for each search took
+    ~100x longer than comparing them (``bench/vectors.py``); the copy costs the process
+    ``4 x dimensions`` bytes a message (100 MB for 100,000 messages of 256 dimensions)."""
+
+    def __init__(self, model: str, dimensions: int):
+        import numpy as np
+
+        self.shape = (model, dimensions)
+        self.matrix = np.zeros((0, dimensions), dtype=np.float32)
+        self.seqs = np.zeros(0, dtype=np.int64)
+        self.ids: list[str] = []
+
+    def refresh(self, conn: Conn) -> None:
+        import numpy as np
+
+        (count,) = conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()
+        last = int(self.seqs[-1]) if self.seqs.size else 0
+        for after in (last, 0) if last else (0,):
+            rows = conn.execute(
+                "SELECT seq, message_id, vector FROM embeddings WHERE seq > ? AND model = ? AND dimensions = ? "
+                "ORDER BY seq",
+                (after, *self.shape),
+            ).fetchall()
+            if after and self.seqs.size + len(rows) != count:
+                continue  # some were deleted (or written meanwhile): read them all
+            if after and not rows:
+                return
+            vectors = b"".join(bytes(r[2]) for r in rows)
+            matrix = np.frombuffer(vectors, dtype="<f4").reshape(len(rows), self.shape[1])
+            seqs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            ids = [str(r[1]) for r in rows]
+            if after:
+                self.matrix, self.seqs = np.vstack([self.matrix, matrix]), np.concatenate([self.seqs, seqs])
+                self.ids += ids
+            else:
+                self.matrix, self.seqs, self.ids = matrix, seqs, ids
+            return
 
 
 class _Indexer:
@@ -317,6 +371,10 @@ class _Indexer:
                 backoff, sweep = min(backoff * 2, 60.0), True
                 continue
             self._wake.wait()
+            with self._lock:
+                full = len(self._ids) >= BATCH
+            if not full:  # let a few more messages come, to embed and write them together
+                self._stopping.wait(LINGER)
             self._wake.clear()
 
     def _embed_new(self) -> None:
