@@ -16,6 +16,9 @@ import threadwidget as tw
 
 from .conftest import PYTHON, ROOT, python_env, wait_until
 from .openai_server import EMBED_MODEL, Error, OpenAIServer
+from .widget_comm import RecordingComm, browser_sets, comms
+
+__all__ = ["comms"]  # the fixture, imported for pytest
 
 pytest_plugins = ["tests.openai_fixtures"]
 
@@ -211,3 +214,19 @@ def test_the_command_line_reindexes_and_searches_by_meaning(
     out = run("search", "refund", "--mode", "vector", "--model", "tw-embed-2")
     assert out.exit_code == 1 and "EmbeddingMismatchError" not in out.output
     assert "'tw-embed' (48 dimensions)" in out.output and "sk-test-secret-1234" not in out.output
+
+
+def test_a_thread_lists_search_box_searches_by_meaning_when_the_store_has_an_embedder(
+    store: tw.Store, kettle: dict[str, tw.Message], openai_server: OpenAIServer, comms: list[RecordingComm]
+) -> None:
+    store.use_embedder(embedder(openai_server))
+    wait_until(lambda: vectors(store) == 3)
+    listing = tw.ThreadList(store, user_id="alice")
+    browser_sets(listing, query="refund")
+    assert listing.hits[0]["message_id"] == kettle["money"].id  # no word in common
+    asked = len(openai_server.embedding_requests)
+    later = store.add_message(kettle["money"].thread_id, role="assistant", text="A refund is on its way.")
+    wait_until(lambda: later.id in [h["message_id"] for h in listing.hits])
+    # the query's vector is kept: searching it again at each change asks the model only for the new message
+    queries = [r for r in openai_server.embedding_requests[asked:] if r.body["input"] == ["refund"]]
+    assert queries == []

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from .._errors import EmbeddingMismatchError, InvalidArgumentError, StoreClosedError, ThreadwidgetError
 from ._dialect import Conn
@@ -42,6 +42,8 @@ BATCH = 64
 LINGER = 0.5
 #: characters of a message embedded (about 6,000 tokens: models take 8,191)
 MAX_CHARS = 24_000
+#: query vectors a process keeps
+_QUERIES_KEPT = 64
 #: messages that get a vector: what people and agents said, once final
 _EMBEDDABLE = "m.role IN ('user', 'assistant') AND m.status IN ('success', 'failed', 'aborted') AND m.text != ''"
 
@@ -77,6 +79,8 @@ class Vectors(StorePart):
     #: why this process's indexer stopped (a mismatch): raised by the next vector search
     _vector_problem: EmbeddingMismatchError | None = None
     _cache: _Cache | None = None
+    #: the vectors of the process's last queries (a view searches its query again at each change of the store)
+    _query_vectors: ClassVar[dict[tuple[str, int | None, str], Any]] = {}
     _vector_lock = threading.Lock()  # one per process: searches are short
 
     @property
@@ -96,8 +100,9 @@ class Vectors(StorePart):
                 return
             raise EmbeddingMismatchError(
                 f"this store already embeds with {_describe(self._embedder.model, self._embedder.dimensions)}, "
-                f"not {_describe(embedder.model, embedder.dimensions)}; one store holds vectors of one model. "
-                "Open the store once per embedder, or re-embed it with `threadwidget reindex`."
+                f"not {_describe(embedder.model, embedder.dimensions)}: a store holds vectors of one model and "
+                "dimension. Use the same embedder, or re-embed the store with the other "
+                f"(`threadwidget reindex --model {embedder.model}`, or store.reindex(embedder))."
             )
         self._check_vectors(embedder.model, embedder.dimensions)
         self._embedder = embedder
@@ -110,7 +115,7 @@ class Vectors(StorePart):
 
     @staticmethod
     def _stored_model(conn: Conn) -> tuple[str, int] | None:
-        # the lowest and the highest (model, dimensions) in the index: equal when every vector is alike
+        # every vector is of one model and dimension: each write checks it under the write lock
         row = conn.execute("SELECT model, dimensions FROM embeddings ORDER BY model, dimensions LIMIT 1").fetchone()
         return None if row is None else (str(row[0]), int(row[1]))
 
@@ -251,8 +256,16 @@ class Vectors(StorePart):
         if stored is None:
             return []
         self._refuse_unlike(stored, embedder.model, embedder.dimensions)
-        (vector,) = self._embed(embedder, [query])
-        self._refuse_unlike(stored, embedder.model, int(vector.shape[0]))
+        key = (embedder.model, embedder.dimensions, query)
+        with self._vector_lock:
+            vector = self._query_vectors.get(key)
+        if vector is None:
+            (vector,) = self._embed(embedder, [query])
+            self._refuse_unlike(stored, embedder.model, int(vector.shape[0]))
+            with self._vector_lock:
+                while len(self._query_vectors) >= _QUERIES_KEPT:
+                    self._query_vectors.pop(next(iter(self._query_vectors)))
+                self._query_vectors[key] = vector
         with self._vector_lock:
             if self._cache is None or self._cache.shape != stored:
                 self._cache = _Cache(*stored)
@@ -261,10 +274,11 @@ class Vectors(StorePart):
             if not cache.seqs.size:
                 return []
             scores = cache.matrix @ vector
-            if where:  # the vectors of the messages the filters keep
+            if where:  # the vectors of the messages the filters keep (the messages' rows only for their agent)
+                conditions = " AND ".join(w.replace("m.thread_id", "e.thread_id") for w in where)
+                joins = " JOIN messages m ON m.id = e.message_id" if "m." in conditions else ""
                 kept = self._conn().execute(
-                    "SELECT e.seq FROM embeddings e JOIN messages m ON m.id = e.message_id "
-                    "JOIN threads t ON t.id = m.thread_id WHERE " + " AND ".join(where),
+                    f"SELECT e.seq FROM embeddings e JOIN threads t ON t.id = e.thread_id{joins} WHERE {conditions}",
                     args,
                 )
                 keep = np.isin(cache.seqs, np.fromiter((r[0] for r in kept), dtype=np.int64))

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets as t
 
-from .._errors import InvalidArgumentError, SearchQueryError
+from .._errors import EmbeddingMismatchError, InvalidArgumentError, ModelError, SearchQueryError
 from ..store import Event, SearchHit, Store
 from . import _wire as wire
 from ._base import STATIC, Host, SubscriptionSlot, TwWidget, check_count, resolve_store, weak_callback
@@ -69,12 +69,14 @@ class ListController:
         return self._threads
 
     def search(self) -> dict[str, Any]:
-        """``hits`` and ``search_error`` for the query, within the list's user and agent."""
+        """``hits`` and ``search_error`` for the query, within the list's user and agent: by words
+        and meaning when the store has an embedder, else by words."""
         if not self.query.strip():
             return {"hits": [], "search_error": ""}
+        mode = "hybrid" if self.store.embedder is not None else "text"
         try:
-            found = self.store.search(self.query, user_id=self.user_id, agent=self.agent, limit=SEARCH_HITS)
-        except SearchQueryError as exc:
+            found = self.store.search(self.query, user_id=self.user_id, agent=self.agent, limit=SEARCH_HITS, mode=mode)
+        except (SearchQueryError, EmbeddingMismatchError, ModelError) as exc:
             return {"hits": [], "search_error": str(exc)}
         return {"hits": [hit_info(h) for h in found], "search_error": ""}
 
