@@ -121,10 +121,11 @@ def test_a_server_restart_mid_stream_loses_and_repeats_nothing(
         own_server.start()
         wait_until(lambda: store.feed_connected, timeout=30)
         report = json.loads(expect_line(writer, "{"))
-        assert report["errors"] == 0, writer.communicate(timeout=10)[1]  # writes waited for the server
+        said = writer.communicate(timeout=30)[1]  # what the writer logged (a commit cut off: the server's answer)
+        assert report["errors"] == 0, said  # writes waited for the server
         wait_until(lambda: len(inserted()) >= n, timeout=30)
-        assert [e.row.text for e in inserted()] == [f"w:{i}" for i in range(n)]  # type: ignore[union-attr]
-        assert [m.text for m in store.list_messages(thread.id, limit=2 * n)] == [f"w:{i}" for i in range(n)]
+        assert [e.row.text for e in inserted()] == [f"w:{i}" for i in range(n)], said  # type: ignore[union-attr]
+        assert [m.text for m in store.list_messages(thread.id, limit=2 * n)] == [f"w:{i}" for i in range(n)], said
     assert watcher.wait(60) == 0
     watched = json.loads(out.read_text())
     assert [e["text"] for e in watched] == [f"w:{i}" for i in range(n)]  # once each, in order

@@ -234,27 +234,37 @@ class PgDatabase:
 
     def _transaction(self, fn: Callable[[Any, float], T]) -> T:
         psycopg = driver()
-        with self._pool.connection() as raw:
-            txid = None
-            try:
-                with raw.pipeline() as pipeline:
-                    raw.execute("BEGIN")
-                    now, txid = raw.execute(self._begin).fetchone()
-                    result = fn(Pipelined(raw, pipeline), float(now))
-                    raw.execute("COMMIT")
-                    pipeline.sync()  # one round trip for the writes nobody read and the COMMIT
-            except BaseException as exc:
-                if txid is not None and isinstance(exc, psycopg.Error) and _connection_lost(exc):
-                    if self._committed(txid, exc):
-                        return result  # lost while committing, but it did commit
-                    raise  # it did not commit: write() runs the transaction again if it can
-                if not raw.closed and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    try:
-                        raw.execute("ROLLBACK")
-                    except psycopg.Error:
-                        pass  # the connection is gone; the server rolled back
-                raise
-            return result
+        committed = False
+        try:
+            with self._pool.connection() as raw:
+                txid = None
+                try:
+                    with raw.pipeline() as pipeline:
+                        raw.execute("BEGIN")
+                        now, txid = raw.execute(self._begin).fetchone()
+                        result = fn(Pipelined(raw, pipeline), float(now))
+                        raw.execute("COMMIT")
+                        pipeline.sync()  # one round trip for the writes nobody read and the COMMIT
+                    committed = True
+                except BaseException as exc:
+                    if txid is not None and isinstance(exc, psycopg.Error) and _connection_lost(exc):
+                        committed = self._committed(txid, exc)
+                        if committed:
+                            return result  # lost while committing, but it did commit
+                        raise  # it did not commit: write() runs the transaction again if it can
+                    if not raw.closed and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        try:
+                            raw.execute("ROLLBACK")
+                        except psycopg.Error:
+                            pass  # the connection is gone; the server rolled back
+                    raise
+                return result
+        except psycopg.Error:
+            # the pool's exit ends the connection's own transaction: on a connection lost after the
+            # COMMIT went through, that fails too, and the write must not be run again
+            if committed:
+                return result
+            raise
 
     def _committed(self, txid: int, lost: Exception) -> bool:
         """The connection was lost while committing: ask the server (once it answers again) whether
