@@ -19,6 +19,7 @@ EXPECTED = {
     "Store", "StoreClosedError", "StoreError",
     "StoreWarning", "Subscription", "Thread", "ThreadwidgetError", "ToolArgumentsError", "ToolCall", "ToolError",
     "Usage", "__version__",
+    "Budget", "Cost", "Price", "Prices",
     # loaded on first use
     "Agent", "AgentThread", "Context", "GenerateResult", "OpenAIChat", "ScriptedModel", "Tool", "ToolContext", "tool",
     "ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel",

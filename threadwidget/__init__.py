@@ -10,6 +10,7 @@ import importlib
 import sys
 from typing import Any
 
+from ._budget import Budget
 from ._errors import (
     AnswerTimeoutError,
     CorruptStoreError,
@@ -33,6 +34,7 @@ from ._errors import (
     ToolArgumentsError,
     ToolError,
 )
+from ._prices import Cost, Price, Prices
 from ._usage import Usage
 from ._version import __version__
 from .store import Answer, Delta, Event, Message, Store, StoreWarning, Subscription, Thread, ToolCall
@@ -90,6 +92,10 @@ __all__ = [
     "ToolError",
     "Usage",
     "__version__",
+    "Budget",
+    "Cost",
+    "Price",
+    "Prices",
     # loaded on first use
     "Agent",
     "AgentThread",
