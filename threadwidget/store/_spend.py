@@ -8,6 +8,7 @@ is its thread's ``user_id`` (whose thread it is), else its prompt's (who asked);
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from .._errors import InvalidArgumentError
-from .._prices import Cost, Prices
+from .._prices import ENV_PRICES, Cost, Prices
 from .._usage import Usage
 from ._part import StorePart
 
@@ -36,15 +37,15 @@ _KEYS = {
 }
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_prices: Prices | None = None
+_prices: dict[str | None, Prices] = {}
 
 
 def default_prices() -> Prices:
-    """The defaults and ``$THREADWIDGET_PRICES``, read once per process."""
-    global _prices
-    if _prices is None:
-        _prices = Prices()
-    return _prices
+    """The defaults and ``$THREADWIDGET_PRICES``, read once per value of the variable."""
+    name = os.environ.get(ENV_PRICES)
+    if name not in _prices:
+        _prices[name] = Prices()
+    return _prices[name]
 
 
 def day_start(now: float | None = None) -> float:
