@@ -22,7 +22,7 @@ EXPECTED = {
     "Budget", "Cost", "Price", "Prices",
     # loaded on first use
     "Agent", "AgentThread", "Context", "GenerateResult", "OpenAIChat", "ScriptedModel", "Tool", "ToolContext", "tool",
-    "ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel",
+    "ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel", "UsagePanel",
 }  # fmt: skip
 
 

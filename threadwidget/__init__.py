@@ -55,6 +55,7 @@ _LAZY = {
     "ThreadApp": "threadwidget.widgets",
     "ThreadList": "threadwidget.widgets",
     "ToolCallsPanel": "threadwidget.widgets",
+    "UsagePanel": "threadwidget.widgets",
 }
 
 __all__ = [
@@ -109,6 +110,7 @@ __all__ = [
     "ThreadApp",
     "ThreadList",
     "ToolCallsPanel",
+    "UsagePanel",
 ]
 
 

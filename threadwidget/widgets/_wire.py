@@ -26,6 +26,7 @@ __all__ = [
     "HighlighterRequestMsg", "InboundMsg", "LoadOlderMsg", "Message", "OlderMsg", "OutboundMsg", "PresentUser",
     "SearchHitInfo", "SendMsg", "SnippetPart", "StreamSnapshot", "ThreadInfo", "ThreadListTraits", "ThreadState",
     "ThreadStatus", "ToolCall", "ToolsTraits", "TypingMsg", "UnsentMsg", "Usage", "parse_outbound",
+    "UsageBy", "UsageMetric", "UsagePanelTraits", "UsageRow",
 ]  # fmt: skip
 
 ThreadState = Literal["idle", "waiting", "streaming", "failed", "aborted"]
@@ -148,6 +149,33 @@ class AppTraits(ChatTraits, ToolsTraits, ThreadListTraits):
     pass
 
 
+UsageBy = Literal["day", "agent", "model", "thread", "user"]
+UsageMetric = Literal["tokens", "usd"]
+
+
+class UsageRow(TypedDict):
+    """One part of a bar of the usage chart, and one row of its table: a group and a part of it."""
+
+    group: str  # a UTC day, an agent, a model, a thread id or a user ("(no agent)": none)
+    part: str  # the stacked part: the model (the agent when the chart is per model)
+    input_tokens: int
+    output_tokens: int
+    usd: str | None  # exact decimal dollars; None: no price
+    cost: str  # as people read it: "0.12 $", "no price", "~" before an estimate
+    estimated: bool
+
+
+class UsagePanelTraits(TypedDict):
+    by: UsageBy
+    part_by: Literal["model", "agent"]
+    since: str | None  # as given, e.g. "7d"; None: all the store
+    metric: UsageMetric  # the chart's height: tokens or dollars (the view toggles it)
+    rows: list[UsageRow]  # groups in chart order, each group's parts most first
+    groups: list[UsageRow]  # each group's sum (part ""), in chart order
+    total: UsageRow  # group and part ""
+    selected: str | None  # the group whose bar was clicked: the table shows only its rows
+
+
 # -- custom messages, kernel -> browser ----------------------------------------------------------------
 
 
@@ -237,6 +265,7 @@ WIRE: dict[str, Any] = {
     "ToolsTraits": ToolsTraits,
     "ThreadListTraits": ThreadListTraits,
     "AppTraits": AppTraits,
+    "UsagePanelTraits": UsagePanelTraits,
     "InboundMsg": InboundMsg,
     "OutboundMsg": OutboundMsg,
 }
