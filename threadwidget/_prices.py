@@ -72,12 +72,15 @@ def to_usd(value: Any, what: str) -> Decimal:
 
 
 def money(usd: Decimal) -> str:
-    """Dollars as people read them: cents from one cent up, else up to four significant digits."""
+    """Dollars as people read them: cents from 1 $ up; below, up to four significant digits, at
+    least two decimals (``0.50 $``, ``0.0334 $``, ``0.00005 $``)."""
     if usd == 0:
         return "0.00 $"
-    if abs(usd) >= Decimal("0.01"):
+    if abs(usd) >= 1:
         return f"{usd.quantize(Decimal('0.01')):,} $"
-    shown = usd.quantize(Decimal(1).scaleb(usd.adjusted() - 3)).normalize()
+    shown = usd.quantize(Decimal(1).scaleb(min(-2, usd.adjusted() - 3))).normalize()
+    if shown.as_tuple().exponent > -2:  # type: ignore[operator]
+        shown = shown.quantize(Decimal("0.01"))
     return f"{shown:f} $"
 
 

@@ -52,6 +52,16 @@ export interface ToolCall {
   decision_note: string | null;
 }
 
+/** What an answer cost, on its last step: as people read it ("0.0012 $", "no price", "~" for an
+ * estimate), and the details shown on hover. */
+export interface AnswerCost {
+  answer: string;
+  /** The thread, through this answer. */
+  thread: string;
+  /** Tokens of the answer and of the thread, the model and the price used. */
+  detail: string;
+}
+
 export interface Message {
   id: string;
   role: Role;
@@ -70,6 +80,8 @@ export interface Message {
   /** A prompt waiting for the thread's turn: its place in the queue (1 is answered next); absent
    * on every other message. */
   queue_position?: number;
+  /** Only on an answer's last step, once it ended. */
+  cost?: AnswerCost;
 }
 
 export interface ThreadInfo {

@@ -52,6 +52,7 @@ export function chartData(groups: UsageRow[], rows: UsageRow[], metric: UsageMet
       label: part,
       data: values.get(part)!,
       backgroundColor: PALETTE[i % PALETTE.length],
+      maxBarThickness: 120,
       stack: "usage",
     })),
   };
@@ -87,7 +88,7 @@ export function mountUsage(model: AnyModel<UsagePanelTraits>, el: HTMLElement): 
   const table = h(
     "table",
     { class: "tw-usage-table", "data-testid": "tw-usage-table" },
-    h("thead", {}, h("tr", {}, ...["", "", "input", "output", "total", "cost"].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ...["", "", "input", "output", "total", "cost"].map((c) => h("th", { scope: "col" }, c)))),
     body,
     foot,
   );
@@ -131,6 +132,9 @@ export function mountUsage(model: AnyModel<UsagePanelTraits>, el: HTMLElement): 
     const since = model.get("since");
     setText(title, `Usage per ${model.get("by")}${since ? ` since ${since}` : ""}, parts per ${model.get("part_by")}`);
     setText(toggle, metric === "usd" ? "Show tokens" : "Show dollars");
+    const [groupHead, partHead] = [...table.tHead!.rows[0]!.cells];
+    setText(groupHead!, model.get("by"));
+    setText(partHead!, model.get("part_by"));
     empty.hidden = rows.length > 0;
     table.hidden = chartBox.hidden = rows.length === 0;
     filter.hidden = selected === null;

@@ -67,6 +67,7 @@ describe("UsagePanel", () => {
     const { model, host, tableRows } = mount();
     expect(host.querySelector(".tw-root")!.getAttribute("data-tw")).toBe("usage");
     expect(host.textContent).toContain("Usage per day since 7d, parts per model");
+    expect([...host.querySelectorAll("th")].map((th) => th.textContent)).toEqual(["day", "model", "input", "output", "total", "cost"]);
     expect(tableRows().map((r) => r.textContent)).toEqual([
       "2026-01-30gpt-4o-mini1,0002001,2000.00027 $",
       "2026-01-31gpt-4o-mini3,0006003,6000.00081 $",

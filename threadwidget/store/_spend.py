@@ -93,7 +93,7 @@ class Spending(StorePart):
 
     def _spend_rows(
         self, key: str | None, *, thread_id: str | None, agent: str | None, user_id: str | None,
-        model: str | None, since: object,
+        model: str | None, since: object, reply_to: str | None = None, through_turn: int | None = None,
     ) -> list[tuple[Any, str | None, int, int, int]]:  # fmt: skip
         head = f"{_KEYS[key]}, " if key else ""
         sql = (
@@ -102,13 +102,16 @@ class Spending(StorePart):
             "MAX(CASE WHEN metadata LIKE ? THEN 1 ELSE 0 END) FROM messages WHERE usage IS NOT NULL"
         )
         args: list[Any] = ['%"usage_estimated": true%']
-        for column, value in (("thread_id", thread_id), ("agent", agent), ("model", model)):
+        for column, value in (("thread_id", thread_id), ("agent", agent), ("model", model), ("reply_to", reply_to)):
             if value is not None:
                 sql += f" AND {column} = ?"
                 args.append(value)
         if user_id is not None:
             sql += f" AND {_USER} = ?"
             args.append(user_id)
+        if through_turn is not None:
+            sql += " AND turn <= ?"
+            args.append(through_turn)
         bound = parse_since(since)
         if bound is not None:
             sql += " AND created_at >= ?"
@@ -130,6 +133,17 @@ class Spending(StorePart):
         prices = prices if prices is not None else default_prices()
         rows = self._spend_rows(None, thread_id=thread_id, agent=agent, user_id=user_id, model=model, since=since)
         return sum((_cost(row, prices) for row in rows), Cost())
+
+    def answer_cost(self, prompt_id: str, *, prices: Prices | None = None) -> tuple[Cost, Cost]:
+        """What the answer to the prompt ``prompt_id`` cost (all its steps), and what its thread
+        cost through that answer (every answer up to it, in thread order)."""
+        prices = prices if prices is not None else default_prices()
+        prompt = self.get_message(prompt_id)
+        answer = self._spend_rows(None, thread_id=prompt.thread_id, agent=None, user_id=None, model=None,
+                                  since=None, reply_to=prompt_id)  # fmt: skip
+        thread = self._spend_rows(None, thread_id=prompt.thread_id, agent=None, user_id=None, model=None,
+                                  since=None, through_turn=prompt.turn)  # fmt: skip
+        return (sum((_cost(r, prices) for r in answer), Cost()), sum((_cost(r, prices) for r in thread), Cost()))
 
     def costs(
         self, by: By = "agent", *, thread_id: str | None = None, agent: str | None = None,

@@ -1,5 +1,6 @@
 """``tw.UsagePanel``: tokens and dollars per day, agent, model, thread or user, as stacked bars and a
-table, kept up to date as answers end in any process."""
+table, kept up to date as answers end in any process; and ``answer_cost``, the cost a chat shows
+beside each answer."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import traitlets as t
 
 from .._errors import InvalidArgumentError
 from .._prices import Cost, Prices
-from ..store import Event, Store
-from ..store._spend import parse_since
+from ..store import Event, Message, Store
+from ..store._spend import default_prices, parse_since
 from . import _wire as wire
 from ._base import STATIC, SubscriptionSlot, TwWidget, resolve_store, weak_callback
 from ._ticker import RATE, Throttle
 
-__all__ = ["UsagePanel"]
+__all__ = ["UsagePanel", "answer_cost"]
 
 RELOAD_INTERVAL = 0.5  # seconds between reloads while answers end
 RELOAD_GATHER = 0.05
@@ -55,6 +56,24 @@ def load_rows(store: Store, by: str, since: object, prices: Prices | None) -> di
     total = store.cost(since=bound, prices=prices)
     sums = [usage_row(g if g is not None else _NONE[by], "", cost) for g, cost in groups.items()]
     return {"rows": rows, "groups": sums, "total": usage_row("", "", total), "part_by": part_by}
+
+
+def answer_cost(store: Store, step: Message) -> wire.AnswerCost | None:
+    """The cost shown beside an answer's last step (``store.answer_cost``, priced with the defaults
+    and ``$THREADWIDGET_PRICES``), or None: not an answer's end, or no tokens used."""
+    if step.role != "assistant" or not step.ends_answer or step.reply_to is None or not step.is_final:
+        return None
+    answer, thread = store.answer_cost(step.reply_to)
+    if not answer.usage.total_tokens:
+        return None
+    price = default_prices().get(step.model)
+    used = f"priced at {price}" if price is not None else f"no price for the model {step.model or '(none)'}"
+    detail = (
+        f"answer: {answer.usage.input_tokens:,} in / {answer.usage.output_tokens:,} out tokens; "
+        f"thread: {thread.usage.input_tokens:,} in / {thread.usage.output_tokens:,} out tokens; {used}"
+        + ("; estimated: the provider reported no usage" if answer.estimated else "")
+    )
+    return {"answer": answer.text, "thread": thread.text, "detail": detail}
 
 
 class UsagePanel(TwWidget):

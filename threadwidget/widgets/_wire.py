@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
 __all__ = [
-    "WIRE", "AbortMsg", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "HighlighterMsg",
+    "WIRE", "AbortMsg", "AnswerCost", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "HighlighterMsg",
     "HighlighterRequestMsg", "InboundMsg", "LoadOlderMsg", "Message", "OlderMsg", "OutboundMsg", "PresentUser",
     "SearchHitInfo", "SendMsg", "SnippetPart", "StreamSnapshot", "ThreadInfo", "ThreadListTraits", "ThreadState",
     "ThreadStatus", "ToolCall", "ToolsTraits", "TypingMsg", "UnsentMsg", "Usage", "parse_outbound",
@@ -56,6 +56,15 @@ class ToolCall(TypedDict):
     decision_note: str | None  # the approver's note, or why it was denied
 
 
+class AnswerCost(TypedDict):
+    """What an answer cost, on its last step: as people read it ("0.0012 $", "no price", "~" for
+    an estimate), and the details shown on hover."""
+
+    answer: str
+    thread: str  # the thread, through this answer
+    detail: str  # tokens of the answer and of the thread, the model and the price used
+
+
 class Message(TypedDict):
     id: str
     role: Role
@@ -69,6 +78,7 @@ class Message(TypedDict):
     tool_calls: list[ToolCall]
     user_id: str | None  # who wrote it: a prompt's person, or the person of a human answer
     queue_position: NotRequired[int]  # only on a prompt waiting for the thread's turn (1: next)
+    cost: NotRequired[AnswerCost]  # only on an answer's last step, once it ended
 
 
 class ThreadInfo(TypedDict):
