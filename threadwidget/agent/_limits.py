@@ -48,6 +48,8 @@ class Limits:
         self.model = agent.model.name
         self._spent: list[tuple[Budget, dict[str, Cost]]] = []
         self._read_at = 0.0
+        #: each budget's price of the model, looked up once; None: no price, or the budget has no dollars
+        self._price = [self._prices(b).get(self.model) if b.needs_prices else None for b in self.budgets]
 
     def __bool__(self) -> bool:
         return bool(self.budgets)
@@ -75,8 +77,7 @@ class Limits:
         answer's finished steps (already in the store); ``step``: the running step's so far."""
         if time.monotonic() - self._read_at >= REFRESH_SECONDS:
             self.refresh()
-        for budget, spent in self._spent:
-            price = self._prices(budget).get(self.model)
+        for (budget, spent), price in zip(self._spent, self._price, strict=True):
             now = price.cost(step) if price is not None else None
             tokens = (
                 ("per_answer", budget.per_answer_tokens, answer.total_tokens),
