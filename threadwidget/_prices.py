@@ -95,7 +95,7 @@ class Price:
         return (usage.input_tokens * self.input + usage.output_tokens * self.output) / MILLION
 
     def __str__(self) -> str:
-        return f"{self.input.normalize():f} $ in / {self.output.normalize():f} $ out per million tokens"
+        return f"{self.input:f} $ in / {self.output:f} $ out per million tokens"
 
 
 def _price(model: str, value: Any) -> Price:
@@ -225,6 +225,10 @@ class Cost:
         if self.unpriced_tokens:
             shown += f" + no price for {self.unpriced_tokens:,} tokens ({', '.join(self.unpriced_models)})"
         return shown
+
+    def __repr__(self) -> str:
+        u = self.usage
+        return f"<tw.Cost {self.text}: {u.input_tokens:,} in / {u.output_tokens:,} out tokens>"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``usd`` as an exact decimal string (or None: no price)."""
