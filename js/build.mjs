@@ -15,7 +15,13 @@ import * as esbuild from "esbuild";
 
 const watch = process.argv.includes("--watch");
 const OUT = "../threadwidget/static";
-const VIEWS = { chat: "src/chat.ts", tools: "src/tools.ts", threadlist: "src/threadlist.ts", app: "src/app.ts" };
+const VIEWS = {
+  chat: "src/chat.ts",
+  tools: "src/tools.ts",
+  threadlist: "src/threadlist.ts",
+  app: "src/app.ts",
+  usage: "src/usage.ts", // the only bundle with Chart.js in it
+};
 
 const common = {
   bundle: true,

@@ -4,10 +4,13 @@ tests fill. What needs a second process or a signal (``tail`` following another 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -120,16 +123,46 @@ def test_usage_per_agent_thread_and_json(filled: dict) -> None:
     rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()[1:]}
     for name in ("support", "billing"):
         u = by_agent[name]
-        assert rows[name] == [f"{u.input_tokens:,}", f"{u.output_tokens:,}", f"{u.total_tokens:,}"]
-    assert rows["total"][-1] == f"{total.total_tokens:,}"
+        assert rows[name][:5] == [f"{u.input_tokens:,}", f"{u.output_tokens:,}", f"{u.total_tokens:,}", "no", "price"]
+        assert set(rows[name][5]) <= set("█▏▎▍▌▋▊▉")  # its bar
+    assert rows["total"][:3] == [f"{total.input_tokens:,}", f"{total.output_tokens:,}", f"{total.total_tokens:,}"]
     data = json.loads(invoke("usage", "--db", filled["db"], "--json").stdout)
-    assert {a["agent"]: a["total_tokens"] for a in data["agents"]} == {k: u.total_tokens for k, u in by_agent.items()}
-    assert data["total"]["total_tokens"] == total.total_tokens
+    assert {a["agent"]: a["total_tokens"] for a in data["groups"]} == {k: u.total_tokens for k, u in by_agent.items()}
+    assert data["total"]["total_tokens"] == total.total_tokens and data["total"]["usd"] is None  # no price, not 0
     one = json.loads(invoke("usage", "--db", filled["db"], "--thread", filled["order"], "--json").stdout)
-    assert (one["input_tokens"], one["output_tokens"]) == (filled["order_usage"].input_tokens,
-                                                           filled["order_usage"].output_tokens)  # fmt: skip
+    order = filled["order_usage"]
+    assert (one["total"]["input_tokens"], one["total"]["output_tokens"]) == (order.input_tokens, order.output_tokens)
     agent = invoke("usage", "--db", filled["db"], "--agent", "billing").stdout
-    assert "agent billing" in agent and f"{by_agent['billing'].total_tokens:,}" in agent
+    assert "billing" in agent and "support" not in agent and f"{by_agent['billing'].total_tokens:,}" in agent
+
+
+def test_usage_csv_totals_equal_the_store_to_the_cent(filled: dict, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[scripted]\ninput = 1234.5678\noutput = 8765.4321\n')  # large: cents to compare
+    for env in ({"THREADWIDGET_PRICES": str(prices)}, None):
+        given = ["--prices", str(prices)] if not env else []
+        args = ["usage", "--db", filled["db"], "--by", "agent", "--csv", *given]
+        out = invoke(*args, env=env)
+        assert out.exit_code == 0, out.stderr
+        rows = list(csv.DictReader(io.StringIO(out.stdout)))
+        assert [r["agent"] for r in rows] == ["support", "billing"]  # most dollars first
+        with tw.Store(filled["db"]) as store:
+            table = tw.Prices.from_file(prices)
+            expected = store.cost(prices=table)
+            assert sum(int(r["total_tokens"]) for r in rows) == store.usage().total_tokens
+            usd = sum(Decimal(r["usd"]) for r in rows)
+            assert usd == expected.usd  # exact
+            assert usd.quantize(Decimal("0.01")) == expected.usd.quantize(Decimal("0.01"))  # type: ignore[union-attr]
+            for r in rows:
+                assert Decimal(r["usd"]) == store.cost(agent=r["agent"], prices=table).usd
+    days = list(csv.DictReader(io.StringIO(invoke("usage", "--db", filled["db"], "--by", "day", "--since", "7d",
+                                                  "--csv").stdout)))  # fmt: skip
+    assert len(days) == 1 and int(days[0]["total_tokens"]) == filled["total"].total_tokens
+    assert days[0]["usd"] == "" and days[0]["unpriced_models"] == "scripted"  # no price: empty, not 0
+    bad = invoke("usage", "--db", filled["db"], "--since", "last week")
+    assert bad.exit_code == 1 and "since='last week' is not valid" in bad.stderr
+    both = invoke("usage", "--db", filled["db"], "--json", "--csv")
+    assert both.exit_code == 2 and "pick one" in both.stderr
 
 
 def test_version_and_help_name_the_store_used_without_db(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,10 +21,11 @@ EXPECTED = {
     "Store", "StoreClosedError", "StoreError",
     "StoreWarning", "Subscription", "Thread", "ThreadwidgetError", "ToolArgumentsError", "ToolCall", "ToolError",
     "Usage", "__version__",
+    "Budget", "Cost", "Price", "Prices",
     # loaded on first use
     "Agent", "AgentThread", "Context", "GenerateResult", "OpenAIChat",
     "OpenAIEmbedding", "ScriptedModel", "Tool", "ToolContext", "tool",
-    "ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel",
+    "ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel", "UsagePanel",
 }  # fmt: skip
 
 

@@ -106,7 +106,11 @@ def test_snapshot_traits_follow_protocol(store: tw.Store, comms: list[RecordingC
     )  # fmt: skip
     assert view.status == {"state": "idle", "note": ""} and view.stream is None
     assert [m["role"] for m in view.messages] == ["user", "assistant", "assistant"]
-    assert all(set(m) == MESSAGE_KEYS for m in view.messages)
+    assert [set(m) - MESSAGE_KEYS for m in view.messages] == [set(), set(), {"cost"}]  # on the answer's last step
+    cost = view.messages[2]["cost"]
+    assert cost["answer"] == "no price" and cost["thread"] == "no price"  # the scripted model has none, not 0
+    assert cost["detail"].startswith(f"answer: {store.usage(thread_id=thread.id).input_tokens:,} in / ")
+    assert cost["detail"].endswith("no price for the model scripted")
     (call,) = view.messages[1]["tool_calls"]
     assert set(call) == TOOL_CALL_KEYS and call["name"] == "lookup_order" and call["status"] == "success"
     assert view.messages[2]["text"] == "It shipped." and view.messages[2]["usage"]["output_tokens"] > 0

@@ -10,6 +10,7 @@ import importlib
 import sys
 from typing import Any
 
+from ._budget import Budget
 from ._errors import (
     AnswerTimeoutError,
     CorruptStoreError,
@@ -34,6 +35,7 @@ from ._errors import (
     ToolArgumentsError,
     ToolError,
 )
+from ._prices import Cost, Price, Prices
 from ._usage import Usage
 from ._version import __version__
 from .store import Answer, Delta, Event, Message, Store, StoreWarning, Subscription, Thread, ToolCall
@@ -55,6 +57,7 @@ _LAZY = {
     "ThreadApp": "threadwidget.widgets",
     "ThreadList": "threadwidget.widgets",
     "ToolCallsPanel": "threadwidget.widgets",
+    "UsagePanel": "threadwidget.widgets",
 }
 
 __all__ = [
@@ -93,6 +96,10 @@ __all__ = [
     "ToolError",
     "Usage",
     "__version__",
+    "Budget",
+    "Cost",
+    "Price",
+    "Prices",
     # loaded on first use
     "Agent",
     "AgentThread",
@@ -107,6 +114,7 @@ __all__ = [
     "ThreadApp",
     "ThreadList",
     "ToolCallsPanel",
+    "UsagePanel",
 ]
 
 

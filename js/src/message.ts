@@ -37,6 +37,7 @@ export function createMessageElement(m: Message): HTMLElement {
       h("span", { class: "tw-who" }),
       h("span", { class: "tw-queued", "data-testid": "tw-queued" }),
       h("time", { class: "tw-when" }),
+      h("span", { class: "tw-cost", "data-testid": "tw-cost" }),
     ),
     h("div", { class: "tw-body" }, h("div", { class: "tw-settled" }), h("div", { class: "tw-tail" })),
     h("div", { class: "tw-chips" }),
@@ -148,6 +149,10 @@ export function updateMessageElement(el: HTMLElement, m: Message, text: string, 
   queued.hidden = !m.queue_position;
   showTime(part(el, "tw-when") as HTMLTimeElement, m.created_at);
   setAttr(part(el, "tw-meta"), "title", details(m) || null);
+  const cost = part(el, "tw-cost");
+  setText(cost, m.cost ? `${m.cost.answer} · thread ${m.cost.thread}` : "");
+  setAttr(cost, "title", m.cost?.detail ?? null);
+  cost.hidden = !m.cost;
 
   const settled = part(el, "tw-settled");
   const tail = part(el, "tw-tail");

@@ -52,6 +52,16 @@ export interface ToolCall {
   decision_note: string | null;
 }
 
+/** What an answer cost, on its last step: as people read it ("0.0012 $", "no price", "~" for an
+ * estimate), and the details shown on hover. */
+export interface AnswerCost {
+  answer: string;
+  /** The thread, through this answer. */
+  thread: string;
+  /** Tokens of the answer and of the thread, the model and the price used. */
+  detail: string;
+}
+
 export interface Message {
   id: string;
   role: Role;
@@ -70,6 +80,8 @@ export interface Message {
   /** A prompt waiting for the thread's turn: its place in the queue (1 is answered next); absent
    * on every other message. */
   queue_position?: number;
+  /** Only on an answer's last step, once it ended. */
+  cost?: AnswerCost;
 }
 
 export interface ThreadInfo {
@@ -164,6 +176,41 @@ export interface ThreadListTraits {
 }
 
 export type AppTraits = ChatTraits & ToolsTraits & ThreadListTraits;
+
+export type UsageBy = "day" | "agent" | "model" | "thread" | "user";
+export type UsageMetric = "tokens" | "usd";
+
+/** One part of a bar of the usage chart, and one row of its table: a group and a part of it. */
+export interface UsageRow {
+  /** A UTC day, an agent, a model, a thread id or a user ("(no agent)": none). */
+  group: string;
+  /** The stacked part: the model (the agent when the chart is per model). */
+  part: string;
+  input_tokens: number;
+  output_tokens: number;
+  /** Exact decimal dollars; null: no price. */
+  usd: string | null;
+  /** As people read it: "0.12 $", "no price", "~" before an estimate. */
+  cost: string;
+  estimated: boolean;
+}
+
+export interface UsagePanelTraits {
+  by: UsageBy;
+  part_by: "model" | "agent";
+  /** As given, e.g. "7d"; null: all the store. */
+  since: string | null;
+  /** The chart's height: tokens or dollars (the view toggles it). */
+  metric: UsageMetric;
+  /** Groups in chart order, each group's parts most first. */
+  rows: UsageRow[];
+  /** Each group's sum (part ""), in chart order. */
+  groups: UsageRow[];
+  /** Group and part "". */
+  total: UsageRow;
+  /** The group whose bar was clicked: the table shows only its rows. */
+  selected: string | null;
+}
 
 // Custom messages, Python → JS.
 

@@ -44,6 +44,25 @@ describe("ChatView", () => {
     expect(host.querySelector(".tw-title")?.textContent).toBe("Order help");
   });
 
+  it("shows what an answer and its thread cost beside the answer, with the details on hover", () => {
+    const detail = "answer: 1,200 in / 300 out tokens; thread: 2,400 in / 600 out tokens; priced at 0.15 $ in / 0.6 $ out per million tokens";
+    const { messages } = mount({
+      messages: [
+        message("m1", { role: "user", text: "Where is order 42?" }),
+        message("m2", { text: "Shipped.", cost: { answer: "0.00036 $", thread: "0.00072 $", detail } }),
+        message("m3", { role: "user", text: "Thanks" }),
+        message("m4", { status: "aborted", text: "You're", error: "budget per_thread 0.50 $ reached: 0.51 $" }),
+      ],
+    });
+    const [prompt, answer, , stopped] = messages();
+    const cost = answer!.querySelector<HTMLElement>('[data-testid="tw-cost"]')!;
+    expect(cost.hidden).toBe(false);
+    expect(cost.textContent).toBe("0.00036 $ · thread 0.00072 $");
+    expect(cost.title).toBe(detail);
+    expect(prompt!.querySelector<HTMLElement>('[data-testid="tw-cost"]')!.hidden).toBe(true);
+    expect(stopped!.textContent).toContain("budget per_thread 0.50 $ reached: 0.51 $"); // why it stopped, said in the view
+  });
+
   it("shows prompts waiting their turn as queued, with their place, and not as streaming", async () => {
     const { model, messages, $ } = mount({
       messages: [

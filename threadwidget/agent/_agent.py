@@ -17,12 +17,14 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
+from .._budget import Budget
 from .._errors import AnswerTimeoutError, InvalidArgumentError, ModelError, StoreClosedError, ThreadwidgetError
 from .._text import count
 from .._usage import Usage
 from ..store import Answer, Event, Message, Store, Thread, ToolCall
 from ..store._vectors import Embedder
 from ._context import Context
+from ._limits import check_prices
 from ._model import Model
 from ._run import GenerateResult, Run
 from ._tools import Tool, tool
@@ -45,7 +47,8 @@ class Agent:
     (see ``Context``); ``max_tool_retries`` is how many invalid tool calls the model may correct
     before the answer fails. ``embedder=tw.OpenAIEmbedding(...)`` gives the store vectors of every
     final message (made in the background) and makes the context's search hybrid: by words and by
-    meaning.
+    meaning. ``budget=tw.Budget(per_thread_usd=0.50, ...)`` limits what its answers may use
+    (checked before each answer starts and while it streams; a store's ``budget`` applies too).
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class Agent:
         context: Context | None = None,
         max_tool_retries: int = 2,
         embedder: Embedder | None = None,
+        budget: Budget | None = None,
     ):
         if not isinstance(name, str) or not name.strip():
             raise InvalidArgumentError(f"name={name!r} is not valid; expected a non-empty str such as 'support'.")
@@ -110,6 +114,14 @@ class Agent:
         #: what the model sees of the store beyond the recent messages (None: the recent ones only)
         self.context = context
         self.max_tool_retries = max_tool_retries
+        if budget is not None and not isinstance(budget, Budget):
+            raise InvalidArgumentError(
+                f"budget={budget!r} is not valid; expected tw.Budget(per_thread_usd=0.50, ...) or None."
+            )
+        if budget is not None:
+            check_prices(budget, model.name)
+        #: limits on what its answers may use, checked before and while they stream (with the store's)
+        self.budget = budget
 
     def __repr__(self) -> str:
         tools = list(self.tools)

@@ -38,6 +38,7 @@ from .._usage import Usage
 from ..store import Event, Message, Store
 from ..store._runs import ORPHANED, WRITER_STOPPED
 from ._context import build_context, build_messages, estimate_tokens
+from ._limits import Limits
 from ._model import Finish, ModelStream, TextDelta, ToolCallDelta
 from ._tools import Tool, ToolContext
 
@@ -86,6 +87,10 @@ class _Aborted(Exception):
     pass
 
 
+class _Refused(_Aborted):
+    """A budget refused the step before its model was called: it used nothing."""
+
+
 class Run:
     """Writes one answer: ``first_step`` is its step 0, created with this process's lease when the
     thread's turn was taken (``Store.add_prompt`` / ``claim_pending``). Iterate ``steps()`` for the
@@ -123,6 +128,7 @@ class Run:
         self._stopping = False
         self._invalid_calls = 0
         self.failure: Exception | None = None  # why the run failed, raised to the caller
+        self._limits: Limits | None = None  # the budgets (the agent's, the store's), when any
 
     # -- control from other threads -------------------------------------------------------------
 
@@ -371,10 +377,18 @@ class Run:
         text: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         finish: Finish | None = None
-        status, error = "success", None
+        status, error, refused = "success", None, False
+        limits, spent_in, chars = self._budget(), 0, 0
         try:
             if store.abort_requested(message.id):
                 raise _Aborted
+            if limits:
+                spent_in = estimate_tokens(context)
+                limits.refresh()
+                reason = limits.check(self.result.usage, Usage())
+                if reason is not None:
+                    self.abort(reason)
+                    raise _Refused
             stream = agent.model.stream(context, tools)
             with self._lock:
                 self._stream = stream
@@ -387,6 +401,11 @@ class Run:
                         piece = clean(event.text)
                         text.append(piece)
                         self._add_text(piece)
+                        if limits:  # the budget sees the step's tokens so far, estimated as _end_step would
+                            chars += len(piece)
+                            reason = limits.check(self.result.usage, Usage(spent_in, chars // 4))
+                            if reason is not None:
+                                self.abort(reason)
                         yield piece
                 elif isinstance(event, ToolCallDelta):
                     self._tool_call_delta(message.id, calls, event)
@@ -396,6 +415,8 @@ class Run:
                 raise _Aborted
             if finish is None:
                 raise ModelError(f"the model {agent.model.name!r} stream ended without finishing (no finish_reason)")
+        except _Refused:
+            status, error, refused = "aborted", self.cancel_reason, True
         except _Aborted:
             status, error = "aborted", self.cancel_reason
         except ModelError as exc:
@@ -416,12 +437,13 @@ class Run:
         finally:
             with self._lock:
                 self._stream = None
-            self._end_step(message, "".join(text), calls, finish, status, error, context, seen)
+            self._end_step(message, "".join(text), calls, finish, status, error, context, seen, refused=refused)
         return [] if status != "success" else list(calls.values())
 
     def _end_step(
         self, message: Message, text: str, calls: dict[int, dict[str, Any]], finish: Finish | None,
         status: str, error: str | None, context: list[dict[str, Any]], seen: dict[str, Any] | None = None,
+        *, refused: bool = False,
     ) -> None:  # fmt: skip
         """Flush the tail and end the step in one transaction: text, status, usage, what went into
         its context (``seen``, with a ``Context``) and, unless its tool calls are still to run (abort
@@ -433,17 +455,18 @@ class Run:
             if status != "success":
                 self.store.update_tool_call(call["row"], status="error", error=f"not run: the answer {status}")
         usage = finish.usage if finish and finish.usage else Usage(estimate_tokens(context), len(text) // 4)
+        estimated = not (finish and finish.usage) and not refused  # refused by a budget: nothing used
         with self._lease_lock:
             self.store.update_message(
                 message.id,
                 text=text,
                 status=status,
                 error=None if error is None else clean(error),
-                usage=usage,
+                usage=None if refused else usage,
                 finish_reason=finish.reason if finish else None,
                 metadata={
                     **({"context": seen} if seen else {}),
-                    **({"usage_estimated": True} if not (finish and finish.usage) else {}),
+                    **({"usage_estimated": True} if estimated else {}),
                 }
                 or None,
                 ends_answer=not keep_lease,
@@ -451,10 +474,18 @@ class Run:
             )
             if not keep_lease:
                 self._held, self._ended = None, True
-        self.result.usage += usage
+        if not refused:
+            self.result.usage += usage
         self.result.text = text
         if status != "success":
             self.result.status, self.result.error = status, error
+
+    def _budget(self) -> Limits | None:
+        """The answer's budgets, read once (None without any)."""
+        if self._limits is None and (self.agent.budget is not None or self.store.budget is not None):
+            user_id = self.store.get_thread(self.thread_id).user_id or self.store.get_message(self.prompt_id).user_id
+            self._limits = Limits(self.agent, self.store, self.thread_id, user_id)
+        return self._limits
 
     # -- tool calls -------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The ``threadwidget`` command line: list, show, follow and serve the threads of a store.
 
-One module per command group (``_threads``: threads, show, usage; ``_search``; ``_tail``; ``_serve``;
+One module per command group (``_threads``: threads, show; ``_usage``; ``_search``; ``_tail``; ``_serve``;
 ``_check``; ``_copy``; ``_nbval``; ``_approve``: approve, deny, pending),
 ``_render`` draws with rich, ``_common`` holds ``--db`` and the store helpers. It uses only the public
 API (``Store`` methods, ``store.subscribe``, ``Agent.serve``). Errors are one ``Error: ...`` line on
@@ -24,7 +24,8 @@ from ._nbval import nbval_sanitize
 from ._search import reindex, search
 from ._serve import serve
 from ._tail import tail
-from ._threads import show, threads, usage
+from ._threads import show, threads
+from ._usage import usage
 
 __all__ = ["main"]
 

@@ -40,7 +40,6 @@ __all__ = [
     "threads_table",
     "tool_note",
     "usage_dict",
-    "usage_table",
     "usage_text",
 ]
 
@@ -269,17 +268,6 @@ def threads_table(threads: Sequence[Thread], counts: dict[str, int]) -> Table:
             str(counts.get(t.id, 0)),
             ago(t.updated_at),
         )
-    return table
-
-
-def usage_table(rows: Sequence[tuple[str, Usage]], *, first: str, total: Usage | None = None) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False, show_footer=total is not None)
-    table.add_column(first, footer="total" if total else "")
-    for name, key in (("input", "input_tokens"), ("output", "output_tokens"), ("total", "total_tokens")):
-        footer = f"{getattr(total, key):,}" if total else ""
-        table.add_column(name, justify="right", footer=footer)
-    for label, usage in rows:
-        table.add_row(label, f"{usage.input_tokens:,}", f"{usage.output_tokens:,}", f"{usage.total_tokens:,}")
     return table
 
 

@@ -1,4 +1,4 @@
-"""``threadwidget threads``, ``show`` and ``usage``: list the threads, print a transcript, sum token usage."""
+"""``threadwidget threads`` and ``show``: list the threads, print a transcript."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import click
 
 from .._statuses import LIVE_STATUSES
 from ._common import console, db_option, echo_json, get_thread, open_store
-from ._render import print_transcript, threads_table, usage_dict, usage_table
+from ._render import print_transcript, threads_table, usage_dict
 
-__all__ = ["show", "threads", "usage"]
+__all__ = ["show", "threads"]
 
 
 @click.command()
@@ -59,34 +59,3 @@ def show(db: Path | None, thread_id: str, limit: int | None, as_json: bool) -> N
         echo_json({"thread": thread.to_dict(), "message_count": count, "messages": rows, "usage": usage_dict(total)})
         return
     print_transcript(console(), thread, messages, calls, texts, total, count)
-
-
-@click.command()
-@click.option("--thread", "thread_id", metavar="THREAD", help="Only this thread.")
-@click.option("--agent", metavar="AGENT", help="Only this agent's answers.")
-@click.option("--json", "as_json", is_flag=True, help="As JSON.")
-@db_option()
-def usage(db: Path | None, thread_id: str | None, agent: str | None, as_json: bool) -> None:
-    """Sum token usage of the store (per agent), of a thread, or of an agent. Failed and aborted
-    answers count too."""
-    with open_store(db) as store:
-        if thread_id is not None:
-            get_thread(store, thread_id)
-        if thread_id is not None or agent is not None:
-            used = store.usage(thread_id=thread_id, agent=agent)
-            if as_json:
-                echo_json(usage_dict(used, thread_id=thread_id, agent=agent))
-                return
-            label = " · ".join(x for x in (f"thread {thread_id}" if thread_id else "",
-                                           f"agent {agent}" if agent else "") if x)  # fmt: skip
-            console().print(usage_table([(label, used)], first="scope"))
-            return
-        by_agent = store.usage_by_agent()
-        total = store.usage()
-    if as_json:
-        echo_json({"agents": [usage_dict(u, agent=a) for a, u in by_agent.items()], "total": usage_dict(total)})
-    elif not by_agent:
-        click.echo(f"No token usage recorded in {store.path} yet.", err=True)
-    else:
-        rows = [(a if a is not None else "(no agent)", u) for a, u in by_agent.items()]
-        console().print(usage_table(rows, first="agent", total=total))

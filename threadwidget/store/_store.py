@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from .._budget import Budget
 from .._errors import InvalidArgumentError
 from .._usage import Usage
 from ._approvals import Approvals
@@ -28,6 +29,7 @@ from ._presence import Presences
 from ._rows import new_id
 from ._runs import Runs
 from ._search import Search
+from ._spend import Spending
 from ._tables import Tables
 from ._turns import Turns
 from ._vectors import Embedder, Vectors
@@ -70,7 +72,7 @@ def _deterministic_ids(value: object) -> bool:
     return value
 
 
-class Store(Vectors, Presences, Search, Approvals, Turns, Runs, Tables):
+class Store(Vectors, Spending, Presences, Search, Approvals, Turns, Runs, Tables):
     """A thread store in one SQLite file, shared by every process that opens it.
 
     ``Store()`` opens ``$THREADWIDGET_DB`` or the per-user default; ``Store("threads.db")`` opens or
@@ -91,7 +93,9 @@ class Store(Vectors, Presences, Search, Approvals, Turns, Runs, Tables):
     unique across stores, so do not copy such stores into each other.
 
     ``embedder=tw.OpenAIEmbedding(...)`` embeds each final message in the background for
-    ``search(mode="vector" | "hybrid")`` (see ``use_embedder``).
+    ``search(mode="vector" | "hybrid")`` (see ``use_embedder``);
+    ``budget=tw.Budget(...)`` limits the answers of every agent writing through this store (each
+    agent's own ``budget`` applies too); ``cost(...)`` and ``costs(by=...)`` say what answers cost.
     """
 
     _shared: ClassVar[dict[Path | str, Store]] = {}
@@ -123,6 +127,7 @@ class Store(Vectors, Presences, Search, Approvals, Turns, Runs, Tables):
         keep_changes: int = 50_000,
         deterministic_ids: bool | None = None,
         embedder: Embedder | None = None,
+        budget: Budget | None = None,
     ):
         if self._opened:
             return  # the shared store, already open
@@ -134,6 +139,10 @@ class Store(Vectors, Presences, Search, Approvals, Turns, Runs, Tables):
                 f"keep_changes={keep_changes!r} is not valid; expected an int >= 100, e.g. keep_changes=50_000."
             )
         self._deterministic_ids = _deterministic_ids(deterministic_ids)
+        if budget is not None and not isinstance(budget, Budget):
+            raise InvalidArgumentError(f"budget={budget!r} is not valid; expected tw.Budget(...) or None.")
+        #: limits every agent's answers in this store run under (besides the agent's own budget)
+        self.budget = budget
         location = _location(path)
         if path is None and not os.environ.get("THREADWIDGET_DB"):
             default_path().parent.mkdir(parents=True, exist_ok=True)  # the per-user data directory

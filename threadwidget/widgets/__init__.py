@@ -1,4 +1,5 @@
-"""The anywidget views of threadwidget: ``ChatView``, ``ToolCallsPanel``, ``ThreadList``, ``ThreadApp``.
+"""The anywidget views of threadwidget: ``ChatView``, ``ToolCallsPanel``, ``ThreadList``, ``ThreadApp``,
+``UsagePanel``.
 
 They read the store through its public API and change feed, and write only intents to it (a prompt,
 an abort request). The browser side is in ``js/`` (bundled into ``threadwidget/static/``);
@@ -9,5 +10,6 @@ from ._app import ThreadApp
 from ._chat import ChatView
 from ._threadlist import ThreadList
 from ._tools import ToolCallsPanel
+from ._usage import UsagePanel
 
-__all__ = ["ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel"]
+__all__ = ["ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel", "UsagePanel"]

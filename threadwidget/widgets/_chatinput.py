@@ -19,6 +19,7 @@ from ._base import Host, decide
 from ._presence import Presence
 from ._shapes import message_dict, tool_call_dict, waiting_note
 from ._stream import LiveText
+from ._usage import answer_cost
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -119,7 +120,11 @@ class ChatRequests:
             has_older = len(rows) > self.window
             for row in rows[-self.window :]:
                 calls = self.store.list_tool_calls(thread_id, message_id=row.id) if row.role == "assistant" else []
-                messages.append(message_dict(row, (tool_call_dict(c) for c in calls)))
+                shape = message_dict(row, (tool_call_dict(c) for c in calls))
+                cost = answer_cost(self.store, row)
+                if cost is not None:
+                    shape["cost"] = cost
+                messages.append(shape)
         reply: wire.OlderMsg = {"kind": "older", "request_id": request_id, "messages": messages, "has_older": has_older}
         with self._lock:
             if self.thread_id == thread_id:

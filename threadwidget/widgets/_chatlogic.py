@@ -37,6 +37,7 @@ from ._shapes import message_dict, number_queue, thread_status, tool_call_dict, 
 from ._stream import LiveText
 from ._ticker import RATE, Throttle
 from ._transcript import chat_body
+from ._usage import answer_cost
 
 if TYPE_CHECKING:
     from ..agent import Agent, Worker
@@ -159,6 +160,9 @@ class ChatController(ThreadFollower, ChatRequests):
                 self._has_older = True
         self._rows[row.id] = row
         self._dicts[row.id] = message_dict(row)
+        cost = answer_cost(self.store, row)
+        if cost is not None:
+            self._dicts[row.id]["cost"] = cost
         self._dirty.add(row.id)
 
     def messages(self) -> list[wire.Message]:

@@ -22,10 +22,11 @@ if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
 __all__ = [
-    "WIRE", "AbortMsg", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "HighlighterMsg",
+    "WIRE", "AbortMsg", "AnswerCost", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "HighlighterMsg",
     "HighlighterRequestMsg", "InboundMsg", "LoadOlderMsg", "Message", "OlderMsg", "OutboundMsg", "PresentUser",
     "SearchHitInfo", "SendMsg", "SnippetPart", "StreamSnapshot", "ThreadInfo", "ThreadListTraits", "ThreadState",
     "ThreadStatus", "ToolCall", "ToolsTraits", "TypingMsg", "UnsentMsg", "Usage", "parse_outbound",
+    "UsageBy", "UsageMetric", "UsagePanelTraits", "UsageRow",
 ]  # fmt: skip
 
 ThreadState = Literal["idle", "waiting", "streaming", "failed", "aborted"]
@@ -55,6 +56,15 @@ class ToolCall(TypedDict):
     decision_note: str | None  # the approver's note, or why it was denied
 
 
+class AnswerCost(TypedDict):
+    """What an answer cost, on its last step: as people read it ("0.0012 $", "no price", "~" for
+    an estimate), and the details shown on hover."""
+
+    answer: str
+    thread: str  # the thread, through this answer
+    detail: str  # tokens of the answer and of the thread, the model and the price used
+
+
 class Message(TypedDict):
     id: str
     role: Role
@@ -68,6 +78,7 @@ class Message(TypedDict):
     tool_calls: list[ToolCall]
     user_id: str | None  # who wrote it: a prompt's person, or the person of a human answer
     queue_position: NotRequired[int]  # only on a prompt waiting for the thread's turn (1: next)
+    cost: NotRequired[AnswerCost]  # only on an answer's last step, once it ended
 
 
 class ThreadInfo(TypedDict):
@@ -146,6 +157,33 @@ class ThreadListTraits(TypedDict):
 
 class AppTraits(ChatTraits, ToolsTraits, ThreadListTraits):
     pass
+
+
+UsageBy = Literal["day", "agent", "model", "thread", "user"]
+UsageMetric = Literal["tokens", "usd"]
+
+
+class UsageRow(TypedDict):
+    """One part of a bar of the usage chart, and one row of its table: a group and a part of it."""
+
+    group: str  # a UTC day, an agent, a model, a thread id or a user ("(no agent)": none)
+    part: str  # the stacked part: the model (the agent when the chart is per model)
+    input_tokens: int
+    output_tokens: int
+    usd: str | None  # exact decimal dollars; None: no price
+    cost: str  # as people read it: "0.12 $", "no price", "~" before an estimate
+    estimated: bool
+
+
+class UsagePanelTraits(TypedDict):
+    by: UsageBy
+    part_by: Literal["model", "agent"]
+    since: str | None  # as given, e.g. "7d"; None: all the store
+    metric: UsageMetric  # the chart's height: tokens or dollars (the view toggles it)
+    rows: list[UsageRow]  # groups in chart order, each group's parts most first
+    groups: list[UsageRow]  # each group's sum (part ""), in chart order
+    total: UsageRow  # group and part ""
+    selected: str | None  # the group whose bar was clicked: the table shows only its rows
 
 
 # -- custom messages, kernel -> browser ----------------------------------------------------------------
@@ -237,6 +275,7 @@ WIRE: dict[str, Any] = {
     "ToolsTraits": ToolsTraits,
     "ThreadListTraits": ThreadListTraits,
     "AppTraits": AppTraits,
+    "UsagePanelTraits": UsagePanelTraits,
     "InboundMsg": InboundMsg,
     "OutboundMsg": OutboundMsg,
 }
