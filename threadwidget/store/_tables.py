@@ -21,6 +21,7 @@ from ._checks import check_choice, check_limit, check_text, dump_metadata
 from ._dialect import Conn
 from ._part import StorePart
 from ._rows import Delta, Message, Thread, ToolCall
+from ._vectors import forget_vectors
 
 __all__ = ["Tables"]
 
@@ -126,7 +127,8 @@ class Tables(StorePart):
         """Delete a thread with its messages, deltas, tool calls, runs and vectors."""
 
         def write(conn: Conn, now: float) -> None:
-            for table in ("deltas", "tool_calls", "runs", "presence", "embeddings", "messages"):
+            forget_vectors(conn, " WHERE thread_id = ?", (thread_id,))
+            for table in ("deltas", "tool_calls", "runs", "presence", "messages"):
                 conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
             if conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount == 0:
                 raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ._feed import Subscription
     from ._rows import Event
 
-__all__ = ["Embedder", "Vectors"]
+__all__ = ["Embedder", "Vectors", "forget_vectors"]
 
 log = logging.getLogger("threadwidget.store")
 
@@ -221,7 +221,7 @@ class Vectors(StorePart):
         if stored is not None and (stored[0] != embedder.model or embedder.dimensions not in (None, stored[1])):
             # learn the new vectors' dimension before dropping the old ones: a failing embedder drops nothing
             self._embed(embedder, ["threadwidget"])
-            self._write(lambda conn, now: conn.execute("DELETE FROM embeddings"))
+            self._write(lambda conn, now: forget_vectors(conn))
         done = self._embed_missing(embedder, progress)
         if self._embedder is not None and self._embedder is not embedder:
             self._stop_indexer()
@@ -289,12 +289,27 @@ class Vectors(StorePart):
         return [(mid, score) for mid, score in ranked if score > 0]
 
 
+def forget_vectors(conn: Conn, where: str = "", args: tuple[Any, ...] = ()) -> None:
+    """Delete vectors (``where``: which), and count the deletion, so that searching processes read
+    their copies again (``_Cache``)."""
+    if conn.execute(f"DELETE FROM embeddings{where}", args).rowcount:
+        conn.execute(f"INSERT INTO id_counters VALUES ('{_DELETIONS}', 1) "
+                     "ON CONFLICT (kind) DO UPDATE SET n = id_counters.n + 1")  # fmt: skip
+
+
+#: the count of deletions of vectors, in ``id_counters``
+_DELETIONS = "vectors deleted"
+#: vectors read in one query (an index range on seq, whatever the planner thinks of the table)
+_READ = 5000
+
+
 class _Cache:
     """A searching process's copy of the stored vectors (one model and dimension), in ``seq``
-    order, brought up to date before each search: only the vectors written since are read, unless
-    some were deleted (then all). Reading 100,000 vectors from the database for each search took
-    ~100x longer than comparing them (``bench/vectors.py``); the copy costs the process
-    ``4 x dimensions`` bytes a message (100 MB for 100,000 messages of 256 dimensions)."""
+    order, brought up to date before each search: the vectors written since are read (an index
+    range on ``seq``), all of them again after a deletion (``forget_vectors`` counts them).
+    Reading 100,000 vectors for each search took ~100x longer than comparing them
+    (``bench/vectors.py``); the copy costs the process ``4 x dimensions`` bytes a message (100 MB
+    for 100,000 messages of 256 dimensions)."""
 
     def __init__(self, model: str, dimensions: int):
         import numpy as np
@@ -303,32 +318,36 @@ class _Cache:
         self.matrix = np.zeros((0, dimensions), dtype=np.float32)
         self.seqs = np.zeros(0, dtype=np.int64)
         self.ids: list[str] = []
+        self._deletions = -1
 
     def refresh(self, conn: Conn) -> None:
         import numpy as np
 
-        (count,) = conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()
-        last = int(self.seqs[-1]) if self.seqs.size else 0
-        for after in (last, 0) if last else (0,):
-            rows = conn.execute(
-                "SELECT seq, message_id, vector FROM embeddings WHERE seq > ? AND model = ? AND dimensions = ? "
-                "ORDER BY seq",
-                (after, *self.shape),
+        row = conn.execute("SELECT n FROM id_counters WHERE kind = ?", (_DELETIONS,)).fetchone()
+        deletions = int(row[0]) if row else 0
+        after = int(self.seqs[-1]) if self.seqs.size and deletions == self._deletions else 0
+        self._deletions = deletions
+        rows: list[Any] = []
+        while True:  # by seq alone; the model is checked here (another's: a reindex meanwhile)
+            found = conn.execute(
+                "SELECT seq, message_id, vector, model, dimensions FROM embeddings WHERE seq > ? ORDER BY seq LIMIT ?",
+                (int(rows[-1][0]) if rows else after, _READ),
             ).fetchall()
-            if after and self.seqs.size + len(rows) != count:
-                continue  # some were deleted (or written meanwhile): read them all
-            if after and not rows:
-                return
-            vectors = b"".join(bytes(r[2]) for r in rows)
-            matrix = np.frombuffer(vectors, dtype="<f4").reshape(len(rows), self.shape[1])
-            seqs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            ids = [str(r[1]) for r in rows]
-            if after:
-                self.matrix, self.seqs = np.vstack([self.matrix, matrix]), np.concatenate([self.seqs, seqs])
-                self.ids += ids
-            else:
-                self.matrix, self.seqs, self.ids = matrix, seqs, ids
+            rows += found
+            if len(found) < _READ:
+                break
+        rows = [r for r in rows if (r[3], r[4]) == self.shape]
+        if after and not rows:
             return
+        vectors = b"".join(bytes(r[2]) for r in rows)
+        matrix = np.frombuffer(vectors, dtype="<f4").reshape(len(rows), self.shape[1])
+        seqs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        ids = [str(r[1]) for r in rows]
+        if after:
+            self.matrix, self.seqs = np.vstack([self.matrix, matrix]), np.concatenate([self.seqs, seqs])
+            self.ids += ids
+        else:
+            self.matrix, self.seqs, self.ids = matrix, seqs, ids
 
 
 class _Indexer:
