@@ -38,6 +38,7 @@ from .._usage import Usage
 from ..store import Event, Message, Store
 from ..store._runs import ORPHANED, WRITER_STOPPED
 from ._context import build_context, build_messages, estimate_tokens
+from ._handoff import HandoffTool
 from ._model import Finish, ModelStream, TextDelta, ToolCallDelta
 from ._tools import Tool, ToolContext
 
@@ -122,6 +123,7 @@ class Run:
         self._kick = threading.Event()  # wakes the keeper: text waits, or the run ends
         self._stopping = False
         self._invalid_calls = 0
+        self._handoff: Agent | None = None  # a transfer_to_<name> call of this step: who goes on
         self.failure: Exception | None = None  # why the run failed, raised to the caller
 
     # -- control from other threads -------------------------------------------------------------
@@ -216,6 +218,7 @@ class Run:
                 self.result.message_ids.append(self._first.id)
                 calls = self._decided_calls()
                 self._run_tools(calls)
+                self._take_handoff()
                 if self._after_tools(start, calls):
                     return
             for step in range(start, self.agent.max_steps):
@@ -223,6 +226,7 @@ class Run:
                 if not calls:
                     return
                 self._run_tools(calls)
+                self._take_handoff()
                 if self._after_tools(step + 1, calls):
                     return
             self.failure = ToolError(
@@ -256,6 +260,17 @@ class Run:
                 self.store.update_tool_call(call["row"], status="error", error=f"not run: the answer was {status}")
         self._last_step(next_step, status, error)
         return True
+
+    def _take_handoff(self) -> None:
+        """A step called ``transfer_to_<name>``: the answer goes on as that agent, and the thread is
+        its (``Store.hand_off``: the thread's agent, its waiting prompts, this turn)."""
+        target, self._handoff = self._handoff, None
+        if target is None or self.cancel.is_set():
+            return
+        with self._lease_lock:
+            self.store.hand_off(self.thread_id, target.name, message_id=self._held)
+        log.info("threadwidget: thread %s handed over from %s to %s", self.thread_id, self.agent.name, target.name)
+        self.agent = target
 
     def _park(self) -> bool:
         """Hand the turn to the store, waiting for people: no lease, no writer (``Store.park_run``)."""
@@ -367,7 +382,7 @@ class Run:
                 store, self.thread_id, instructions=agent.instructions, context=agent.context,
                 through=self.prompt_id, exclude={message.id},
             )  # fmt: skip
-        tools = [t.schema for t in agent.tools.values()]
+        tools = [t.schema for t in agent.tool_table().values()]
         text: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         finish: Finish | None = None
@@ -513,10 +528,11 @@ class Run:
 
     def _validate_and_run(self, call: dict[str, Any]) -> None:
         store, row = self.store, call["row"]
-        tool = self.agent.tools.get(call["name"])
+        table = self.agent.tool_table()
+        tool = table.get(call["name"])
         try:
             if tool is None:
-                known = ", ".join(sorted(self.agent.tools)) or "none"
+                known = ", ".join(sorted(table)) or "none"
                 raise ToolArgumentsError(
                     f"There is no tool named {call['name']!r}. Available tools: {known}. Call one of those."
                 )
@@ -530,6 +546,18 @@ class Run:
             return
         if self.cancel.is_set():
             store.update_tool_call(row, status="error", error=f"not run: the answer was {self.cancel_reason}")
+            return
+        if isinstance(tool, HandoffTool):
+            with self._lock:
+                taken = self._handoff
+                if taken is None:
+                    self._handoff = tool.target
+            if taken is not None:
+                store.update_tool_call(row, status="error", error=f"not run: this step already hands over to "
+                                       f"{taken.name!r}; one handoff per step")  # fmt: skip
+                return
+            result = json.dumps({"transferred_to": tool.target.name})
+            store.update_tool_call(row, status="success", result=result, progress=1.0)
             return
         if not call.get("approved") and tool.requires_approval(arguments):
             store.update_tool_call(row, status="awaiting_approval")  # its full arguments are written
