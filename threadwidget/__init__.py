@@ -53,6 +53,8 @@ _LAZY = {
     "ThreadApp": "threadwidget.widgets",
     "ThreadList": "threadwidget.widgets",
     "ToolCallsPanel": "threadwidget.widgets",
+    "replay": "threadwidget.agent",
+    "ReplayResult": "threadwidget.agent",
 }
 
 __all__ = [
@@ -103,6 +105,8 @@ __all__ = [
     "ThreadApp",
     "ThreadList",
     "ToolCallsPanel",
+    "replay",
+    "ReplayResult",
 ]
 
 

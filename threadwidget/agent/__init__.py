@@ -4,6 +4,7 @@ from ._agent import Agent, AgentThread, Worker
 from ._context import Context
 from ._model import Finish, Model, ModelStream, TextDelta, ToolCallDelta
 from ._openai import OpenAIChat
+from ._replay import ReplayResult, ReplayTurn, ToolCallRecord, replay
 from ._run import GenerateResult
 from ._scripted import ScriptedModel
 from ._tools import Tool, ToolCancelled, ToolContext, tool
@@ -17,12 +18,16 @@ __all__ = [
     "Model",
     "ModelStream",
     "OpenAIChat",
+    "ReplayResult",
+    "ReplayTurn",
     "ScriptedModel",
     "TextDelta",
     "Tool",
     "ToolCallDelta",
     "ToolCancelled",
+    "ToolCallRecord",
     "ToolContext",
     "Worker",
+    "replay",
     "tool",
 ]
