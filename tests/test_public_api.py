@@ -22,7 +22,7 @@ EXPECTED = {
     # loaded on first use
     "Agent", "AgentThread", "Context", "GenerateResult", "OpenAIChat", "ScriptedModel", "Tool", "ToolContext", "tool",
     "ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel",
-    "replay", "ReplayResult",
+    "replay", "ReplayResult", "evaluate", "EvalCase", "EvalReport", "Expect",
 }  # fmt: skip
 
 

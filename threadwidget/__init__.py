@@ -55,6 +55,10 @@ _LAZY = {
     "ToolCallsPanel": "threadwidget.widgets",
     "replay": "threadwidget.agent",
     "ReplayResult": "threadwidget.agent",
+    "evaluate": "threadwidget.agent",
+    "EvalCase": "threadwidget.agent",
+    "EvalReport": "threadwidget.agent",
+    "Expect": "threadwidget.agent",
 }
 
 __all__ = [
@@ -107,6 +111,10 @@ __all__ = [
     "ToolCallsPanel",
     "replay",
     "ReplayResult",
+    "evaluate",
+    "EvalCase",
+    "EvalReport",
+    "Expect",
 ]
 
 

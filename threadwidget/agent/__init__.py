@@ -2,6 +2,7 @@
 
 from ._agent import Agent, AgentThread, Worker
 from ._context import Context
+from ._evals import CaseResult, EvalCase, EvalReport, Expect, Expectation, evaluate
 from ._model import Finish, Model, ModelStream, TextDelta, ToolCallDelta
 from ._openai import OpenAIChat
 from ._replay import ReplayResult, ReplayTurn, ToolCallRecord, replay
@@ -12,7 +13,12 @@ from ._tools import Tool, ToolCancelled, ToolContext, tool
 __all__ = [
     "Agent",
     "AgentThread",
+    "CaseResult",
     "Context",
+    "EvalCase",
+    "EvalReport",
+    "Expect",
+    "Expectation",
     "Finish",
     "GenerateResult",
     "Model",
@@ -28,6 +34,7 @@ __all__ = [
     "ToolCallRecord",
     "ToolContext",
     "Worker",
+    "evaluate",
     "replay",
     "tool",
 ]
