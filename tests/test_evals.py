@@ -282,3 +282,21 @@ def test_the_eval_command_exits_1_on_a_failing_case_and_writes_junit(db_path: ob
 
     missing = run_eval(tmp_path, db_path, "nope.json", "--agent", "desk:booking")
     assert missing.returncode == 1 and "no case file 'nope.json'" in missing.stderr
+
+
+def test_case_files_in_yaml(store: tw.Store, tmp_path: Path) -> None:
+    pytest.importorskip("yaml")
+    path = tmp_path / "cases.yaml"
+    path.write_text(
+        "cases:\n"
+        "  - name: four\n"
+        "    prompts: [A table for 4 at 19:00]\n"
+        "    expect:\n"
+        "      - tool_called: book_table\n"
+        "        arguments: {party_size: 4}\n"
+    )
+    (case,) = tw.EvalCase.load(path)
+    assert (case.name, case.prompts, [e.name for e in case.expect]) == (
+        "four", ["A table for 4 at 19:00"], ['tool_called book_table {"party_size": 4}']
+    )  # fmt: skip
+    assert tw.evaluate(path, booking_agent(store)).pass_rate == 1.0

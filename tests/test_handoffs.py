@@ -176,3 +176,20 @@ def test_two_serve_processes_of_different_agents_answer_each_prompt_once_as_the_
         ]  # fmt: skip
         # "then i": exactly once, by the process serving confirm
         assert [(a["pid"], a["agent"]) for a in asked if a["prompt"] == f"then {i}"] == [(pids["confirm"], "confirm")]
+
+
+def test_views_name_the_agent_of_each_answer(store: tw.Store) -> None:
+    from threadwidget.widgets._shapes import message_dict, tool_call_dict, transcript
+
+    booking, confirm = scripted_pair(store)
+    booking.model.enqueue(tw.ScriptedModel.tool_calls([("transfer_to_confirm", {})]))  # type: ignore[attr-defined]
+    confirm.model.enqueue("Your table is confirmed.")  # type: ignore[attr-defined]
+    thread = booking.create_thread()
+    thread.ask("Book a table for 4", user_id="alice").wait(10)
+    shapes = [
+        message_dict(m, [tool_call_dict(c) for c in store.list_tool_calls(thread.id, message_id=m.id)])
+        for m in store.list_messages(thread.id)
+    ]
+    assert transcript(shapes, count=3, me="alice") == [
+        "You: Book a table for 4", "booking: ⚙ transfer_to_confirm success", "confirm: Your table is confirmed.",
+    ]  # fmt: skip
