@@ -193,3 +193,13 @@ def test_views_name_the_agent_of_each_answer(store: tw.Store) -> None:
     assert transcript(shapes, count=3, me="alice") == [
         "You: Book a table for 4", "booking: ⚙ transfer_to_confirm success", "confirm: Your table is confirmed.",
     ]  # fmt: skip
+
+
+def test_the_scripted_model_taking_over_answers_the_user_not_the_handoff(store: tw.Store) -> None:
+    confirm = tw.Agent("confirm", model=tw.ScriptedModel(tokens_per_second=None, rules=[(r"confirm", "Confirmed.")]),
+                       store=store)  # fmt: skip
+    transfer = tw.ScriptedModel.tool_calls([("transfer_to_confirm", {})])
+    booking = tw.Agent("booking", model=tw.ScriptedModel(tokens_per_second=None, rules=[(r"confirm", transfer)]),
+                       handoffs=[confirm], store=store)  # fmt: skip
+    answer = booking.create_thread().ask("please confirm").wait(10)
+    assert (answer.text, [m.agent for m in answer.messages]) == ("Confirmed.", ["booking", "confirm"])
