@@ -11,7 +11,10 @@ import pytest
 import threadwidget as tw
 from tests.openai_server import OpenAIServer, Text, ToolCalls
 
-from .conftest import PYTHON, python_env
+from .conftest import PYTHON, python_env, wait_until
+from .widget_comm import browser_sends, comms
+
+__all__ = ["comms"]  # the fixture, imported for pytest
 
 pytest_plugins = ["tests.openai_fixtures"]
 
@@ -203,3 +206,19 @@ def test_the_scripted_model_taking_over_answers_the_user_not_the_handoff(store: 
                        handoffs=[confirm], store=store)  # fmt: skip
     answer = booking.create_thread().ask("please confirm").wait(10)
     assert (answer.text, [m.agent for m in answer.messages]) == ("Confirmed.", ["booking", "confirm"])
+
+
+def test_a_view_with_the_first_agent_sends_to_the_agent_the_thread_was_handed_to(
+    store: tw.Store, comms: list
+) -> None:
+    booking, confirm = scripted_pair(store)
+    booking.model.enqueue(tw.ScriptedModel.tool_calls([("transfer_to_confirm", {})]))  # type: ignore[attr-defined]
+    confirm.model.enqueue("Confirmed.", "It is at 7 pm.")  # type: ignore[attr-defined]
+    thread = booking.create_thread()
+    thread.ask("Book and confirm").wait(10)
+    view = tw.ChatView(thread.id, store=store, agent=booking)
+    browser_sends(view, {"kind": "send", "text": "When is it?"})
+    last = wait_until(lambda: (m := store.list_messages(thread.id)[-1]).status == "success" and m.role == "assistant"
+                      and m.text == "It is at 7 pm." and m)  # fmt: skip
+    assert last.agent == "confirm"  # type: ignore[attr-defined]
+    view.close()
