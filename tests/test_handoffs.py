@@ -222,3 +222,29 @@ def test_a_view_with_the_first_agent_sends_to_the_agent_the_thread_was_handed_to
                       and m.text == "It is at 7 pm." and m)  # fmt: skip
     assert last.agent == "confirm"  # type: ignore[attr-defined]
     view.close()
+
+
+def test_a_handoff_waits_for_no_decision_the_step_asked_for(store: tw.Store) -> None:
+    refunds: list[float] = []
+
+    @tw.tool(needs_approval=True)
+    def refund(amount: float) -> str:
+        """Refund an amount."""
+        refunds.append(amount)
+        return "refunded"
+
+    confirm = tw.Agent("confirm", model=tw.ScriptedModel(tokens_per_second=None), store=store)
+    booking = tw.Agent("booking", model=tw.ScriptedModel(tokens_per_second=None), tools=[refund],
+                       handoffs=[confirm], store=store)  # fmt: skip
+    both = tw.ScriptedModel.tool_calls([("refund", {"amount": 80.0}), ("transfer_to_confirm", {})])
+    booking.model.enqueue(both, "Refunded.")  # type: ignore[attr-defined]
+    thread = booking.create_thread()
+    answer = thread.ask("refund and confirm")
+    wait_until(lambda: answer.status == "waiting")
+    calls = {c.name: c for c in store.list_tool_calls(thread.id)}
+    assert calls["transfer_to_confirm"].status == "error"
+    assert "waits for a person's decision" in (calls["transfer_to_confirm"].error or "")
+    assert store.get_thread(thread.id).agent == "booking"
+    store.approve_tool_call(calls["refund"].id, by="bob")
+    assert answer.wait(10).status == "success"
+    assert refunds == [80.0] and [m.agent for m in answer.messages] == ["booking", "booking"]

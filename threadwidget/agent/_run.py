@@ -123,7 +123,7 @@ class Run:
         self._kick = threading.Event()  # wakes the keeper: text waits, or the run ends
         self._stopping = False
         self._invalid_calls = 0
-        self._handoff: Agent | None = None  # a transfer_to_<name> call of this step: who goes on
+        self._handoff: tuple[Agent, str] | None = None  # a transfer_to_<name> call of this step: to whom, its row
         self.failure: Exception | None = None  # why the run failed, raised to the caller
 
     # -- control from other threads -------------------------------------------------------------
@@ -218,7 +218,7 @@ class Run:
                 self.result.message_ids.append(self._first.id)
                 calls = self._decided_calls()
                 self._run_tools(calls)
-                self._take_handoff()
+                self._take_handoff(calls)
                 if self._after_tools(start, calls):
                     return
             for step in range(start, self.agent.max_steps):
@@ -226,7 +226,7 @@ class Run:
                 if not calls:
                     return
                 self._run_tools(calls)
-                self._take_handoff()
+                self._take_handoff(calls)
                 if self._after_tools(step + 1, calls):
                     return
             self.failure = ToolError(
@@ -261,14 +261,27 @@ class Run:
         self._last_step(next_step, status, error)
         return True
 
-    def _take_handoff(self) -> None:
+    def _take_handoff(self, calls: list[dict[str, Any]]) -> None:
         """A step called ``transfer_to_<name>``: the answer goes on as that agent, and the thread is
-        its (``Store.hand_off``: the thread's agent, its waiting prompts, this turn)."""
-        target, self._handoff = self._handoff, None
-        if target is None or self.cancel.is_set():
+        its (``Store.hand_off``: the thread's agent, its waiting prompts, this turn). Not while a
+        call of the step waits for a person: the agent that made it runs it once decided."""
+        handoff, self._handoff = self._handoff, None
+        if handoff is None:
+            return
+        target, row = handoff
+        if self.cancel.is_set():
+            self.store.update_tool_call(
+                row, status="error", error=f"not handed over: the answer was {self.cancel_reason}"
+            )
+            return
+        if any(c.get("awaiting") for c in calls):
+            self.store.update_tool_call(row, status="error", error="not handed over: a call of this step waits for a "
+                                        "person's decision; hand over once it is decided")  # fmt: skip
             return
         with self._lease_lock:
             self.store.hand_off(self.thread_id, target.name, message_id=self._held)
+        self.store.update_tool_call(row, status="success", result=json.dumps({"transferred_to": target.name}),
+                                    progress=1.0)  # fmt: skip
         log.info("threadwidget: thread %s handed over from %s to %s", self.thread_id, self.agent.name, target.name)
         self.agent = target
 
@@ -547,17 +560,14 @@ class Run:
         if self.cancel.is_set():
             store.update_tool_call(row, status="error", error=f"not run: the answer was {self.cancel_reason}")
             return
-        if isinstance(tool, HandoffTool):
+        if isinstance(tool, HandoffTool):  # recorded once the step's other calls ran (_take_handoff)
             with self._lock:
                 taken = self._handoff
                 if taken is None:
-                    self._handoff = tool.target
+                    self._handoff = (tool.target, row)
             if taken is not None:
                 store.update_tool_call(row, status="error", error=f"not run: this step already hands over to "
-                                       f"{taken.name!r}; one handoff per step")  # fmt: skip
-                return
-            result = json.dumps({"transferred_to": tool.target.name})
-            store.update_tool_call(row, status="success", result=result, progress=1.0)
+                                       f"{taken[0].name!r}; one handoff per step")  # fmt: skip
             return
         if not call.get("approved") and tool.requires_approval(arguments):
             store.update_tool_call(row, status="awaiting_approval")  # its full arguments are written
