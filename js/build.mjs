@@ -15,7 +15,10 @@ import * as esbuild from "esbuild";
 
 const watch = process.argv.includes("--watch");
 const OUT = "../threadwidget/static";
-const VIEWS = { chat: "src/chat.ts", tools: "src/tools.ts", threadlist: "src/threadlist.ts", app: "src/app.ts" };
+const VIEWS = {
+  chat: "src/chat.ts", tools: "src/tools.ts", threadlist: "src/threadlist.ts", app: "src/app.ts",
+  evalreport: "src/evalreport.ts",
+};
 
 const common = {
   bundle: true,

@@ -13,6 +13,9 @@ import pytest
 import threadwidget as tw
 
 from .conftest import PYTHON, python_env
+from .widget_comm import RecordingComm, comms
+
+__all__ = ["comms"]  # the fixture, imported for pytest
 
 RUNS: list[dict] = []
 
@@ -300,3 +303,33 @@ def test_case_files_in_yaml(store: tw.Store, tmp_path: Path) -> None:
         "four", ["A table for 4 at 19:00"], ['tool_called book_table {"party_size": 4}']
     )  # fmt: skip
     assert tw.evaluate(path, booking_agent(store)).pass_rate == 1.0
+
+
+def test_the_report_shows_as_a_widget_with_its_transcript(store: tw.Store, comms: list[RecordingComm]) -> None:
+    from IPython.core.formatters import DisplayFormatter
+
+    source = stored_thread(store)
+    agent = booking_agent(store, off_by_one=True)
+    cases = [source, tw.EvalCase("ok", prompts=["thanks"], expect=[tw.Expect.text_contains("welcome")])]
+    report = tw.evaluate(cases, agent)
+    view = tw.EvalReportView(report)
+    assert view.agent == "booking"
+    failed, passed = view.cases
+    assert (failed["name"], failed["passed"]) == ("dinner for four", False)
+    assert (passed["name"], passed["passed"], passed["failures"]) == ("ok", True, [])
+    assert [f["expectation"] for f in failed["failures"]] == ["same_tool_calls", "recorded_tools"]
+    assert failed["thread_id"] == report.cases[0].result.thread_id  # type: ignore[union-attr]
+    assert repr(view) == str(report)
+    comm = view.comm
+    assert isinstance(comm, RecordingComm) and comm in comms
+    (_, kind, opened, _) = comm.entries()[0]
+    assert kind == "comm_open" and opened["state"]["cases"] == view.cases
+    formatter = DisplayFormatter()
+    tw._register_display(formatter)  # what `import threadwidget` does in a running IPython
+    shown, _ = formatter.format(report)
+    assert shown["text/plain"] == str(report) and shown["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert shown["text/html"].startswith('<div class="tw-transcript" data-kind="evalreport"')
+    assert "<details><summary>✗ same_tool_calls</summary>" in shown["text/html"]
+    with pytest.raises(tw.InvalidArgumentError, match=r"not a tw\.EvalReport"):
+        tw.EvalReportView("report")  # type: ignore[arg-type]
+    view.close()

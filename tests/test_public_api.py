@@ -22,7 +22,7 @@ EXPECTED = {
     # loaded on first use
     "Agent", "AgentThread", "Context", "GenerateResult", "OpenAIChat", "ScriptedModel", "Tool", "ToolContext", "tool",
     "ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel",
-    "replay", "ReplayResult", "evaluate", "EvalCase", "EvalReport", "Expect",
+    "replay", "ReplayResult", "evaluate", "EvalCase", "EvalReport", "Expect", "EvalReportView",
 }  # fmt: skip
 
 

@@ -59,6 +59,7 @@ _LAZY = {
     "EvalCase": "threadwidget.agent",
     "EvalReport": "threadwidget.agent",
     "Expect": "threadwidget.agent",
+    "EvalReportView": "threadwidget.widgets",
 }
 
 __all__ = [
@@ -115,6 +116,7 @@ __all__ = [
     "EvalCase",
     "EvalReport",
     "Expect",
+    "EvalReportView",
 ]
 
 
@@ -142,9 +144,16 @@ def _show_thread(thread: Any) -> Any:
     return view._repr_mimebundle_()
 
 
+def _show_report(report: Any) -> Any:
+    """An ``EvalReport`` shown as a cell's result: its ``EvalReportView``."""
+    from .widgets import EvalReportView
+
+    return EvalReportView(report)._repr_mimebundle_()
+
+
 def _register_display(formatter: Any = None) -> None:
-    """Teach IPython (when it runs) to show an ``AgentThread`` as its ChatView, by name: nothing
-    is imported until a thread is shown."""
+    """Teach IPython (when it runs) to show an ``AgentThread`` as its ChatView and an
+    ``EvalReport`` as its EvalReportView, by name: nothing is imported until one is shown."""
     if formatter is None:
         ipython = sys.modules.get("IPython")
         shell = ipython.get_ipython() if ipython is not None else None
@@ -152,6 +161,7 @@ def _register_display(formatter: Any = None) -> None:
             return
         formatter = shell.display_formatter
     formatter.mimebundle_formatter.for_type_by_name("threadwidget.agent._agent", "AgentThread", _show_thread)
+    formatter.mimebundle_formatter.for_type_by_name("threadwidget.agent._evals", "EvalReport", _show_report)
 
 
 _register_display()

@@ -1,4 +1,5 @@
-"""The anywidget views of threadwidget: ``ChatView``, ``ToolCallsPanel``, ``ThreadList``, ``ThreadApp``.
+"""The anywidget views of threadwidget: ``ChatView``, ``ToolCallsPanel``, ``ThreadList``, ``ThreadApp``,
+``EvalReportView``.
 
 They read the store through its public API and change feed, and write only intents to it (a prompt,
 an abort request). The browser side is in ``js/`` (bundled into ``threadwidget/static/``);
@@ -7,7 +8,8 @@ an abort request). The browser side is in ``js/`` (bundled into ``threadwidget/s
 
 from ._app import ThreadApp
 from ._chat import ChatView
+from ._evalreport import EvalReportView
 from ._threadlist import ThreadList
 from ._tools import ToolCallsPanel
 
-__all__ = ["ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel"]
+__all__ = ["ChatView", "EvalReportView", "ThreadApp", "ThreadList", "ToolCallsPanel"]
