@@ -183,11 +183,16 @@ class AgentThread:
         whoever writes it). Bad input raises here, not later."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidArgumentError(f"prompt={prompt!r} is not valid; expected a non-empty str.")
-        store, agent = self.store, self.current_agent()
+        store, team = self.store, reachable(self.agent)
+        agent = team.get(self.thread.agent or "")
         first: Message | None
+        # the thread's agent, when ours lead to it, is read again in the prompt's transaction: a
+        # handoff committed meanwhile (by an answer running elsewhere) addresses the prompt right
         message, first = store.add_prompt(
-            self.id, prompt, user_id=user_id, agent=agent.name, claim_model=agent.model.name
-        )
+            self.id, prompt, user_id=user_id, agent=None if agent is not None else self.agent.name,
+            claim_model=(agent or self.agent).model.name,
+        )  # fmt: skip
+        agent = team.get(message.agent or "", self.agent)
         answer = Answer(store, message)
         if first is not None:
             self._start(first, answer, agent=agent)
