@@ -21,6 +21,7 @@ const VIEWS = {
   threadlist: "src/threadlist.ts",
   app: "src/app.ts",
   usage: "src/usage.ts", // the only bundle with Chart.js in it
+  evalreport: "src/evalreport.ts",
 };
 
 const common = {

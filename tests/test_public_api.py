@@ -26,6 +26,7 @@ EXPECTED = {
     "Agent", "AgentThread", "Context", "GenerateResult", "OpenAIChat",
     "OpenAIEmbedding", "ScriptedModel", "Tool", "ToolContext", "tool",
     "ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel", "UsagePanel",
+    "replay", "ReplayResult", "evaluate", "EvalCase", "EvalReport", "Expect", "EvalReportView",
 }  # fmt: skip
 
 

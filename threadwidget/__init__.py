@@ -58,6 +58,13 @@ _LAZY = {
     "ThreadList": "threadwidget.widgets",
     "ToolCallsPanel": "threadwidget.widgets",
     "UsagePanel": "threadwidget.widgets",
+    "replay": "threadwidget.agent",
+    "ReplayResult": "threadwidget.agent",
+    "evaluate": "threadwidget.agent",
+    "EvalCase": "threadwidget.agent",
+    "EvalReport": "threadwidget.agent",
+    "Expect": "threadwidget.agent",
+    "EvalReportView": "threadwidget.widgets",
 }
 
 __all__ = [
@@ -115,6 +122,13 @@ __all__ = [
     "ThreadList",
     "ToolCallsPanel",
     "UsagePanel",
+    "replay",
+    "ReplayResult",
+    "evaluate",
+    "EvalCase",
+    "EvalReport",
+    "Expect",
+    "EvalReportView",
 ]
 
 
@@ -142,9 +156,16 @@ def _show_thread(thread: Any) -> Any:
     return view._repr_mimebundle_()
 
 
+def _show_report(report: Any) -> Any:
+    """An ``EvalReport`` shown as a cell's result: its ``EvalReportView``."""
+    from .widgets import EvalReportView
+
+    return EvalReportView(report)._repr_mimebundle_()
+
+
 def _register_display(formatter: Any = None) -> None:
-    """Teach IPython (when it runs) to show an ``AgentThread`` as its ChatView, by name: nothing
-    is imported until a thread is shown."""
+    """Teach IPython (when it runs) to show an ``AgentThread`` as its ChatView and an
+    ``EvalReport`` as its EvalReportView, by name: nothing is imported until one is shown."""
     if formatter is None:
         ipython = sys.modules.get("IPython")
         shell = ipython.get_ipython() if ipython is not None else None
@@ -152,6 +173,7 @@ def _register_display(formatter: Any = None) -> None:
             return
         formatter = shell.display_formatter
     formatter.mimebundle_formatter.for_type_by_name("threadwidget.agent._agent", "AgentThread", _show_thread)
+    formatter.mimebundle_formatter.for_type_by_name("threadwidget.agent._evals", "EvalReport", _show_report)
 
 
 _register_display()

@@ -307,3 +307,24 @@ export function listen<T extends object>(
   });
   return () => subs.forEach((off) => off());
 }
+
+// The eval report (EvalReportView): a static table of an EvalReport, one row per case.
+
+/** One expectation a case failed: its name and a readable diff (plain text, never HTML). */
+export interface EvalFailure {
+  expectation: string;
+  diff: string;
+}
+
+export interface EvalCaseRow {
+  name: string;
+  passed: boolean;
+  /** The thread the case ran in (null when it could not run). */
+  thread_id: string | null;
+  failures: EvalFailure[];
+}
+
+export interface EvalReportTraits {
+  agent: string;
+  cases: EvalCaseRow[];
+}

@@ -24,6 +24,7 @@ from .._usage import Usage
 from ..store import Answer, Event, Message, Store, Thread, ToolCall
 from ..store._vectors import Embedder
 from ._context import Context
+from ._handoff import HandoffTool, agent_tool, check_handoffs, reachable, transfer_name
 from ._limits import check_prices
 from ._model import Model
 from ._run import GenerateResult, Run
@@ -47,8 +48,11 @@ class Agent:
     (see ``Context``); ``max_tool_retries`` is how many invalid tool calls the model may correct
     before the answer fails. ``embedder=tw.OpenAIEmbedding(...)`` gives the store vectors of every
     final message (made in the background) and makes the context's search hybrid: by words and by
-    meaning. ``budget=tw.Budget(per_thread_usd=0.50, ...)`` limits what its answers may use
-    (checked before each answer starts and while it streams; a store's ``budget`` applies too).
+    meaning. ``budget=tw.Budget(per_thread_usd=0.50, ...)`` limits what its answers may use (checked
+    before each answer starts and while it streams; a store's ``budget`` applies too).
+    ``handoffs=[billing, confirm]`` (agents of the same store) lets the model hand the thread over
+    with a ``transfer_to_<name>`` tool: the answer, and the thread, go on with that agent (see
+    ``Agent.as_tool`` for asking another agent instead).
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class Agent:
         max_tool_retries: int = 2,
         embedder: Embedder | None = None,
         budget: Budget | None = None,
+        handoffs: Iterable[Agent] = (),
     ):
         if not isinstance(name, str) or not name.strip():
             raise InvalidArgumentError(f"name={name!r} is not valid; expected a non-empty str such as 'support'.")
@@ -122,10 +127,25 @@ class Agent:
             check_prices(budget, model.name)
         #: limits on what its answers may use, checked before and while they stream (with the store's)
         self.budget = budget
+        #: the agents this one may hand a thread over to (``transfer_to_<name>`` tools); may be appended to
+        self.handoffs: list[Agent] = check_handoffs(self, handoffs)
 
     def __repr__(self) -> str:
         tools = list(self.tools)
         return f"<tw.Agent {self.name!r} model={self.model.name!r} tools={tools} store={str(self.store.path)!r}>"
+
+    def tool_table(self) -> dict[str, Tool]:
+        """The tools the model sees: ``tools`` and a ``transfer_to_<name>`` per handoff."""
+        table = dict(self.tools)
+        for target in self.handoffs:
+            table.setdefault(transfer_name(target.name), HandoffTool(target))
+        return table
+
+    def as_tool(self, name: str | None = None, *, description: str | None = None) -> Tool:
+        """This agent as a tool of another: the call asks it ``input`` in a thread of its own (its
+        metadata names the calling thread and call, the call's progress note names the thread) and
+        returns its answer's text."""
+        return agent_tool(self, name, description)
 
     def create_thread(
         self, *, title: str | None = None, user_id: str | None = None, metadata: dict[str, Any] | None = None
@@ -182,24 +202,36 @@ class AgentThread:
         whoever writes it). Bad input raises here, not later."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidArgumentError(f"prompt={prompt!r} is not valid; expected a non-empty str.")
-        store, agent = self.store, self.agent
+        store, team = self.store, reachable(self.agent)
+        agent = team.get(self.thread.agent or "")
         first: Message | None
+        # the thread's agent, when ours lead to it, is read again in the prompt's transaction: a
+        # handoff committed meanwhile (by an answer running elsewhere) addresses the prompt right
         message, first = store.add_prompt(
-            self.id, prompt, user_id=user_id, agent=agent.name, claim_model=agent.model.name
-        )
+            self.id, prompt, user_id=user_id, agent=None if agent is not None else self.agent.name,
+            claim_model=(agent or self.agent).model.name,
+        )  # fmt: skip
+        agent = team.get(message.agent or "", self.agent)
         answer = Answer(store, message)
         if first is not None:
-            self._start(first, answer)
+            self._start(first, answer, agent=agent)
         else:
             Worker(agent, thread_id=self.id, until=answer, owner=self)
         return answer
 
+    def current_agent(self) -> Agent:
+        """The agent that answers here next: the thread's agent in the store when this agent's
+        handoffs lead to it (the thread was handed over), else this one."""
+        return reachable(self.agent).get(self.thread.agent or "", self.agent)
+
     def _start(
-        self, first: Message, answer: Answer | None, done: Any = None, *, resume: bool = False
-    ) -> threading.Thread:
+        self, first: Message, answer: Answer | None, done: Any = None, *, resume: bool = False,
+        agent: Agent | None = None,
+    ) -> threading.Thread:  # fmt: skip
         """Write the answer whose first step is ``first`` in a background thread (``resume``: a
-        parked step this process claimed, whose decided tool calls it runs first)."""
-        run = Run(self.agent, first, resume=resume)
+        parked step this process claimed, whose decided tool calls it runs first), as ``agent``
+        (default: this thread's)."""
+        run = Run(agent or self.agent, first, resume=resume)
         if answer is not None:
             answer._writer = run
         with self._lock:
@@ -232,7 +264,7 @@ class AgentThread:
         process or another)."""
         try:
             answer = Answer(self.store, self.store.get_message(prompt_id))
-            Worker(self.agent, thread_id=self.id, until=answer, owner=self)
+            Worker(self.current_agent(), thread_id=self.id, until=answer, owner=self)
         except StoreClosedError:
             pass  # the store closed: whoever serves the agent resumes it
 
@@ -378,27 +410,24 @@ class Worker:
             self._wake.set()  # a prompt waits, a thread's turn came free, or people decided a parked call
 
     def _loop(self) -> None:
-        store, agent = self.agent.store, self.agent
+        agent = self.agent
+        # serving one thread follows it through handoffs; serving an agent everywhere does not
+        agents = list(reachable(agent).values()) if self.thread_id is not None else [agent]
         while not self._stop.is_set():
             self._wake.clear()
             try:
                 while not self._stop.is_set() and self._slots.acquire(timeout=0.5):
-                    # a parked answer people decided goes first: it holds its thread's turn
-                    first = store.claim_parked(agent.name, thread_id=self.thread_id)
-                    resume = first is not None
+                    first, writer_agent, resume = self._claim(agents)
                     if first is None:
-                        claimed = store.claim_pending(agent.name, thread_id=self.thread_id, model=agent.model.name)
-                        if claimed is None:
-                            self._slots.release()
-                            break
-                        first = claimed[1]
+                        self._slots.release()
+                        break
                     prompt_id = first.reply_to
                     until = self._until if self._until is not None and prompt_id == self._until.prompt_id else None
                     with self._lock:  # registered with its thread before _answered may look
                         if first.thread_id not in self._threads_by_id:
                             self._threads_by_id[first.thread_id] = AgentThread(agent, first.thread_id)
                         on_thread = self._threads_by_id[first.thread_id]
-                        writer = on_thread._start(first, until, self._answered, resume=resume)
+                        writer = on_thread._start(first, until, self._answered, resume=resume, agent=writer_agent)
                         self._writers = [t for t in self._writers if t.is_alive()] + [writer]
                 if self._until is not None and self._until.status not in ("queued", "waiting"):
                     self._finish()
@@ -409,6 +438,20 @@ class Worker:
             except Exception:
                 log.exception("threadwidget: serve(%s) could not claim work; retrying", agent.name)
             self._wake.wait(1.0)  # also re-check now and then: a missed wake-up costs at most a second
+
+    def _claim(self, agents: list[Agent]) -> tuple[Message | None, Agent, bool]:
+        """The first step of an answer to write, and as whom: a parked answer people decided goes
+        first (it holds its thread's turn), then the oldest waiting prompt."""
+        store = self.agent.store
+        for a in agents:
+            first = store.claim_parked(a.name, thread_id=self.thread_id)
+            if first is not None:
+                return first, a, True
+        for a in agents:
+            claimed = store.claim_pending(a.name, thread_id=self.thread_id, model=a.model.name)
+            if claimed is not None:
+                return claimed[1], a, False
+        return None, self.agent, False
 
     def _answered(self, run: Run) -> None:
         with self._lock:

@@ -38,6 +38,7 @@ from .._usage import Usage
 from ..store import Event, Message, Store
 from ..store._runs import ORPHANED, WRITER_STOPPED
 from ._context import build_context, build_messages, estimate_tokens
+from ._handoff import HandoffTool
 from ._limits import Limits
 from ._model import Finish, ModelStream, TextDelta, ToolCallDelta
 from ._tools import Tool, ToolContext
@@ -127,6 +128,7 @@ class Run:
         self._kick = threading.Event()  # wakes the keeper: text waits, or the run ends
         self._stopping = False
         self._invalid_calls = 0
+        self._handoff: tuple[Agent, str] | None = None  # a transfer_to_<name> call of this step: to whom, its row
         self.failure: Exception | None = None  # why the run failed, raised to the caller
         self._limits: Limits | None = None  # the budgets (the agent's, the store's), when any
 
@@ -222,6 +224,7 @@ class Run:
                 self.result.message_ids.append(self._first.id)
                 calls = self._decided_calls()
                 self._run_tools(calls)
+                self._take_handoff(calls)
                 if self._after_tools(start, calls):
                     return
             for step in range(start, self.agent.max_steps):
@@ -229,6 +232,7 @@ class Run:
                 if not calls:
                     return
                 self._run_tools(calls)
+                self._take_handoff(calls)
                 if self._after_tools(step + 1, calls):
                     return
             self.failure = ToolError(
@@ -262,6 +266,30 @@ class Run:
                 self.store.update_tool_call(call["row"], status="error", error=f"not run: the answer was {status}")
         self._last_step(next_step, status, error)
         return True
+
+    def _take_handoff(self, calls: list[dict[str, Any]]) -> None:
+        """A step called ``transfer_to_<name>``: the answer goes on as that agent, and the thread is
+        its (``Store.hand_off``: the thread's agent, its waiting prompts, this turn). Not while a
+        call of the step waits for a person: the agent that made it runs it once decided."""
+        handoff, self._handoff = self._handoff, None
+        if handoff is None:
+            return
+        target, row = handoff
+        if self.cancel.is_set():
+            self.store.update_tool_call(
+                row, status="error", error=f"not handed over: the answer was {self.cancel_reason}"
+            )
+            return
+        if any(c.get("awaiting") for c in calls):
+            self.store.update_tool_call(row, status="error", error="not handed over: a call of this step waits for a "
+                                        "person's decision; hand over once it is decided")  # fmt: skip
+            return
+        with self._lease_lock:
+            self.store.hand_off(self.thread_id, target.name, message_id=self._held)
+        self.store.update_tool_call(row, status="success", result=json.dumps({"transferred_to": target.name}),
+                                    progress=1.0)  # fmt: skip
+        log.info("threadwidget: thread %s handed over from %s to %s", self.thread_id, self.agent.name, target.name)
+        self.agent = target
 
     def _park(self) -> bool:
         """Hand the turn to the store, waiting for people: no lease, no writer (``Store.park_run``)."""
@@ -373,7 +401,7 @@ class Run:
                 store, self.thread_id, instructions=agent.instructions, context=agent.context,
                 through=self.prompt_id, exclude={message.id},
             )  # fmt: skip
-        tools = [t.schema for t in agent.tools.values()]
+        tools = [t.schema for t in agent.tool_table().values()]
         text: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         finish: Finish | None = None
@@ -544,10 +572,11 @@ class Run:
 
     def _validate_and_run(self, call: dict[str, Any]) -> None:
         store, row = self.store, call["row"]
-        tool = self.agent.tools.get(call["name"])
+        table = self.agent.tool_table()
+        tool = table.get(call["name"])
         try:
             if tool is None:
-                known = ", ".join(sorted(self.agent.tools)) or "none"
+                known = ", ".join(sorted(table)) or "none"
                 raise ToolArgumentsError(
                     f"There is no tool named {call['name']!r}. Available tools: {known}. Call one of those."
                 )
@@ -561,6 +590,15 @@ class Run:
             return
         if self.cancel.is_set():
             store.update_tool_call(row, status="error", error=f"not run: the answer was {self.cancel_reason}")
+            return
+        if isinstance(tool, HandoffTool):  # recorded once the step's other calls ran (_take_handoff)
+            with self._lock:
+                taken = self._handoff
+                if taken is None:
+                    self._handoff = (tool.target, row)
+            if taken is not None:
+                store.update_tool_call(row, status="error", error=f"not run: this step already hands over to "
+                                       f"{taken[0].name!r}; one handoff per step")  # fmt: skip
             return
         if not call.get("approved") and tool.requires_approval(arguments):
             store.update_tool_call(row, status="awaiting_approval")  # its full arguments are written

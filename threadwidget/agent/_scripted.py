@@ -3,10 +3,11 @@
 Replies are consumed one per ``stream()`` call from a queue filled with ``enqueue(...)``: a string is
 streamed as word-sized tokens, ``ScriptedModel.tool_calls([...])`` streams one step of (parallel)
 tool calls with interleaved argument chunks, ``ScriptedModel.error("...")`` streams some text then
-raises ``ModelError``. With an empty queue it answers a tool result with a summary of it, else the
-first of ``rules`` whose pattern matches the last user message, else a short echo that says it is not
-a real model. Tokens are paced at ``tokens_per_second``; ``close()`` from any thread ends the stream at
-once, without ``Finish`` and without raising, as ``OpenAIChat`` does.
+raises ``ModelError``. With an empty queue it answers a tool result with a summary of it (not the
+result of a handoff: the agent taking over answers the user), else the first of ``rules`` whose
+pattern matches the last user message, else a short echo that says it is not a real model. Tokens
+are paced at ``tokens_per_second``; ``close()`` from any thread ends the stream at once, without
+``Finish`` and without raising, as ``OpenAIChat`` does.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ class ScriptedModel:
         return ScriptedStream(self._answer(messages) if reply is None else reply, messages, self.tokens_per_second)
 
     def _answer(self, messages: list[dict[str, Any]]) -> Reply:
-        if messages and messages[-1].get("role") == "tool":
+        if messages and messages[-1].get("role") == "tool" and not _handed_over(messages):
             return _summarise_tool_results(messages)
         said = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         for pattern, reply in self.rules:
@@ -198,6 +199,14 @@ def _events(reply: Reply, messages: list[dict[str, Any]]) -> Iterator[ModelEvent
         for index, chunks in pending:
             if round_ < len(chunks):
                 yield ToolCallDelta(index, arguments=chunks[round_])
+
+
+def _handed_over(messages: list[dict[str, Any]]) -> bool:
+    """The last step only handed the thread over (``transfer_to_<name>``): the agent taking it
+    answers the user's message instead of summing up the handoff."""
+    last = next((m for m in reversed(messages) if m.get("role") == "assistant"), None)
+    calls = [c.get("function", {}).get("name", "") for c in (last or {}).get("tool_calls") or ()]
+    return bool(calls) and all(name.startswith("transfer_to_") for name in calls)
 
 
 def _summarise_tool_results(messages: list[dict[str, Any]]) -> str:

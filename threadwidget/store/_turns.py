@@ -138,6 +138,40 @@ class Turns(StorePart):
 
         return self._write(write)
 
+    def hand_off(self, thread_id: str, to_agent: str, *, message_id: str | None = None) -> list[str]:
+        """Make ``to_agent`` the thread's agent, in one transaction: the thread's ``agent``, the
+        prompts waiting in its queue for the agent it had (they go to whoever serves ``to_agent``),
+        and the turn of the answer being written (``message_id``, the step holding it), so a parked
+        answer is taken up by ``to_agent``'s processes. Returns the ids of the prompts readdressed."""
+        check_text("to_agent", to_agent)
+
+        def write(conn: Conn, now: float) -> list[str]:
+            row = conn.execute("SELECT agent FROM threads WHERE id = ?", (thread_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
+            previous = row[0]
+            conn.execute("UPDATE threads SET agent = ?, updated_at = ? WHERE id = ?", (to_agent, now, thread_id))
+            self._log(conn, thread_id, "thread", "update", thread_id, now)
+            queued = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM messages WHERE +thread_id = ? AND status = 'pending' AND role = 'user' "
+                    "AND (agent IS NULL OR agent = ?)",
+                    (thread_id, previous),
+                )
+            ]
+            for mid in queued:
+                conn.execute("UPDATE messages SET agent = ?, updated_at = ? WHERE id = ?", (to_agent, now, mid))
+                self._log(conn, thread_id, "message", "update", mid, now)
+            if message_id is not None:
+                cur = conn.execute("UPDATE runs SET agent = ?, updated_at = ? WHERE message_id = ?",
+                                   (to_agent, now, message_id))  # fmt: skip
+                if cur.rowcount:
+                    self._log(conn, thread_id, "run", "update", message_id, now)
+            return queued
+
+        return self._write(write)
+
     def reply(self, thread_id: str, text: str, *, user_id: str | None = None) -> Message:
         """A person's answer in the thread, as ``user_id`` (default: ``$JUPYTERHUB_USER``, else the
         login name): an ``assistant`` message with the person's ``user_id`` and no agent, which

@@ -1,5 +1,5 @@
 """The anywidget views of threadwidget: ``ChatView``, ``ToolCallsPanel``, ``ThreadList``, ``ThreadApp``,
-``UsagePanel``.
+``UsagePanel``, ``EvalReportView``.
 
 They read the store through its public API and change feed, and write only intents to it (a prompt,
 an abort request). The browser side is in ``js/`` (bundled into ``threadwidget/static/``);
@@ -8,8 +8,9 @@ an abort request). The browser side is in ``js/`` (bundled into ``threadwidget/s
 
 from ._app import ThreadApp
 from ._chat import ChatView
+from ._evalreport import EvalReportView
 from ._threadlist import ThreadList
 from ._tools import ToolCallsPanel
 from ._usage import UsagePanel
 
-__all__ = ["ChatView", "ThreadApp", "ThreadList", "ToolCallsPanel", "UsagePanel"]
+__all__ = ["ChatView", "EvalReportView", "ThreadApp", "ThreadList", "ToolCallsPanel", "UsagePanel"]

@@ -95,8 +95,11 @@ class ChatRequests:
         with self._lock:
             thread_id = self.thread_id
             agent = self.agent.name if self.agent is not None else self._thread_agent
+            view_agent = self.agent
         if thread_id is None:
             return "No thread is selected: pick one in the list first."
+        if view_agent is not None:  # a thread handed over to an agent the view's agent leads to: that one answers
+            agent = view_agent.continue_thread(thread_id).current_agent().name
         if agent is None:
             return f"Cannot send: {waiting_note(None)}"
         self.store.ask(thread_id, text, agent=agent, user_id=self.user)

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
 __all__ = [
-    "WIRE", "AbortMsg", "AnswerCost", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "HighlighterMsg",
+    "WIRE", "AbortMsg", "AnswerCost", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "EvalCaseRow",
+    "EvalFailure", "EvalReportTraits", "HighlighterMsg",
     "HighlighterRequestMsg", "InboundMsg", "LoadOlderMsg", "Message", "OlderMsg", "OutboundMsg", "PresentUser",
     "SearchHitInfo", "SendMsg", "SnippetPart", "StreamSnapshot", "ThreadInfo", "ThreadListTraits", "ThreadState",
     "ThreadStatus", "ToolCall", "ToolsTraits", "TypingMsg", "UnsentMsg", "Usage", "parse_outbound",
@@ -269,6 +270,24 @@ class HighlighterRequestMsg(TypedDict):
 
 OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | TypingMsg | HighlighterRequestMsg
 
+
+class EvalFailure(TypedDict):
+    expectation: str
+    diff: str  # plain text, never HTML
+
+
+class EvalCaseRow(TypedDict):
+    name: str
+    passed: bool
+    thread_id: str | None  # None when the case could not run
+    failures: list[EvalFailure]
+
+
+class EvalReportTraits(TypedDict):
+    agent: str
+    cases: list[EvalCaseRow]
+
+
 #: What goes over the wire, by the names of protocol.ts: every shape is reachable from these.
 WIRE: dict[str, Any] = {
     "ChatTraits": ChatTraits,
@@ -276,6 +295,7 @@ WIRE: dict[str, Any] = {
     "ThreadListTraits": ThreadListTraits,
     "AppTraits": AppTraits,
     "UsagePanelTraits": UsagePanelTraits,
+    "EvalReportTraits": EvalReportTraits,
     "InboundMsg": InboundMsg,
     "OutboundMsg": OutboundMsg,
 }
