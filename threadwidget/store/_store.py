@@ -20,9 +20,11 @@ from typing import Any, ClassVar, TypeVar
 from .._errors import InvalidArgumentError
 from .._usage import Usage
 from ._approvals import Approvals
+from ._branches import Branches
 from ._checks import check_choice, check_number
 from ._db import default_path, log_change
 from ._dialect import Conn, DatabaseLayer, is_server_url, open_database
+from ._export import Exports
 from ._feed import Callback, Feed, Subscription
 from ._presence import Presences
 from ._rows import new_id
@@ -69,7 +71,7 @@ def _deterministic_ids(value: object) -> bool:
     return value
 
 
-class Store(Presences, Search, Approvals, Turns, Runs, Tables):
+class Store(Exports, Branches, Presences, Search, Approvals, Turns, Runs, Tables):
     """A thread store in one SQLite file, shared by every process that opens it.
 
     ``Store()`` opens ``$THREADWIDGET_DB`` or the per-user default; ``Store("threads.db")`` opens or
@@ -301,7 +303,8 @@ class Store(Presences, Search, Approvals, Turns, Runs, Tables):
              "the lease on message {0} (thread {1}) expired; a watching process will end it"),
             ("SELECT DISTINCT p.id FROM messages p JOIN messages s ON s.reply_to = p.id AND s.thread_id = p.thread_id "
              "AND s.turn = p.turn WHERE NOT EXISTS (SELECT 1 FROM messages e WHERE e.reply_to = p.id "
-             "AND e.thread_id = p.thread_id AND e.turn = p.turn AND e.ends_answer = 1) "
+             "AND e.thread_id = p.thread_id AND e.turn = p.turn AND e.alternative = s.alternative "
+             "AND e.ends_answer = 1) "
              "AND NOT EXISTS (SELECT 1 FROM runs r JOIN messages m ON m.id = r.message_id WHERE m.reply_to = p.id)",
              "the answer to prompt {0} has no last step and nobody writes it"),
         ]  # fmt: skip

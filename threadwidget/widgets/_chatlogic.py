@@ -242,7 +242,7 @@ class ChatController(ThreadFollower, ChatRequests):
                 self._traits.mark()
             elif event.kind == "feed":
                 self._traits.mark()  # the connection note
-            elif event.kind == "resync" and self.thread_id is not None:
+            elif event.kind in ("resync", "path") and self.thread_id is not None:  # path: another branch shown
                 self._host.set_traits(self.open(self.thread_id))
                 self.start()
 
@@ -259,6 +259,8 @@ class ChatController(ThreadFollower, ChatRequests):
             self._traits.mark()
 
     def _on_message(self, row: Message) -> None:
+        if not row.on_path and row.id not in self._rows:
+            return  # on a branch the thread does not show (a switch to it reloads the window)
         self._put(row)
         if row.id not in self._rows:
             return
