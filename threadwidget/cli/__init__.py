@@ -1,7 +1,7 @@
 """The ``threadwidget`` command line: list, show, follow and serve the threads of a store.
 
 One module per command group (``_threads``: threads, show, usage; ``_search``; ``_tail``; ``_serve``;
-``_check``; ``_copy``; ``_nbval``; ``_approve``: approve, deny, pending),
+``_check``; ``_copy``; ``_nbval``; ``_approve``: approve, deny, pending; ``_export``: export, import),
 ``_render`` draws with rich, ``_common`` holds ``--db`` and the store helpers. It uses only the public
 API (``Store`` methods, ``store.subscribe``, ``Agent.serve``). Errors are one ``Error: ...`` line on
 stderr and exit status 1. click and rich load here, never on ``import threadwidget``.
@@ -20,6 +20,7 @@ from .._version import __version__
 from ._approve import approve, deny, pending
 from ._check import check
 from ._copy import copy
+from ._export import export, import_
 from ._nbval import nbval_sanitize
 from ._search import search
 from ._serve import serve
@@ -66,5 +67,6 @@ def main() -> None:
     """
 
 
-for _command in (threads, show, search, tail, serve, usage, check, copy, nbval_sanitize, approve, deny, pending):
+for _command in (threads, show, search, tail, serve, usage, check, copy, nbval_sanitize, approve, deny, pending,
+                 export, import_):  # fmt: skip
     main.add_command(_command)
