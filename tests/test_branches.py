@@ -267,3 +267,45 @@ def test_an_answer_on_a_branch_sees_only_that_branch(store: tw.Store, openai_ser
     assert seen(3) == [system, ("user", "Q1")]
     assert seen(4) == [system, ("user", "Q1"), ("assistant", "A1 again"), ("user", "Q2"), ("assistant", "A2"),
                        ("user", "Q3")]  # fmt: skip
+
+
+# -- the view's actions -----------------------------------------------------------------------------
+
+
+def test_a_views_actions_regenerate_switch_edit_and_fork(store: tw.Store, comms: list[RecordingComm]) -> None:
+    from .widget_comm import browser_sends
+
+    agent = scripted(store, "Order 42 shipped.", "Order 42 is in Lyon.", "Order 43 shipped.")
+    thread = agent.create_thread(title="Order help")
+    first = thread.ask("Where is order 42?").wait(30)
+    view = tw.ChatView(thread, user="alice")
+    browser_sends(view, {"kind": "regenerate", "message_id": first.messages[0].id})
+    wait_until(lambda: [m["text"] for m in view.messages] == ["Where is order 42?", "Order 42 is in Lyon."])
+    wait_until(lambda: view.messages[1].get("branch") == {"index": 1, "count": 2})
+    browser_sends(view, {"kind": "branch", "message_id": view.messages[1]["id"], "index": 0})
+    wait_until(lambda: [m["text"] for m in view.messages][1:] == ["Order 42 shipped."])
+    browser_sends(view, {"kind": "edit", "message_id": first.prompt_id, "text": "Where is order 43?"})
+    wait_until(lambda: [m["text"] for m in view.messages] == ["Where is order 43?", "Order 43 shipped."])
+    assert view.messages[0]["branch"] == {"index": 1, "count": 2} and view.messages[0]["user_id"] == "alice"
+    browser_sends(view, {"kind": "branch", "message_id": first.prompt_id, "index": 5})
+    assert "index=5 is not valid" in view.error
+    browser_sends(view, {"kind": "fork", "message_id": view.messages[1]["id"]})
+    wait_until(lambda: view.thread_id != thread.id)
+    assert store.get_thread(view.thread_id).forked_from == thread.id
+    assert [m["text"] for m in view.messages] == ["Where is order 43?", "Order 43 shipped."]
+    view.close()
+
+
+def test_a_view_without_an_agent_edits_through_the_queue_and_cannot_regenerate(
+    store: tw.Store, comms: list[RecordingComm]
+) -> None:
+    from .widget_comm import browser_sends
+
+    first = scripted(store, "Order 42 shipped.").create_thread().ask("Where is order 42?").wait(30)
+    view = tw.ChatView(first.thread_id, store=store)
+    browser_sends(view, {"kind": "regenerate", "message_id": first.messages[0].id})
+    assert "Regenerate needs a view with an agent" in view.error
+    browser_sends(view, {"kind": "edit", "message_id": first.prompt_id, "text": "Where is order 43?"})
+    wait_until(lambda: [m["text"] for m in view.messages] == ["Where is order 43?"])
+    assert store.queued_prompts(first.thread_id)[0].text == "Where is order 43?"
+    view.close()

@@ -69,6 +69,36 @@ class Branches(StorePart):
         )
         return [Answer(cast("Store", self), prompt, r[0]) for r in rows]
 
+    def branch_place(self, message: Message) -> tuple[int, int] | None:
+        """Where a message stands among its versions (a message that starts a turn) or, on the
+        first step of an answer, where its answer stands among the prompt's alternatives:
+        ``(index, count)``, or ``None`` when there is no other."""
+        conn = self._conn()
+        if message.reply_to is None and message.turn == message.position:
+            ids = [v.id for v in self.versions(message.id)]
+            return (ids.index(message.id), len(ids)) if len(ids) > 1 else None
+        if message.reply_to is not None and message.step == 0:
+            alts = [r[0] for r in conn.execute(
+                "SELECT DISTINCT alternative FROM messages WHERE thread_id = ? AND turn = ? AND reply_to = ? "
+                "ORDER BY alternative", (message.thread_id, message.turn, message.reply_to))]  # fmt: skip
+            return (alts.index(message.alternative), len(alts)) if len(alts) > 1 else None
+        return None
+
+    def select_version(self, message_id: str, index: int) -> list[Message]:
+        """``select_branch`` by number: show version ``index`` (from 0) of the message's versions,
+        or, for an answer's first step, alternative ``index`` of its prompt's answers."""
+        m = self.get_message(message_id)
+        if m.reply_to is None:
+            choices = [v.id for v in self.versions(message_id)]
+        else:
+            choices = [a.messages[0].id for a in self.alternatives(m.reply_to) if a.messages]
+        if not isinstance(index, int) or not 0 <= index < len(choices):
+            raise InvalidArgumentError(
+                f"index={index!r} is not valid for message {message_id!r}: it has {len(choices)} version(s); "
+                f"pass 0 to {len(choices) - 1}."
+            )
+        return self.select_branch(choices[index])
+
     # -- switching the path -------------------------------------------------------------------------
 
     def select_branch(self, message_id: str) -> list[Message]:

@@ -92,6 +92,15 @@ class Turns(StorePart):
         prompt, _ = self.add_prompt(thread_id, text, user_id=user_id, agent=agent)
         return self._handle(prompt)
 
+    def edit(self, prompt_id: str, text: str, *, user_id: str | None = None) -> Answer:
+        """Leave a new version of the prompt ``prompt_id`` with ``text`` in the thread's queue, for
+        whichever process serves its agent (``thread.edit`` answers it in this process). The
+        thread's path switches to it for everyone; the old version and what followed it stay on
+        their branch."""
+        prompt = self.get_message(prompt_id)
+        new, _ = self.add_prompt(prompt.thread_id, text, user_id=user_id, agent=prompt.agent, version_of=prompt_id)
+        return self._handle(new)
+
     def add_prompt(
         self,
         thread_id: str,

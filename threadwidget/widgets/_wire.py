@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
 __all__ = [
-    "WIRE", "AbortMsg", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "HighlighterMsg",
+    "WIRE", "AbortMsg", "AppTraits", "BranchMsg", "BranchPlace", "ChatTraits", "EditMsg", "ForkMsg",
+    "RegenerateMsg", "DecideMsg", "DeltaMsg", "HighlighterMsg",
     "HighlighterRequestMsg", "InboundMsg", "LoadOlderMsg", "Message", "OlderMsg", "OutboundMsg", "PresentUser",
     "SearchHitInfo", "SendMsg", "SnippetPart", "StreamSnapshot", "ThreadInfo", "ThreadListTraits", "ThreadState",
     "ThreadStatus", "ToolCall", "ToolsTraits", "TypingMsg", "UnsentMsg", "Usage", "parse_outbound",
@@ -68,6 +69,14 @@ class Message(TypedDict):
     tool_calls: list[ToolCall]
     user_id: str | None  # who wrote it: a prompt's person, or the person of a human answer
     queue_position: NotRequired[int]  # only on a prompt waiting for the thread's turn (1: next)
+    branch: NotRequired[BranchPlace]  # only where there is a choice: a prompt's versions, an answer's alternatives
+
+
+class BranchPlace(TypedDict):
+    """Which of the versions of a prompt (or alternatives of an answer, on its first step) the path shows."""
+
+    index: int  # from 0
+    count: int  # 2 or more
 
 
 class ThreadInfo(TypedDict):
@@ -129,6 +138,7 @@ class ChatTraits(TypedDict):
     present: list[PresentUser]  # the other people who have the thread open now, by name
     read_only: NotRequired[str]  # why this kernel may only read the store ("" when it can write)
     connection: NotRequired[str]  # why the view is not live ("" when it is): the store's server is away
+    path: NotRequired[str]  # changes when the thread's current path does: the view shows ``messages`` afresh
 
 
 class ToolsTraits(TypedDict):
@@ -229,7 +239,40 @@ class HighlighterRequestMsg(TypedDict):
     kind: Literal["highlighter"]
 
 
-OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | TypingMsg | HighlighterRequestMsg
+class RegenerateMsg(TypedDict):
+    """Answer the prompt of this answer's step again (the view's agent writes it)."""
+
+    kind: Literal["regenerate"]
+    message_id: str
+
+
+class EditMsg(TypedDict):
+    """A new version of the prompt ``message_id`` with ``text``, answered like a sent prompt."""
+
+    kind: Literal["edit"]
+    message_id: str
+    text: str
+
+
+class ForkMsg(TypedDict):
+    """Copy the path up to this message into a new thread, and show that one."""
+
+    kind: Literal["fork"]
+    message_id: str
+
+
+class BranchMsg(TypedDict):
+    """Show version (or alternative) ``index`` of this message, for everyone."""
+
+    kind: Literal["branch"]
+    message_id: str
+    index: int
+
+
+OutboundMsg = (
+    SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | TypingMsg | HighlighterRequestMsg | RegenerateMsg | EditMsg
+    | ForkMsg | BranchMsg
+)  # fmt: skip
 
 #: What goes over the wire, by the names of protocol.ts: every shape is reachable from these.
 WIRE: dict[str, Any] = {
