@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import threadwidget as tw
 from threadwidget.cli import main
+from threadwidget.store import copy_store
 
 from .test_branches import all_rows
 
@@ -137,3 +138,14 @@ def test_cli_export_and_import(store: tw.Store, db_path: Any, tmp_path: Path) ->
     nbformat.validate(nbformat.reads(notebook.stdout, as_version=4))
     missing = runner.invoke(main, ["export", "th_missing", "--db", db])
     assert missing.exit_code == 1 and "no thread with id 'th_missing'" in missing.output
+
+
+def test_copy_store_keeps_the_branches(store: tw.Store, tmp_path: Path) -> None:
+    """``threadwidget copy`` / ``copy_store`` carries every branch column: the copy shows the same path."""
+    thread = reworked_thread(store)
+    with tw.Store(tmp_path / "copy.db") as destination:
+        report = copy_store(store, destination)
+        assert report.messages == 9
+        assert all_rows(destination, thread.id) == all_rows(store, thread.id)
+        assert destination.list_messages(thread.id) == store.list_messages(thread.id)
+        assert destination.check() == []
