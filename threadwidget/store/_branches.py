@@ -133,16 +133,22 @@ class Branches(StorePart):
             if row is None:
                 break
             leaf = row[0]
-        conn.execute(
-            "WITH RECURSIVE path(id) AS (SELECT CAST(? AS TEXT) UNION ALL SELECT m.parent_id FROM messages m "
-            "JOIN path ON m.id = path.id WHERE m.parent_id IS NOT NULL) "
-            "UPDATE messages SET on_path = CASE WHEN reply_to IS NULL THEN "
-            "(CASE WHEN id IN (SELECT id FROM path) THEN 1 ELSE 0 END) "
-            "ELSE (CASE WHEN reply_to IN (SELECT id FROM path) "
-            "AND alternative = (SELECT p.chosen FROM messages p WHERE p.id = messages.reply_to) THEN 1 ELSE 0 END) END "
-            "WHERE thread_id = ?",
-            (leaf, thread_id),
-        )
+        path = {
+            r[0]
+            for r in conn.execute(
+                "WITH RECURSIVE path(id) AS (SELECT CAST(? AS TEXT) UNION ALL SELECT m.parent_id FROM messages m "
+                "JOIN path ON m.id = path.id WHERE m.parent_id IS NOT NULL) SELECT id FROM path",
+                (leaf,),
+            )
+        }
+        rows = conn.execute(
+            "SELECT id, reply_to, alternative, chosen, on_path FROM messages WHERE thread_id = ?", (thread_id,)
+        ).fetchall()
+        chosen = {r[0]: r[3] for r in rows}
+        for mid, reply_to, alternative, _, on_path in rows:  # only the rows that change are written
+            shown = mid in path if reply_to is None else reply_to in path and alternative == chosen.get(reply_to)
+            if int(shown) != on_path:
+                conn.execute("UPDATE messages SET on_path = ? WHERE id = ?", (int(shown), mid))
         conn.execute("UPDATE threads SET head_id = ?, updated_at = ? WHERE id = ?", (leaf, now, thread_id))
         self._log(conn, thread_id, "path", "update", thread_id, now)
 

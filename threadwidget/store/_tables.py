@@ -293,10 +293,11 @@ class Tables(StorePart):
             "SELECT m.* FROM path JOIN messages h ON h.id = path.id "
             "JOIN messages m ON m.thread_id = h.thread_id AND m.turn = h.position "
             "WHERE (m.id = h.id OR (m.reply_to = h.id AND ((h.id = ? AND m.alternative = ? AND m.position <= ?) "
-            "OR (h.id != ? AND m.alternative = h.chosen)))) AND (m.turn, m.position) < (?, ?) "
+            "OR (h.id != ? AND m.alternative = h.chosen)))) "
+            "AND (+m.turn < ? OR (+m.turn = ? AND +m.position < ?)) "  # `before`, kept out of the index
             "ORDER BY m.turn DESC, m.position DESC LIMIT ?"
         )
-        args = (prompt_id, limit, prompt_id, alternative, last, prompt_id, *bound, limit)
+        args = (prompt_id, limit, prompt_id, alternative, last, prompt_id, bound[0], bound[0], bound[1], limit)
         rows = self._conn().execute(sql, args).fetchall()
         return [Message.from_sql(r) for r in reversed(rows)]
 
