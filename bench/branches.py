@@ -86,7 +86,7 @@ def report(r: dict[str, Any]) -> None:
         ("select_branch (rewrites on_path of the thread)", r["select_branch_ms"], "add_message", r["add_message_ms"]),
     ]  # fmt: skip
     for name, value, base_name, base in rows:
-        print(f"  {name}: {value:.3f} ms   baseline {base_name}: {base:.3f} ms   ×{value / base:.2f}")
+        print(f"  {name}: {value:.3f} ms   baseline {base_name}: {base:.3f} ms   x{value / base:.2f}")
 
 
 def main() -> None:
