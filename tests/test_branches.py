@@ -309,3 +309,19 @@ def test_a_view_without_an_agent_edits_through_the_queue_and_cannot_regenerate(
     wait_until(lambda: [m["text"] for m in view.messages] == ["Where is order 43?"])
     assert store.queued_prompts(first.thread_id)[0].text == "Where is order 43?"
     view.close()
+
+
+def test_check_finds_a_path_that_does_not_hold_together(store: tw.Store, db_path: Any) -> None:
+    from .conftest import raw_connection
+
+    thread, first, _ = two_turns(store)
+    thread.regenerate(first.prompt_id).wait(30)
+    assert store.check() == []
+    old_step = store.alternatives(first.prompt_id)[0].messages[0].id
+    with raw_connection(db_path) as conn:  # what another program could leave
+        conn.execute("UPDATE messages SET on_path = 1 WHERE id = ?", (old_step,))
+        conn.execute("UPDATE threads SET head_id = 'msg_gone' WHERE id = ?", (thread.id,))
+    assert store.check() == [
+        f"thread {thread.id}: its current path ends at msg_gone, which is not a message of it",
+        f"message {old_step} is on its thread's path, but not the answer its prompt {first.prompt_id} shows there",
+    ]

@@ -283,7 +283,8 @@ class Store(Exports, Branches, Presences, Search, Approvals, Turns, Runs, Tables
     def check(self) -> list[str]:
         """Problems found in the file and in the rows' invariants (an empty list: none): SQLite's
         integrity check, gaps in a message's deltas, live rows nobody writes (no lease), expired
-        leases not yet reaped, answers without a last step. Reads only."""
+        leases not yet reaped, answers without a last step, a current path that does not hold
+        together. Reads only."""
         conn = self._conn()
         problems = [f"integrity: {p}" for p in self._db.integrity_problems(conn)]
         now = self._db.now()
@@ -307,6 +308,12 @@ class Store(Exports, Branches, Presences, Search, Approvals, Turns, Runs, Tables
              "AND e.ends_answer = 1) "
              "AND NOT EXISTS (SELECT 1 FROM runs r JOIN messages m ON m.id = r.message_id WHERE m.reply_to = p.id)",
              "the answer to prompt {0} has no last step and nobody writes it"),
+            ("SELECT t.id, t.head_id FROM threads t WHERE t.head_id IS NOT NULL AND NOT EXISTS "
+             "(SELECT 1 FROM messages m WHERE m.id = t.head_id AND m.thread_id = t.id)",
+             "thread {0}: its current path ends at {1}, which is not a message of it"),
+            ("SELECT s.id, s.reply_to FROM messages s JOIN messages p ON p.id = s.reply_to "
+             "WHERE s.on_path = 1 AND (p.on_path = 0 OR s.alternative != p.chosen)",
+             "message {0} is on its thread's path, but not the answer its prompt {1} shows there"),
         ]  # fmt: skip
         for sql, says in queries:
             problems += [says.format(*row) for row in conn.execute(sql)]
