@@ -90,8 +90,8 @@ def test_python_m_threadwidget_runs_the_command_line() -> None:
     assert out.stdout.startswith("Usage: python -m threadwidget [OPTIONS] COMMAND")
     listed = [line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines() if line.strip()]
     assert listed == [
-        "approve", "check", "copy", "deny", "eval", "nbval-sanitize", "pending", "search", "serve", "show", "tail",
-        "threads", "usage",
+        "approve", "check", "copy", "deny", "eval", "export", "import", "nbval-sanitize", "pending", "reindex",
+        "search", "serve", "show", "tail", "threads", "usage",
     ]  # fmt: skip
     assert run("--version").stdout.strip() == f"threadwidget {tw.__version__}"
 

@@ -205,3 +205,35 @@ def test_a_view_says_it_is_reconnecting_while_the_server_is_away(own_server: Any
             other.add_message(thread.id, role="user", text="after the restart")
         wait_until(lambda: [m["text"] for m in view.messages] == ["after the restart"], timeout=15)
         view.close()
+
+
+def test_a_schema_from_before_branches_gets_one_path(pg_url: str) -> None:
+    """Rows written before ``m007_branches`` (two prompts, their answers, a person's reply) read as
+    one path after it: each turn follows the one before it."""
+    from .conftest import raw_connection
+
+    with raw_connection(pg_url) as conn:  # back to the schema before branches, as an older version left it
+        for table, column in (("messages", "parent_id"), ("messages", "alternative"), ("messages", "chosen"),
+                              ("messages", "on_path"), ("threads", "head_id"), ("threads", "forked_from"),
+                              ("threads", "forked_at")):  # fmt: skip
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("DELETE FROM threadwidget_migrations WHERE name = 'm007_branches'")
+        conn.execute("INSERT INTO threads VALUES ('th_1', 'Old', NULL, 'support', NULL, 1, 1, 5)")
+        for position, (mid, role, reply_to, turn, text) in enumerate([
+            ("msg_1", "user", None, 0, "Where is order 42?"), ("msg_2", "assistant", "msg_1", 0, "Shipped."),
+            ("msg_3", "assistant", None, 2, "I checked too."), ("msg_4", "user", None, 3, "When did it leave?"),
+            ("msg_5", "assistant", "msg_4", 3, "On Monday."),
+        ]):  # fmt: skip
+            conn.execute(
+                "INSERT INTO messages VALUES (?, 'th_1', ?, 0, ?, ?, 'success', NULL, NULL, NULL, NULL, NULL, NULL, "
+                "1, 1, ?, ?, ?, NULL)",
+                (mid, position, role, text, reply_to, turn, int(role == "assistant" and reply_to is not None)),
+            )
+    with tw.Store(pg_url) as store:
+        path = store.list_messages("th_1")
+        assert [m.text for m in path] == ["Where is order 42?", "Shipped.", "I checked too.", "When did it leave?",
+                                          "On Monday."]  # fmt: skip
+        assert [m.parent_id for m in path] == [None, None, "msg_1", "msg_3", None]
+        assert all(m.on_path for m in path) and store.check() == []
+        store.add_message("th_1", role="user", text="Thanks!")
+        assert store.get_message(store.list_messages("th_1")[-1].id).parent_id == "msg_4"

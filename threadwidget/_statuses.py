@@ -34,7 +34,7 @@ MessageStatus = Literal["pending", "streaming", "success", "failed", "aborted"]
 ToolCallStatus = Literal["streaming_args", "awaiting_approval", "approved", "running", "success", "error", "denied"]
 #: what a person decided on a tool call that needed approval (``tool_calls.decision``)
 Decision = Literal["approved", "denied"]
-EventKind = Literal["thread", "message", "delta", "tool_call", "run", "presence", "resync", "feed"]
+EventKind = Literal["thread", "message", "delta", "tool_call", "run", "presence", "resync", "feed", "path"]
 #: an answer to one prompt: ``queued`` (the prompt waits for the thread's turn), ``running`` (steps
 #: are being written or its tools run), ``waiting`` (a tool call waits for a person's decision; no
 #: process holds it), then how its last step ended
@@ -47,7 +47,7 @@ TOOL_CALL_STATUSES: tuple[ToolCallStatus, ...] = (
 )  # fmt: skip
 DECISIONS: tuple[Decision, ...] = ("approved", "denied")
 EVENT_KINDS: tuple[EventKind, ...] = (
-    "thread", "message", "delta", "tool_call", "run", "presence", "resync", "feed",
+    "thread", "message", "delta", "tool_call", "run", "presence", "resync", "feed", "path",
 )  # fmt: skip
 ANSWER_STATUSES: tuple[AnswerStatus, ...] = ("queued", "running", "waiting", "success", "failed", "aborted")
 

@@ -63,7 +63,10 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
   const input = h("textarea", { class: "tw-input", rows: "1", "aria-label": "Message", "data-testid": "tw-input" });
   const stop = h("button", { type: "button", class: "tw-stop", "aria-label": "Stop", "data-testid": "tw-stop" }, "Stop");
   const send = h("button", { type: "button", class: "tw-send", "aria-label": "Send", "data-testid": "tw-send" }, "Send");
-  el.append(title, present, errorBox, log, statusLine, h("div", { class: "tw-composer" }, input, stop, send));
+  const editingText = h("span", { class: "tw-editing-text" });
+  const cancelEdit = h("button", { type: "button", class: "tw-cancel-edit", "data-testid": "tw-cancel-edit" }, "Cancel");
+  const editing = h("div", { class: "tw-editing", "data-testid": "tw-editing", hidden: "" }, editingText, cancelEdit);
+  el.append(title, present, errorBox, log, statusLine, editing, h("div", { class: "tw-composer" }, input, stop, send));
   isolateKeys(el);
   listenForDecisions(list, model);
 
@@ -76,6 +79,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
   let stick = true; // follow new text unless the user scrolled up
   let prepended = false;
   let highlighterNews = false; // it came, or whoever asked for it left
+  let editingId: string | null = null; // the prompt the box edits (Send makes a new version of it)
   const nodes = new Map<string, HTMLElement>();
   // Messages shown as placeholders until idle time renders them, the newest first: those that
   // come many at once (a view's first render, a page of older ones) past what fills the log.
@@ -85,6 +89,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
   const idle = idleScheduler(renderLater);
 
   function reset(): void {
+    editingId = null;
     recent = model.get("messages") ?? [];
     older = [];
     olderHasMore = null;
@@ -147,10 +152,11 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
       return;
     }
     const me = model.get("user") ?? "";
-    if (!streamed(m)) return updateMessageElement(node, m, m.text, false, me);
+    const agent = model.get("agent_attached") ?? false;
+    if (!streamed(m)) return updateMessageElement(node, m, m.text, false, me, agent);
     const s = stream?.message_id === m.id ? stream : null;
     const text = s && s.text.length >= m.text.length ? s.text : m.text;
-    updateMessageElement(node, m, text, !s?.ended, me);
+    updateMessageElement(node, m, text, !s?.ended, me, agent);
   }
 
   /**
@@ -238,6 +244,8 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
       connection || (state === "failed" && status.note ? `Failed: ${status.note}` : status.note || STATUS_TEXT[state]),
     );
     stop.hidden = state !== "streaming";
+    editing.hidden = editingId === null;
+    setText(editingText, editingId === null ? "" : "Editing a prompt: Send makes a new version and answers it.");
     const readOnly = model.get("read_only") ?? "";
     input.disabled = readOnly !== "";
     send.disabled = readOnly !== "" || input.value.trim() === "";
@@ -277,7 +285,9 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     const text = input.value.trim();
     if (!text) return;
     setTyping(false);
-    sendMsg(model, { kind: "send", text });
+    if (editingId !== null) sendMsg(model, { kind: "edit", message_id: editingId, text });
+    else sendMsg(model, { kind: "send", text });
+    editingId = null;
     input.value = "";
     input.style.height = "";
     stick = true;
@@ -309,6 +319,32 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     sendMsg(model, { kind: "load_older", request_id: pendingOlder, before: first.id });
     frame.schedule();
   });
+  // A message's actions and its version switcher (one listener for every message).
+  list.addEventListener("click", (event) => {
+    const button = (event.target as Element | null)?.closest?.("[data-action]") as HTMLElement | null;
+    const node = button?.closest("[data-message-id]") as HTMLElement | null;
+    const id = node?.dataset.messageId;
+    if (!button || !id || !list.contains(button)) return;
+    const m = shownMessages().find((x) => x.id === id);
+    const action = button.dataset.action;
+    if (action === "branch") {
+      sendMsg(model, { kind: "branch", message_id: id, index: Number(button.dataset.index) });
+    } else if (action === "regenerate" || action === "fork") {
+      sendMsg(model, { kind: action, message_id: id });
+    } else if (action === "edit" && m) {
+      editingId = id;
+      input.value = m.text;
+      input.focus();
+      frame.schedule();
+    } else if (action === "copy" && m) {
+      void navigator.clipboard?.writeText(m.text);
+    }
+  });
+  cancelEdit.addEventListener("click", () => {
+    editingId = null;
+    input.value = "";
+    frame.schedule();
+  });
   log.addEventListener("scroll", () => {
     stick = log.scrollHeight - log.scrollTop - log.clientHeight < NEAR_BOTTOM_PX;
   });
@@ -321,6 +357,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
   render();
   const unlisten = listen(model, {
     thread_id: reset,
+    path: reset, // another version or answer is shown: what the view kept is not on the path
     messages: onMessages,
     stream: () => {
       stream = applySnapshot(stream, model.get("stream"));

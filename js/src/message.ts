@@ -21,6 +21,7 @@ interface Shown {
   tail: string | null;
   appended: boolean; // the head was rendered in pieces while streaming
   chips: Map<string, HTMLElement>;
+  regenerate: boolean; // the Regenerate action is offered (the view has an agent)
 }
 
 const shown = new WeakMap<HTMLElement, Shown>();
@@ -38,12 +39,27 @@ export function createMessageElement(m: Message): HTMLElement {
       h("span", { class: "tw-queued", "data-testid": "tw-queued" }),
       h("time", { class: "tw-when" }),
       h("span", { class: "tw-cost", "data-testid": "tw-cost" }),
+      h(
+        "span",
+        { class: "tw-branch", "data-testid": "tw-branch", hidden: "" },
+        h("button", { type: "button", class: "tw-branch-prev", "data-action": "branch", "aria-label": "Previous version" }, "‹"),
+        h("span", { class: "tw-branch-place" }),
+        h("button", { type: "button", class: "tw-branch-next", "data-action": "branch", "aria-label": "Next version" }, "›"),
+      ),
+      h(
+        "span",
+        { class: "tw-actions", "data-testid": "tw-actions" },
+        h("button", { type: "button", class: "tw-action", "data-action": "regenerate", title: "Answer this prompt again" }, "Regenerate"),
+        h("button", { type: "button", class: "tw-action", "data-action": "edit", title: "Edit this prompt: a new version, answered again" }, "Edit"),
+        h("button", { type: "button", class: "tw-action", "data-action": "fork", title: "A new thread with the messages up to here" }, "Fork here"),
+        h("button", { type: "button", class: "tw-action", "data-action": "copy", title: "Copy the text" }, "Copy"),
+      ),
     ),
     h("div", { class: "tw-body" }, h("div", { class: "tw-settled" }), h("div", { class: "tw-tail" })),
     h("div", { class: "tw-chips" }),
     h("div", { class: "tw-msg-error" }),
   );
-  shown.set(el, { source: null, text: "", streaming: false, head: null, tail: null, appended: false, chips: new Map() });
+  shown.set(el, { source: null, text: "", streaming: false, head: null, tail: null, appended: false, chips: new Map(), regenerate: false });
   return el;
 }
 
@@ -117,6 +133,37 @@ function errorText(m: Message): string {
   return "";
 }
 
+/** The `‹ 2 / 3 ›` switcher of a message with other versions (or an answer with alternatives):
+ * its buttons carry the index they show (`data-index`), and are disabled at the ends. */
+function showBranch(el: HTMLElement, m: Message): void {
+  const box = part(el, "tw-branch");
+  const place = m.branch;
+  box.hidden = !place;
+  if (!place) return;
+  setText(part(el, "tw-branch-place"), `${place.index + 1} / ${place.count}`);
+  const prev = part(el, "tw-branch-prev") as HTMLButtonElement;
+  const next = part(el, "tw-branch-next") as HTMLButtonElement;
+  setAttr(prev, "data-index", String(place.index - 1));
+  setAttr(next, "data-index", String(place.index + 1));
+  prev.disabled = place.index <= 0;
+  next.disabled = place.index >= place.count - 1;
+}
+
+/** Which actions a message offers: Regenerate (an agent's answer, when the view has an agent),
+ * Edit (the person's own prompt), Fork here (a message that has ended), Copy (any text). */
+function showActions(el: HTMLElement, m: Message, streaming: boolean, me: string, canRegenerate: boolean): void {
+  const ended = !streaming && m.status !== "pending" && m.status !== "streaming";
+  const offered: Record<string, boolean> = {
+    regenerate: canRegenerate && ended && m.role === "assistant" && !m.user_id,
+    edit: m.role === "user" && (!m.user_id || m.user_id === me),
+    fork: ended,
+    copy: true,
+  };
+  for (const button of el.querySelectorAll<HTMLButtonElement>(".tw-actions [data-action]")) {
+    button.hidden = !offered[button.dataset.action ?? ""];
+  }
+}
+
 /** Forget what `el` shows, so that its next update renders it again (its code, say, once the
  * highlighter has come). */
 export function renderAgain(el: HTMLElement): void {
@@ -130,9 +177,21 @@ export function renderAgain(el: HTMLElement): void {
  * only the unsettled tail of the markdown is re-rendered (in a long answer, what settled since the
  * last call is rendered and appended) and a cursor is shown. Never throws for the text.
  */
-export function updateMessageElement(el: HTMLElement, m: Message, text: string, streaming: boolean, me = ""): void {
+export function updateMessageElement(
+  el: HTMLElement,
+  m: Message,
+  text: string,
+  streaming: boolean,
+  me = "",
+  canRegenerate = false,
+): void {
   const state = shown.get(el)!;
-  if (state.source === m && state.text === text && state.streaming === streaming) return;
+  if (state.source === m && state.text === text && state.streaming === streaming && state.regenerate === canRegenerate) {
+    return;
+  }
+  state.regenerate = canRegenerate;
+  showBranch(el, m);
+  showActions(el, m, streaming, me, canRegenerate);
   const wasStreaming = state.streaming;
   state.source = m;
   state.text = text;

@@ -82,6 +82,17 @@ export interface Message {
   queue_position?: number;
   /** Only on an answer's last step, once it ended. */
   cost?: AnswerCost;
+  /** Only where there is a choice: which of a prompt's versions (or, on an answer's first step,
+   * which of its alternatives) the thread's path shows. */
+  branch?: BranchPlace;
+}
+
+/** Which of the versions of a prompt (or alternatives of an answer) the path shows. */
+export interface BranchPlace {
+  /** From 0. */
+  index: number;
+  /** 2 or more. */
+  count: number;
 }
 
 export interface ThreadInfo {
@@ -154,6 +165,9 @@ export interface ChatTraits {
   /** Why the view is not live ("" when it is): the store's server cannot be reached. The kernel
    * reconnects and the view catches up by itself. */
   connection?: string;
+  /** Changes when the thread's current path does (someone showed another version or answer): the
+   * view drops the messages it kept and shows `messages` afresh. */
+  path?: string;
 }
 
 export interface ToolsTraits {
@@ -287,7 +301,43 @@ export interface TypingMsg {
   typing: boolean;
 }
 
-export type OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | TypingMsg | HighlighterRequestMsg;
+/** Answer the prompt of this answer's step again (the view's agent writes it). */
+export interface RegenerateMsg {
+  kind: "regenerate";
+  message_id: string;
+}
+
+/** A new version of the prompt `message_id` with `text`, answered like a sent prompt. */
+export interface EditMsg {
+  kind: "edit";
+  message_id: string;
+  text: string;
+}
+
+/** Copy the path up to this message into a new thread, and show that one. */
+export interface ForkMsg {
+  kind: "fork";
+  message_id: string;
+}
+
+/** Show version (or alternative) `index` of this message, for everyone. */
+export interface BranchMsg {
+  kind: "branch";
+  message_id: string;
+  index: number;
+}
+
+export type OutboundMsg =
+  | SendMsg
+  | AbortMsg
+  | LoadOlderMsg
+  | DecideMsg
+  | TypingMsg
+  | HighlighterRequestMsg
+  | RegenerateMsg
+  | EditMsg
+  | ForkMsg
+  | BranchMsg;
 
 /** Send `msg` to the Python widget (anywidget types `send` loosely; this keeps it to the contract). */
 export function sendMsg(model: AnyModel<any>, msg: OutboundMsg): void {

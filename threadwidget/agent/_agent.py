@@ -224,6 +224,41 @@ class AgentThread:
         handoffs lead to it (the thread was handed over), else this one."""
         return reachable(self.agent).get(self.thread.agent or "", self.agent)
 
+    def regenerate(self, prompt_id: str, agent: Agent | None = None) -> Answer:
+        """Answer the prompt ``prompt_id`` again, by ``agent`` (another agent or model on the same
+        store; default: this thread's), in this process, now. The earlier answers stay, as
+        alternatives (``store.alternatives(prompt_id)``); the new one is shown on the thread's path
+        for everyone, with what followed the prompt. Its model sees the prompt's branch up to the
+        prompt. Raises ``InvalidArgumentError`` while the thread answers or has prompts waiting."""
+        by = self.agent if agent is None else agent
+        if not isinstance(by, Agent) or by.store is not self.store:
+            raise InvalidArgumentError(
+                f"agent={agent!r} is not valid; expected a tw.Agent on the same store as this thread "
+                "(tw.Agent(..., store=thread.store)), or None for this thread's agent."
+            )
+        first = self.store.start_alternative(prompt_id, agent=by.name, model=by.model.name)
+        answer = Answer(self.store, self.store.get_message(prompt_id), first.alternative)
+        on = self if by is self.agent else AgentThread(by, self.id)
+        on._start(first, answer)
+        return answer
+
+    def edit(self, prompt_id: str, text: str, *, user_id: str | None = None) -> Answer:
+        """A new version of the prompt ``prompt_id`` with ``text``, answered like ``ask`` (now if
+        the thread's turn is free, else in order). The thread's path switches to it for everyone;
+        the old version and what followed it stay on their branch (``store.versions(prompt_id)``)."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidArgumentError(f"text={text!r} is not valid; expected a non-empty str.")
+        store, agent = self.store, self.agent
+        message, first = store.add_prompt(
+            self.id, text, user_id=user_id, agent=agent.name, claim_model=agent.model.name, version_of=prompt_id
+        )
+        answer = Answer(store, message)
+        if first is not None:
+            self._start(first, answer)
+        else:
+            Worker(agent, thread_id=self.id, until=answer, owner=self)
+        return answer
+
     def _start(
         self, first: Message, answer: Answer | None, done: Any = None, *, resume: bool = False,
         agent: Agent | None = None,

@@ -89,8 +89,9 @@ def build_messages(
     through: str | None = None,
     exclude: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[dict[str, Any]]:
-    """The last ``window`` messages up to the answer to prompt ``through`` (later prompts are not
-    shown to the model), without ``exclude``, in chat shapes after the instructions."""
+    """The last ``window`` messages of the path through ``through`` (a prompt, or the answer's step
+    being written: its branch only, later prompts not shown to the model), without ``exclude``,
+    in chat shapes after the instructions."""
     history = [m for m in store.list_messages(thread_id, limit=window, through=through) if m.id not in exclude]
     calls = {m.id: store.list_tool_calls(thread_id, message_id=m.id) for m in history if m.role == "assistant"}
     out: list[dict[str, Any]] = [{"role": "system", "content": instructions}] if instructions else []
@@ -117,15 +118,22 @@ def build_context(
     through: str,
     exclude: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The chat messages for the answer to prompt ``through`` (see ``Context``), and the record of
-    what went in (for the answer's metadata)."""
+    """The chat messages for the answer through ``through`` (a prompt, or the answer's step being
+    written; see ``Context``), and the record of what went in (for the answer's metadata). Search
+    finds messages of the thread on the answer's branch only."""
     prompt = store.get_message(through)
+    if prompt.reply_to is not None:
+        prompt = store.get_message(prompt.reply_to)
     recent = [m for m in store.list_messages(thread_id, limit=context.recent, through=through) if m.id not in exclude]
     seen = {m.id for m in recent} | set(exclude)
     query = context_query(prompt.text) if context.search else None
     mode = "hybrid" if store.embedder is not None else "text"
     hits: list[Message] = []
     if query is not None:
+        # the ids on the answer's branch, when it is not the current path (rare: read them all)
+        branch = None
+        if not prompt.on_path:
+            branch = {x.id for x in store.list_messages(thread_id, through=prompt.id, limit=1 << 62)}
         thread = store.get_thread(thread_id)
         wide = context.other_threads and thread.user_id is not None
         found = store.search(query, user_id=thread.user_id if wide else None, thread_id=None if wide else thread_id,
@@ -134,8 +142,8 @@ def build_context(
             m = hit.message
             if m.id in seen or not m.is_final or m.role not in ("user", "assistant"):
                 continue
-            if m.thread_id == thread_id and m.turn >= prompt.turn:
-                continue  # the prompt's own answer is in `recent`; later turns are not shown
+            if m.thread_id == thread_id and (m.turn >= prompt.turn or not _on_branch(m, branch)):
+                continue  # the prompt's own answer is in `recent`; later turns and other branches are not shown
             hits.append(m)
             if len(hits) == context.search:
                 break
@@ -171,6 +179,12 @@ def build_context(
         "tokens": estimate_tokens(out),
     }
     return out, record
+
+
+def _on_branch(m: Message, branch: set[str] | None) -> bool:
+    """Whether ``m`` (of the prompt's thread, before its turn) is on the prompt's branch
+    (``branch``: its ids; ``None``: the branch is the current path)."""
+    return m.on_path if branch is None else m.id in branch
 
 
 def _shape(m: Message, calls: list[ToolCall]) -> list[dict[str, Any]]:

@@ -104,6 +104,7 @@ class Run:
         self.store: Store = agent.store
         self.thread_id = first_step.thread_id
         self.prompt_id: str = first_step.reply_to
+        self.alternative = first_step.alternative  # which answer to the prompt this is
         self.result = GenerateResult()
         self.cancel = threading.Event()
         self.cancel_reason = "aborted"
@@ -344,7 +345,7 @@ class Run:
                 if self._held is not None and self.store.renew_lease(self._held):
                     self._last_step(None, "failed", error)  # still ours: end it as usual
                     return
-                steps = self.store.answer_steps(self.prompt_id)
+                steps = self.store.answer_steps(self.prompt_id, self.alternative)
                 if not steps or not steps[-1].is_final:
                     continue  # the reaper ends it first; its reason is corrected next time
                 if steps[-1].error in stopped:
@@ -394,12 +395,12 @@ class Run:
         if agent.context is None:
             context = build_messages(
                 store, self.thread_id, instructions=agent.instructions, window=agent.context_messages,
-                through=self.prompt_id, exclude={message.id},
+                through=message.id, exclude={message.id},
             )  # fmt: skip
         else:
             context, seen = build_context(
                 store, self.thread_id, instructions=agent.instructions, context=agent.context,
-                through=self.prompt_id, exclude={message.id},
+                through=message.id, exclude={message.id},
             )  # fmt: skip
         tools = [t.schema for t in agent.tool_table().values()]
         text: list[str] = []

@@ -1,7 +1,8 @@
 """The ``threadwidget`` command line: list, show, follow and serve the threads of a store.
 
 One module per command group (``_threads``: threads, show; ``_usage``; ``_search``: search, reindex; ``_tail``;
-``_serve``; ``_check``; ``_copy``; ``_nbval``; ``_approve``: approve, deny, pending; ``_eval``),
+``_serve``; ``_check``; ``_copy``; ``_nbval``; ``_approve``: approve, deny, pending; ``_eval``; ``_export``:
+export, import),
 ``_render`` draws with rich, ``_common`` holds ``--db`` and the store helpers. It uses only the public
 API (``Store`` methods, ``store.subscribe``, ``Agent.serve``). Errors are one ``Error: ...`` line on
 stderr and exit status 1. click and rich load here, never on ``import threadwidget``.
@@ -21,6 +22,7 @@ from ._approve import approve, deny, pending
 from ._check import check
 from ._copy import copy
 from ._eval import eval_cases
+from ._export import export, import_
 from ._nbval import nbval_sanitize
 from ._search import reindex, search
 from ._serve import serve
@@ -83,5 +85,7 @@ for _command in (
     deny,
     pending,
     eval_cases,
+    export,
+    import_,
 ):
     main.add_command(_command)

@@ -103,7 +103,7 @@ class Answers:
             return None
         self._ended.add(self._key(m))
         self.open.discard(self._key(m))
-        steps = (self.store.answer_steps(m.reply_to) if m.reply_to else []) or [m]
+        steps = (self.store.answer_steps(m.reply_to, m.alternative) if m.reply_to else []) or [m]
         used = sum((step.usage for step in steps if step.usage is not None), Usage())
         self.counts[m.status] += 1
         self.usage += used

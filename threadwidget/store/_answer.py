@@ -53,10 +53,12 @@ class Answer:
     ``store.answer_in_progress(thread_id)``.
     """
 
-    def __init__(self, store: Store, prompt: Message):
+    def __init__(self, store: Store, prompt: Message, alternative: int | None = None):
         self.store = store
         self.prompt = prompt
         self.prompt_id = prompt.id
+        #: which answer to the prompt this is (0: the first; regenerated ones 1, 2, ...)
+        self.alternative = prompt.chosen if alternative is None else alternative
         self.thread_id = prompt.thread_id
         self._writer: Any = None  # the runtime's writer (abort(reason), failure) when this process writes it
         self._waiters: set[threading.Event] = set()  # wait() calls in progress: ended() wakes them
@@ -69,7 +71,7 @@ class Answer:
     # -- state, read from the store -------------------------------------------------------------
 
     def _read(self) -> tuple[Message, list[Message]]:
-        return self.store.get_message(self.prompt_id), self.store.answer_steps(self.prompt_id)
+        return self.store.get_message(self.prompt_id), self.store.answer_steps(self.prompt_id, self.alternative)
 
     def _status(self, prompt: Message, steps: list[Message]) -> AnswerStatus:
         parked = bool(steps) and not steps[-1].ends_answer and self.store.is_parked(steps[-1].id)
@@ -93,7 +95,7 @@ class Answer:
     @property
     def messages(self) -> list[Message]:
         """The answer's steps, in order (assistant messages)."""
-        return self.store.answer_steps(self.prompt_id)
+        return self.store.answer_steps(self.prompt_id, self.alternative)
 
     @property
     def text(self) -> str:

@@ -33,6 +33,7 @@ _HOUSEKEEPING_EVERY = 1.0  # seconds
 
 _SELECT = {
     "thread": ("SELECT * FROM threads WHERE id IN ({})", Thread.from_sql),
+    "path": ("SELECT * FROM threads WHERE id IN ({})", Thread.from_sql),
     "message": ("SELECT * FROM messages WHERE id IN ({})", Message.from_sql),
     "delta": ("SELECT * FROM deltas WHERE id IN ({})", Delta.from_sql),
     "tool_call": ("SELECT * FROM tool_calls WHERE id IN ({})", ToolCall.from_sql),

@@ -151,7 +151,36 @@ def _m006_embeddings(schema: str) -> list[str]:
     ]
 
 
-MIGRATIONS = [_m001_initial, _m002_id_counters, _m003_approvals, _m004_search, _m005_presence, _m006_embeddings]
+def _m007_branches(schema: str) -> list[str]:
+    """Versions of a prompt, alternatives of an answer, the current path, forks (SQLite's
+    ``m009_branches``)."""
+    return [
+        "ALTER TABLE messages ADD COLUMN parent_id text",
+        "ALTER TABLE messages ADD COLUMN alternative integer NOT NULL DEFAULT 0",
+        "ALTER TABLE messages ADD COLUMN chosen integer NOT NULL DEFAULT 0",
+        "ALTER TABLE messages ADD COLUMN on_path integer NOT NULL DEFAULT 1",
+        "ALTER TABLE threads ADD COLUMN head_id text",
+        "ALTER TABLE threads ADD COLUMN forked_from text",
+        "ALTER TABLE threads ADD COLUMN forked_at text",
+        """UPDATE messages SET parent_id = (
+            SELECT p.id FROM messages p WHERE p.thread_id = messages.thread_id AND p.turn = p.position
+            AND p.position < messages.position ORDER BY p.position DESC LIMIT 1
+        ) WHERE turn = position""",
+        "UPDATE threads SET head_id = (SELECT id FROM messages WHERE thread_id = threads.id AND turn = position "
+        "ORDER BY position DESC LIMIT 1)",
+        "CREATE INDEX messages_parent ON messages (parent_id)",
+    ]
+
+
+MIGRATIONS = [
+    _m001_initial,
+    _m002_id_counters,
+    _m003_approvals,
+    _m004_search,
+    _m005_presence,
+    _m006_embeddings,
+    _m007_branches,
+]
 
 
 def _applied(conn: Any, schema: str) -> list[str]:

@@ -70,10 +70,15 @@ class Thread(_Row):
     metadata: dict[str, Any]
     created_at: float
     updated_at: float
+    #: a fork (``store.fork_thread``): the thread it was copied from
+    forked_from: str | None = None
+    #: a fork: the message of ``forked_from`` it was copied up to
+    forked_at: str | None = None
 
     @classmethod
     def from_sql(cls, r: tuple[Any, ...]) -> Thread:
-        return cls(r[0], r[1], r[2], r[3], _json(r[4]) or {}, r[5], r[6])
+        fork = (r[9], r[10]) if len(r) > 10 else (None, None)  # a search's hit reads the first columns only
+        return cls(r[0], r[1], r[2], r[3], _json(r[4]) or {}, r[5], r[6], *fork)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -101,6 +106,15 @@ class Message(_Row):
     ends_answer: bool = False
     #: who wrote a prompt (``store.ask(..., user_id=...)``)
     user_id: str | None = None
+    #: a message that starts a turn (a prompt, a reply): the turn it follows; turns with the same
+    #: parent are versions of each other (``store.versions``)
+    parent_id: str | None = None
+    #: an answer's step: which answer to its prompt (0, 1, ... : ``store.alternatives``)
+    alternative: int = 0
+    #: a prompt: the alternative of its answer on the thread's path
+    chosen: int = 0
+    #: on the thread's current path (what ``list_messages`` shows)
+    on_path: bool = True
 
     @property
     def is_final(self) -> bool:
@@ -111,7 +125,7 @@ class Message(_Row):
         return cls(
             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
             Usage.from_dict(_json(r[10])), r[11], _json(r[12]) or {}, r[13], r[14],
-            r[15], r[16], bool(r[17]), r[18],
+            r[15], r[16], bool(r[17]), r[18], r[19], r[20], r[21], bool(r[22]),
         )  # fmt: skip
 
 
@@ -180,7 +194,9 @@ class Event:
     """One committed change, delivered to subscribers in commit order.
 
     ``kind`` is ``thread``, ``message``, ``delta``, ``tool_call``, ``run`` (an abort request or a
-    lease change), ``resync`` (the subscriber fell further behind than the kept change log: reload
+    lease change), ``path`` (the thread's current path changed: another version or answer is shown;
+    the row is the ``Thread``: reload what you show of it), ``resync`` (the subscriber fell further
+    behind than the kept change log: reload
     what you show from the store) or ``feed`` (the feed went off line or came back, to every
     subscriber: ``store.feed_connected`` says which; it catches up by itself). ``op`` is
     ``insert``, ``update`` or ``delete``. ``row`` is the

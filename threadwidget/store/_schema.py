@@ -263,6 +263,38 @@ def _m008_embeddings(db: Database) -> None:
     db.execute("CREATE INDEX embeddings_thread ON embeddings (thread_id)")
 
 
+def _m009_branches(db: Database) -> None:
+    """Branches: versions of a prompt and alternatives of an answer, kept side by side.
+
+    A message that starts a turn (a prompt, a person's reply, ...) has ``parent_id``: the turn it
+    follows; turns with the same parent are versions of each other. An answer's steps carry
+    ``alternative`` (0, 1, ... per prompt); a prompt's ``chosen`` is the alternative shown.
+    ``threads.head_id`` is the last turn of the thread's current path, and ``on_path`` (1/0) marks
+    the rows of that path, so reading it stays one indexed query. A fork records where it came
+    from (``forked_from``: the thread, ``forked_at``: the message). Earlier files hold one path:
+    each turn follows the one before it."""
+    for column in (
+        "parent_id TEXT",                               # a turn: the turn it follows (NULL: the first)
+        "alternative INTEGER NOT NULL DEFAULT 0",       # a step: which answer to its prompt
+        "chosen INTEGER NOT NULL DEFAULT 0",            # a prompt: the alternative of its answer shown
+        "on_path INTEGER NOT NULL DEFAULT 1",           # 1: on the thread's current path
+    ):  # fmt: skip
+        db.execute(f"ALTER TABLE messages ADD COLUMN {column}")
+    for column in ("head_id TEXT", "forked_from TEXT", "forked_at TEXT"):
+        db.execute(f"ALTER TABLE threads ADD COLUMN {column}")
+    db.execute(
+        """UPDATE messages SET parent_id = (
+            SELECT p.id FROM messages p WHERE p.thread_id = messages.thread_id AND p.turn = p.position
+            AND p.position < messages.position ORDER BY p.position DESC LIMIT 1
+        ) WHERE turn = position"""
+    )
+    db.execute(
+        "UPDATE threads SET head_id = (SELECT id FROM messages WHERE thread_id = threads.id AND turn = position "
+        "ORDER BY position DESC LIMIT 1)"
+    )
+    db.execute("CREATE INDEX messages_parent ON messages (parent_id)")
+
+
 MIGRATIONS = [
     _m001_initial,
     _m002_answers,
@@ -272,6 +304,7 @@ MIGRATIONS = [
     _m006_search,
     _m007_presence,
     _m008_embeddings,
+    _m009_branches,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -21,9 +21,11 @@ from .._budget import Budget
 from .._errors import InvalidArgumentError
 from .._usage import Usage
 from ._approvals import Approvals
+from ._branches import Branches
 from ._checks import check_choice, check_number
 from ._db import default_path, log_change
 from ._dialect import Conn, DatabaseLayer, is_server_url, open_database
+from ._export import Exports
 from ._feed import Callback, Feed, Subscription
 from ._presence import Presences
 from ._rows import new_id
@@ -72,7 +74,7 @@ def _deterministic_ids(value: object) -> bool:
     return value
 
 
-class Store(Vectors, Spending, Presences, Search, Approvals, Turns, Runs, Tables):
+class Store(Vectors, Spending, Exports, Branches, Presences, Search, Approvals, Turns, Runs, Tables):
     """A thread store in one SQLite file, shared by every process that opens it.
 
     ``Store()`` opens ``$THREADWIDGET_DB`` or the per-user default; ``Store("threads.db")`` opens or
@@ -302,7 +304,8 @@ class Store(Vectors, Spending, Presences, Search, Approvals, Turns, Runs, Tables
     def check(self) -> list[str]:
         """Problems found in the file and in the rows' invariants (an empty list: none): SQLite's
         integrity check, gaps in a message's deltas, live rows nobody writes (no lease), expired
-        leases not yet reaped, answers without a last step. Reads only."""
+        leases not yet reaped, answers without a last step, a current path that does not hold
+        together. Reads only."""
         conn = self._conn()
         problems = [f"integrity: {p}" for p in self._db.integrity_problems(conn)]
         now = self._db.now()
@@ -322,9 +325,16 @@ class Store(Vectors, Spending, Presences, Search, Approvals, Turns, Runs, Tables
              "the lease on message {0} (thread {1}) expired; a watching process will end it"),
             ("SELECT DISTINCT p.id FROM messages p JOIN messages s ON s.reply_to = p.id AND s.thread_id = p.thread_id "
              "AND s.turn = p.turn WHERE NOT EXISTS (SELECT 1 FROM messages e WHERE e.reply_to = p.id "
-             "AND e.thread_id = p.thread_id AND e.turn = p.turn AND e.ends_answer = 1) "
+             "AND e.thread_id = p.thread_id AND e.turn = p.turn AND e.alternative = s.alternative "
+             "AND e.ends_answer = 1) "
              "AND NOT EXISTS (SELECT 1 FROM runs r JOIN messages m ON m.id = r.message_id WHERE m.reply_to = p.id)",
              "the answer to prompt {0} has no last step and nobody writes it"),
+            ("SELECT t.id, t.head_id FROM threads t WHERE t.head_id IS NOT NULL AND NOT EXISTS "
+             "(SELECT 1 FROM messages m WHERE m.id = t.head_id AND m.thread_id = t.id)",
+             "thread {0}: its current path ends at {1}, which is not a message of it"),
+            ("SELECT s.id, s.reply_to FROM messages s JOIN messages p ON p.id = s.reply_to "
+             "WHERE s.on_path = 1 AND (p.on_path = 0 OR s.alternative != p.chosen)",
+             "message {0} is on its thread's path, but not the answer its prompt {1} shows there"),
         ]  # fmt: skip
         for sql, says in queries:
             problems += [says.format(*row) for row in conn.execute(sql)]

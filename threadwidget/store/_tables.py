@@ -49,7 +49,7 @@ class Tables(StorePart):
         def write(conn: Conn, now: float) -> str:
             tid = self._new_id(conn, "th")
             conn.execute(
-                "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL)",
                 (tid, title, user_id, agent, meta, now, now),
             )
             self._log(conn, tid, "thread", "insert", tid, now)
@@ -179,27 +179,52 @@ class Tables(StorePart):
         self, conn: Conn, now: float, mid: str, thread_id: str, role: str, text: str,
         status: str, agent: str | None, model: str | None, step: int, meta: str | None, *,
         reply_to: str | None = None, turn: int | None = None, user_id: str | None = None,
+        parent: str | None = _UNSET, alternative: int | None = None,
     ) -> Message:  # fmt: skip
+        """Insert a message at the thread's next position. A message of its own turn (``turn``
+        None) follows the thread's current path and becomes its last turn, or, with ``parent``,
+        starts a branch after that turn (off the path until ``_select_path``). An answer's step
+        (``reply_to``) belongs to ``alternative`` (default: the prompt's newest answer) and is on
+        the path when its prompt is and shows that alternative."""
         row = conn.execute(
             "UPDATE threads SET updated_at = ?, next_position = next_position + 1 WHERE id = ? "
-            "RETURNING next_position - 1",
+            "RETURNING next_position - 1, head_id",
             (now, thread_id),
         ).fetchone()
         if row is None:
             raise NotFoundError(
                 f"no thread with id {thread_id!r} in {self.path}; create it with store.create_thread()."
             )
-        position = row[0]
-        turn = position if turn is None else turn
+        position, head = row
+        parent_id, on_path = None, True
+        if turn is None:
+            turn = position
+            alternative = 0
+            if parent is _UNSET:
+                parent_id = head
+                conn.execute("UPDATE threads SET head_id = ? WHERE id = ?", (mid, thread_id))
+            else:
+                parent_id, on_path = parent, False
+        elif reply_to is not None:
+            shown, chosen, newest = conn.execute(
+                "SELECT on_path, chosen, (SELECT COALESCE(MAX(alternative), 0) FROM messages "
+                "WHERE thread_id = ? AND turn = ? AND reply_to = ?) FROM messages WHERE id = ?",
+                (thread_id, turn, reply_to, reply_to),
+            ).fetchone()
+            alternative = newest if alternative is None else alternative
+            on_path = bool(shown) and chosen == alternative
+        alternative = alternative or 0
         conn.execute(
-            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, 0, ?)",
-            (mid, thread_id, position, step, role, text, status, agent, model, meta, now, now, reply_to, turn, user_id),
-        )
+            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0, "
+            "?)",
+            (mid, thread_id, position, step, role, text, status, agent, model, meta, now, now, reply_to, turn, user_id,
+             parent_id, alternative, int(on_path)),
+        )  # fmt: skip
         self._log(conn, thread_id, "message", "insert", mid, now)
         metadata = json.loads(meta) if meta else {}  # a copy the caller cannot change under us
         return Message(
             mid, thread_id, position, step, role, text, status, None, agent, model, None, None, metadata, now, now,  # type: ignore[arg-type]
-            reply_to, turn, False, user_id,
+            reply_to, turn, False, user_id, parent_id, alternative, 0, on_path,
         )  # fmt: skip
 
     def get_message(self, message_id: str) -> Message:
@@ -217,16 +242,23 @@ class Tables(StorePart):
         after: str | None = None,
         through: str | None = None,
     ) -> list[Message]:
-        """Messages in thread order: each prompt followed by its answer's steps, oldest first. The
-        last ``limit`` of them, or the ones ``before``/``after`` a message id (page backwards with
-        ``before=messages[0].id``). ``through=prompt_id`` stops after that prompt's answer: the
-        history an answer to it sees (later prompts left out)."""
+        """Messages of the thread's current path in thread order: each prompt followed by its
+        answer's steps (the alternative shown), oldest first. The last ``limit`` of them, or the
+        ones ``before``/``after`` a message id (page backwards with ``before=messages[0].id``).
+
+        ``through=message_id`` reads the path *through that message* instead, whether or not it is
+        the current one (how earlier versions of a prompt and other answers are read, see
+        ``store.versions`` and ``store.alternatives``): the turns before it on its branch, then it;
+        for a prompt, its answer shown; for an answer's step, the steps of that answer up to it.
+        That is the history an answer sees (later prompts left out)."""
         check_limit(limit)
         conn = self._conn()
+        if through is not None:
+            return self._branch_messages(thread_id, through, limit, before)
         if after is not None:
             a = self._message_in(thread_id, after)
             rows = conn.execute(
-                "SELECT * FROM messages WHERE thread_id = ? AND (turn, position) > (?, ?) "
+                "SELECT * FROM messages WHERE thread_id = ? AND on_path = 1 AND (turn, position) > (?, ?) "
                 "ORDER BY turn, position LIMIT ?",
                 (thread_id, a.turn, a.position, limit),
             ).fetchall()
@@ -235,16 +267,40 @@ class Tables(StorePart):
         if before is not None:
             b = self._message_in(thread_id, before)
             bound = (b.turn, b.position)
-        if through is not None:
-            t = self._message_in(thread_id, through)
-            bound = min(bound, (t.turn, 2**62))
         rows = conn.execute(
-            "SELECT * FROM messages WHERE thread_id = ? AND (turn, position) < (?, ?) "
+            "SELECT * FROM messages WHERE thread_id = ? AND on_path = 1 AND (turn, position) < (?, ?) "
             "ORDER BY turn DESC, position DESC LIMIT ?",
             (thread_id, *bound, limit),
         ).fetchall()
         if not rows and before is None:
             self.get_thread(thread_id)  # a clear error for an unknown thread
+        return [Message.from_sql(r) for r in reversed(rows)]
+
+    def _branch_messages(self, thread_id: str, through: str, limit: int, before: str | None) -> list[Message]:
+        """``list_messages(through=...)``: the path through a message, walked up its parents (at
+        most ``limit`` turns: each turn has a message)."""
+        t = self._message_in(thread_id, through)
+        if t.reply_to is not None:
+            prompt_id, alternative, last = t.reply_to, t.alternative, t.position
+        else:
+            prompt_id, alternative, last = t.id, t.chosen, 2**62
+        bound = (2**62, 2**62)
+        if before is not None:
+            b = self._message_in(thread_id, before)
+            bound = (b.turn, b.position)
+        sql = (
+            "WITH RECURSIVE path(id, depth) AS (SELECT CAST(? AS TEXT), 0 "
+            "UNION ALL SELECT m.parent_id, path.depth + 1 FROM messages m JOIN path ON m.id = path.id "
+            "WHERE m.parent_id IS NOT NULL AND path.depth < ?) "
+            "SELECT m.* FROM path JOIN messages h ON h.id = path.id "
+            "JOIN messages m ON m.thread_id = h.thread_id AND m.turn = h.position "
+            "WHERE (m.id = h.id OR (m.reply_to = h.id AND ((h.id = ? AND m.alternative = ? AND m.position <= ?) "
+            "OR (h.id != ? AND m.alternative = h.chosen)))) "
+            "AND (+m.turn < ? OR (+m.turn = ? AND +m.position < ?)) "  # `before`, kept out of the index
+            "ORDER BY m.turn DESC, m.position DESC LIMIT ?"
+        )
+        args = (prompt_id, limit, prompt_id, alternative, last, prompt_id, bound[0], bound[0], bound[1], limit)
+        rows = self._conn().execute(sql, args).fetchall()
         return [Message.from_sql(r) for r in reversed(rows)]
 
     def _message_in(self, thread_id: str, message_id: str) -> Message:
@@ -257,9 +313,9 @@ class Tables(StorePart):
         return message
 
     def count_messages(self, thread_id: str) -> int:
-        return int(
-            self._conn().execute("SELECT COUNT(*) FROM messages WHERE thread_id = ?", (thread_id,)).fetchone()[0]
-        )
+        """How many messages the thread's current path holds (what ``list_messages`` pages through)."""
+        sql = "SELECT COUNT(*) FROM messages WHERE thread_id = ? AND on_path = 1"
+        return int(self._conn().execute(sql, (thread_id,)).fetchone()[0])
 
     def update_message(
         self,

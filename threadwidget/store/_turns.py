@@ -9,6 +9,7 @@ an ``Answer`` follows it through the store. How a writer takes, keeps and hands 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import InvalidArgumentError, NotFoundError
@@ -32,17 +33,18 @@ _NO_CLAIM: Any = object()
 class Turns(StorePart):
     """Prompts, answers and aborts (a part of ``Store``)."""
 
-    def _handle(self, prompt: Message) -> Answer:
-        return Answer(cast("Store", self), prompt)
+    def _handle(self, prompt: Message, alternative: int | None = None) -> Answer:
+        return Answer(cast("Store", self), prompt, alternative)
 
     # -- answers -----------------------------------------------------------------------------------
 
-    def answer_steps(self, prompt_id: str) -> list[Message]:
-        """The assistant steps answering a prompt, in order."""
+    def answer_steps(self, prompt_id: str, alternative: int | None = None) -> list[Message]:
+        """The assistant steps answering a prompt, in order: of its answer shown, or of
+        ``alternative`` (0: the first answer, 1: the first regenerated one, ...)."""
         rows = self._conn().execute(
             "SELECT m.* FROM messages p JOIN messages m ON m.thread_id = p.thread_id AND m.turn = p.turn "
-            "AND m.reply_to = p.id WHERE p.id = ? ORDER BY m.position",
-            (prompt_id,),
+            "AND m.reply_to = p.id WHERE p.id = ? AND m.alternative = COALESCE(?, p.chosen) ORDER BY m.position",
+            (prompt_id, alternative),
         )
         return [Message.from_sql(r) for r in rows]
 
@@ -90,6 +92,15 @@ class Turns(StorePart):
         prompt, _ = self.add_prompt(thread_id, text, user_id=user_id, agent=agent)
         return self._handle(prompt)
 
+    def edit(self, prompt_id: str, text: str, *, user_id: str | None = None) -> Answer:
+        """Leave a new version of the prompt ``prompt_id`` with ``text`` in the thread's queue, for
+        whichever process serves its agent (``thread.edit`` answers it in this process). The
+        thread's path switches to it for everyone; the old version and what followed it stay on
+        their branch."""
+        prompt = self.get_message(prompt_id)
+        new, _ = self.add_prompt(prompt.thread_id, text, user_id=user_id, agent=prompt.agent, version_of=prompt_id)
+        return self._handle(new)
+
     def add_prompt(
         self,
         thread_id: str,
@@ -99,6 +110,7 @@ class Turns(StorePart):
         agent: str | None = None,
         claim_model: str | None = _NO_CLAIM,
         lease_seconds: float = LEASE_SECONDS,
+        version_of: str | None = None,
     ) -> tuple[Message, Message | None]:
         """Write a prompt into the thread's queue, as ``user_id``'s (default: ``$JUPYTERHUB_USER``,
         else the login name). With ``claim_model=`` (the answering model's
@@ -106,7 +118,10 @@ class Turns(StorePart):
         waits before it: returns ``(prompt, first step)``, the step ``pending`` with this process's
         lease. Else ``(prompt, None)``: the prompt waits as ``pending``. Tool calls of the thread
         waiting for a person's decision are denied in the same transaction ("superseded by a new
-        message", decided by ``user_id``): the waiting answer goes on, then this prompt's."""
+        message", decided by ``user_id``): the waiting answer goes on, then this prompt's.
+        ``version_of=prompt_id``: the prompt is a new version of that one (an edit): it follows the
+        same turn, the thread's path switches to it, and what followed the old version stays on
+        its branch."""
         if not isinstance(text, str) or not text.strip():
             raise InvalidArgumentError(f"prompt {text!r} is not valid; expected a non-empty str.")
         check_text("prompt", text)
@@ -128,10 +143,16 @@ class Turns(StorePart):
                 )
             self._supersede(conn, now, thread_id, user_id)  # an answer waiting for a decision goes on
             free = claim_model is not _NO_CLAIM and self._turn_free(conn, thread_id)
+            branch: dict[str, Any] = {}
+            if version_of is not None:
+                branch["parent"] = self._edited(conn, thread_id, version_of)
             prompt = self._insert_message(
                 conn, now, self._new_id(conn, "msg"), thread_id, "user", text, "success" if free else "pending",
-                addressed, None, 0, None, user_id=user_id,
+                addressed, None, 0, None, user_id=user_id, **branch,
             )  # fmt: skip
+            if version_of is not None:
+                self._select_path(conn, now, thread_id, prompt.id)
+                prompt = replace(prompt, on_path=True)
             if not free:
                 return prompt, None
             return prompt, self._start_answer(conn, now, prompt, addressed, claim_model, lease_seconds)
@@ -171,6 +192,20 @@ class Turns(StorePart):
             return queued
 
         return self._write(write)
+
+    def _edited(self, conn: Conn, thread_id: str, prompt_id: str) -> str | None:
+        """The parent of the prompt an edit makes a new version of (checked)."""
+        row = conn.execute(
+            "SELECT thread_id, role, reply_to, parent_id FROM messages WHERE id = ?", (prompt_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no message with id {prompt_id!r} in {self.path}.")
+        if row[0] != thread_id or row[1] != "user" or row[2] is not None:
+            raise InvalidArgumentError(
+                f"message {prompt_id!r} is not a prompt of thread {thread_id!r} (it is a {row[1]} message of "
+                f"thread {row[0]!r}); pass the id of a user prompt of this thread to edit it."
+            )
+        return None if row[3] is None else str(row[3])
 
     def reply(self, thread_id: str, text: str, *, user_id: str | None = None) -> Message:
         """A person's answer in the thread, as ``user_id`` (default: ``$JUPYTERHUB_USER``, else the

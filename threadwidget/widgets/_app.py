@@ -39,7 +39,13 @@ class ThreadApp(ChatWiring, ChatTraits, ToolsTraits, ThreadListTraits, TwWidget)
         self._user_id = user_id
         self._list = ListController(self, store, user_id=user_id, agent=agent_name(agent), limit=50)
         self._chat = ChatController(
-            self, store, window=50, agent=agent, on_no_thread=self._new_thread, user=resolve_user(user_id)
+            self,
+            store,
+            window=50,
+            agent=agent,
+            on_no_thread=self._new_thread,
+            on_open=self._select,
+            user=resolve_user(user_id),
         )
         self._tools = ToolsController(self, store, limit=50)
         with self._lock:
@@ -78,6 +84,10 @@ class ThreadApp(ChatWiring, ChatTraits, ToolsTraits, ThreadListTraits, TwWidget)
                 self.set_traits(values)
             self._chat.start()
             self._tools.start()
+
+    def _select(self, thread_id: str) -> None:
+        """Show another thread (a fork made from the chat): select it, as the list does."""
+        self.selected = thread_id  # switches through _on_selected
 
     def _new_thread(self, prompt: str) -> str | None:
         """A prompt sent with no thread selected: start a thread for it and select it (with an agent

@@ -36,6 +36,7 @@ class ChatTraits(ThreadTraits):
     present: t.List[wire.PresentUser] = t.List().tag(sync=True)  # the others who have the thread open
     read_only = t.Unicode("").tag(sync=True)  # why this kernel cannot write the store ("" if it can)
     connection = t.Unicode("").tag(sync=True)  # why the view is not live ("" when it is): the server is away
+    path = t.Unicode("").tag(sync=True)  # changes with the thread's current path: views show `messages` afresh
 
 
 class ChatWiring:

@@ -45,6 +45,7 @@ class ChatRequests:
     user: str
     presence: Presence
     _live: dict[str, LiveText]
+    _show: Callable[[str], None]  # follow another thread (a fork): the view, or the app's selection
 
     def handle(self, content: wire.OutboundMsg) -> None:
         kind = content["kind"]
@@ -60,11 +61,44 @@ class ChatRequests:
             elif content["kind"] == "typing":
                 with self._lock:
                     self.presence.typing(content["typing"])
+            elif content["kind"] in ("regenerate", "edit", "fork", "branch"):
+                self.set_error(self.rework(content) or "")
             else:
                 log.warning("threadwidget: the chat view sent a message it has no use for: %r", kind)
         except Exception as exc:  # shown in the view, never raised into the kernel
             log.exception("threadwidget: handling %r from the chat view failed", kind)
             self.set_error(f"{kind} failed: {type(exc).__name__}: {exc}")
+
+    def rework(self, content: wire.OutboundMsg) -> str | None:
+        """A message's actions: regenerate an answer (with the view's agent), edit a prompt (a new
+        version, answered like a sent prompt), fork the thread there (the view then shows the fork),
+        show another version. Returns what went wrong, or None."""
+        if self.store.read_only:
+            return f"Not done: {self.store.read_only}"
+        with self._lock:
+            thread_id = self.thread_id
+        if thread_id is None:
+            return "No thread is selected: pick one in the list first."
+        if content["kind"] == "branch":
+            self.store.select_version(content["message_id"], content["index"])
+        elif content["kind"] == "fork":
+            fork = self.store.fork_thread(thread_id, content["message_id"])
+            with self._lock:
+                if self.thread_id == thread_id:
+                    self._show(fork.id)
+        elif content["kind"] == "edit":
+            if not content["text"].strip():
+                return None
+            if self.agent is not None:
+                self.agent.continue_thread(thread_id).edit(content["message_id"], content["text"], user_id=self.user)
+            else:
+                self.store.edit(content["message_id"], content["text"], user_id=self.user)
+        elif content["kind"] == "regenerate":
+            if self.agent is None:
+                return "Regenerate needs a view with an agent: tw.ChatView(thread_id, store=store, agent=agent)."
+            step = self.store.get_message(content["message_id"])
+            self.agent.continue_thread(thread_id).regenerate(step.reply_to or step.id)
+        return None
 
     def set_error(self, text: str) -> None:
         with self._lock:
@@ -127,6 +161,9 @@ class ChatRequests:
                 cost = answer_cost(self.store, row)
                 if cost is not None:
                     shape["cost"] = cost
+                place = self.store.branch_place(row)
+                if place is not None:
+                    shape["branch"] = {"index": place[0], "count": place[1]}
                 messages.append(shape)
         reply: wire.OlderMsg = {"kind": "older", "request_id": request_id, "messages": messages, "has_older": has_older}
         with self._lock:

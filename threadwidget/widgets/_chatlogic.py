@@ -70,6 +70,7 @@ class ChatController(ThreadFollower, ChatRequests):
         window: int,
         agent: Agent | None = None,
         on_no_thread: Callable[[str], str | None] | None = None,
+        on_open: Callable[[str], None] | None = None,
         user: str,
     ) -> None:
         self._host = host
@@ -80,6 +81,7 @@ class ChatController(ThreadFollower, ChatRequests):
         self.agent = agent
         self._server: Worker | None = None  # with an agent: serves the open thread (agent.serve)
         self._on_no_thread = on_no_thread
+        self._on_open = on_open  # how another thread is shown (ThreadApp: its selection); else here
         ThreadFollower.__init__(self)
         self._pace = RateLimit(MESSAGES_PER_SECOND, BURST)
         self._deltas = Throttle(self._lock, self._flush_deltas, interval=0.0, limit=RATE, pace=self._pace)
@@ -87,6 +89,7 @@ class ChatController(ThreadFollower, ChatRequests):
         self._progress = Throttle(self._lock, self._flush_traits, interval=PROGRESS_INTERVAL, gather=GATHER)
         self._views_reported = False  # the front end counts its views (so new ones get the window)
         self.presence = Presence(host, store, user)  # who else has the thread open
+        self._path = ""  # the ``path`` trait: changes with the thread's current path (any thread shown)
         self._clear(None)
 
     # -- state --------------------------------------------------------------------------------------
@@ -100,6 +103,7 @@ class ChatController(ThreadFollower, ChatRequests):
         self._dicts: dict[str, wire.Message] = {}  # without their tool calls
         self._calls: dict[str, dict[str, wire.ToolCall]] = {}  # message id -> tool call id -> dict
         self._live: dict[str, LiveText] = {}
+        self._places: dict[str, wire.BranchPlace | None] = {}  # message id -> versions shown (a path change reloads)
         self._dirty: set[str] = set()  # messages changed since the last update of `messages`
         self._wire_from: str | None = None  # while sending an update: the first message on the wire
         self._wire_full = True  # the browser's model holds the whole window
@@ -159,11 +163,22 @@ class ChatController(ThreadFollower, ChatRequests):
                     table.pop(gone, None)
                 self._has_older = True
         self._rows[row.id] = row
-        self._dicts[row.id] = message_dict(row)
+        self._dicts[row.id] = self._message_dict(row)
         cost = answer_cost(self.store, row)
         if cost is not None:
             self._dicts[row.id]["cost"] = cost
         self._dirty.add(row.id)
+
+    def _message_dict(self, row: Message) -> wire.Message:
+        """``message_dict`` with the row's place among its versions (read once per window load)."""
+        d = message_dict(row)
+        if row.id not in self._places:
+            found = self.store.branch_place(row)
+            self._places[row.id] = None if found is None else {"index": found[0], "count": found[1]}
+        place = self._places[row.id]
+        if place is not None:
+            d["branch"] = place
+        return d
 
     def messages(self) -> list[wire.Message]:
         """The ``messages`` trait value: the window with each message's tool calls."""
@@ -191,6 +206,7 @@ class ChatController(ThreadFollower, ChatRequests):
             "present": self.presence.values(),
             "read_only": self.store.read_only or "",
             "connection": RECONNECTING if self.store.feed_connected is False else "",
+            "path": self._path,
         }
 
     def _stream_value(self, now: float) -> wire.StreamSnapshot | None:
@@ -215,6 +231,14 @@ class ChatController(ThreadFollower, ChatRequests):
         self._dirty.clear()
         self.presence.follow(thread_id)
         return self.values()
+
+    def _show(self, thread_id: str) -> None:
+        """Follow ``thread_id`` (a fork just made). Hold the lock."""
+        if self._on_open is not None:
+            self._on_open(thread_id)
+            return
+        self._host.set_traits(self.open(thread_id))
+        self.start()
 
     def _throttles(self) -> list[Any]:
         return [self._deltas, self._traits, self._progress]
@@ -246,7 +270,9 @@ class ChatController(ThreadFollower, ChatRequests):
                 self._traits.mark()
             elif event.kind == "feed":
                 self._traits.mark()  # the connection note
-            elif event.kind == "resync" and self.thread_id is not None:
+            elif event.kind in ("resync", "path") and self.thread_id is not None:  # path: another branch shown
+                if event.kind == "path":
+                    self._path = str(event.seq)  # the views drop the messages they kept
                 self._host.set_traits(self.open(self.thread_id))
                 self.start()
 
@@ -263,6 +289,8 @@ class ChatController(ThreadFollower, ChatRequests):
             self._traits.mark()
 
     def _on_message(self, row: Message) -> None:
+        if not row.on_path and row.id not in self._rows:
+            return  # on a branch the thread does not show (a switch to it reloads the window)
         self._put(row)
         if row.id not in self._rows:
             return

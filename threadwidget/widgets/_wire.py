@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
 __all__ = [
-    "WIRE", "AbortMsg", "AnswerCost", "AppTraits", "ChatTraits", "DecideMsg", "DeltaMsg", "EvalCaseRow",
-    "EvalFailure", "EvalReportTraits", "HighlighterMsg",
+    "WIRE", "AbortMsg", "AnswerCost", "AppTraits", "BranchMsg", "BranchPlace", "ChatTraits", "DecideMsg",
+    "DeltaMsg", "EditMsg", "EvalCaseRow", "EvalFailure", "EvalReportTraits", "ForkMsg", "HighlighterMsg",
+    "RegenerateMsg",
     "HighlighterRequestMsg", "InboundMsg", "LoadOlderMsg", "Message", "OlderMsg", "OutboundMsg", "PresentUser",
     "SearchHitInfo", "SendMsg", "SnippetPart", "StreamSnapshot", "ThreadInfo", "ThreadListTraits", "ThreadState",
     "ThreadStatus", "ToolCall", "ToolsTraits", "TypingMsg", "UnsentMsg", "Usage", "parse_outbound",
@@ -80,6 +81,14 @@ class Message(TypedDict):
     user_id: str | None  # who wrote it: a prompt's person, or the person of a human answer
     queue_position: NotRequired[int]  # only on a prompt waiting for the thread's turn (1: next)
     cost: NotRequired[AnswerCost]  # only on an answer's last step, once it ended
+    branch: NotRequired[BranchPlace]  # only where there is a choice: a prompt's versions, an answer's alternatives
+
+
+class BranchPlace(TypedDict):
+    """Which of the versions of a prompt (or alternatives of an answer, on its first step) the path shows."""
+
+    index: int  # from 0
+    count: int  # 2 or more
 
 
 class ThreadInfo(TypedDict):
@@ -141,6 +150,7 @@ class ChatTraits(TypedDict):
     present: list[PresentUser]  # the other people who have the thread open now, by name
     read_only: NotRequired[str]  # why this kernel may only read the store ("" when it can write)
     connection: NotRequired[str]  # why the view is not live ("" when it is): the store's server is away
+    path: NotRequired[str]  # changes when the thread's current path does: the view shows ``messages`` afresh
 
 
 class ToolsTraits(TypedDict):
@@ -268,7 +278,40 @@ class HighlighterRequestMsg(TypedDict):
     kind: Literal["highlighter"]
 
 
-OutboundMsg = SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | TypingMsg | HighlighterRequestMsg
+class RegenerateMsg(TypedDict):
+    """Answer the prompt of this answer's step again (the view's agent writes it)."""
+
+    kind: Literal["regenerate"]
+    message_id: str
+
+
+class EditMsg(TypedDict):
+    """A new version of the prompt ``message_id`` with ``text``, answered like a sent prompt."""
+
+    kind: Literal["edit"]
+    message_id: str
+    text: str
+
+
+class ForkMsg(TypedDict):
+    """Copy the path up to this message into a new thread, and show that one."""
+
+    kind: Literal["fork"]
+    message_id: str
+
+
+class BranchMsg(TypedDict):
+    """Show version (or alternative) ``index`` of this message, for everyone."""
+
+    kind: Literal["branch"]
+    message_id: str
+    index: int
+
+
+OutboundMsg = (
+    SendMsg | AbortMsg | LoadOlderMsg | DecideMsg | TypingMsg | HighlighterRequestMsg | RegenerateMsg | EditMsg
+    | ForkMsg | BranchMsg
+)  # fmt: skip
 
 
 class EvalFailure(TypedDict):
