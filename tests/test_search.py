@@ -273,9 +273,28 @@ def test_the_apps_search_box_opens_the_thread_of_a_hit(
     browser_sets(app, query="invoice")
     (hit,) = app.hits
     assert hit["thread_id"] == orders["bob"].id
-    browser_sets(app, selected=hit["thread_id"])
+    browser_sets(app, selected=hit["thread_id"], highlighted=hit["message_id"])  # what clicking a hit sends
     assert app.thread_id == orders["bob"].id
     assert orders["invoice"].id in [m["id"] for m in app.messages]
+    assert app.highlighted == orders["invoice"].id
+    browser_sets(app, selected=orders["alice"].id)  # another thread: the hit is not highlighted there
+    assert app.highlighted == ""
+    app.show_message(orders["refunds"].id)  # from Python: the thread of the message, and the message
+    assert (app.thread_id, app.highlighted) == (orders["bob"].id, orders["refunds"].id)
+
+
+def test_a_chat_view_shows_a_message_of_its_thread_highlighted(
+    store: tw.Store, orders: dict[str, Any], comms: list[RecordingComm]
+) -> None:
+    chat = tw.ChatView(orders["alice"].id, store=store)
+    (hit,) = store.search("monday")
+    chat.show_message(hit.message.id)
+    assert chat.highlighted == orders["shipped"].id
+    with pytest.raises(tw.InvalidArgumentError, match=r"is in thread .*open that thread first"):
+        chat.show_message(orders["invoice"].id)
+    with pytest.raises(tw.NotFoundError, match="msg_nope"):
+        chat.show_message("msg_nope")
+    assert chat.highlighted == orders["shipped"].id
 
 
 @pytest.mark.sqlite_only("the pending list is SQLite's")

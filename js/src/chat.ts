@@ -77,6 +77,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
   let stream: StreamState | null = null;
   let dismissed = "";
   let stick = true; // follow new text unless the user scrolled up
+  let scrolledTo = ""; // the highlighted message the log was scrolled to
   let prepended = false;
   let highlighterNews = false; // it came, or whoever asked for it left
   let editingId: string | null = null; // the prompt the box edits (Send makes a new version of it)
@@ -207,6 +208,33 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     later.clear();
   }
 
+  /** The `highlighted` message: marked, scrolled to once; older pages loaded until it is shown. */
+  function showHighlighted(): void {
+    const id = model.get("highlighted") ?? "";
+    for (const node of list.querySelectorAll<HTMLElement>(".tw-highlighted")) {
+      if (node.dataset.messageId !== id) node.classList.remove("tw-highlighted");
+    }
+    const node = id ? nodes.get(id) : undefined;
+    if (node !== undefined) {
+      node.classList.add("tw-highlighted");
+      if (scrolledTo !== id) {
+        scrolledTo = id;
+        stick = false;
+        node.scrollIntoView?.({ block: "center" });
+      }
+    } else if (id && (olderHasMore ?? model.get("has_older"))) {
+      loadOlder(); // further back: page back until it is shown
+    }
+  }
+
+  function loadOlder(): void {
+    const first = older[0] ?? recent[0];
+    if (pendingOlder !== null || first === undefined) return;
+    pendingOlder = `older-${Math.random().toString(36).slice(2)}`;
+    sendMsg(model, { kind: "load_older", request_id: pendingOlder, before: first.id });
+    frame.schedule();
+  }
+
   function askForHighlighter(): void {
     if (mayAskForHighlighter() && list.querySelector(`.${WAITING}`)) {
       requestHighlighter(model, () => sendMsg(model, { kind: "highlighter" }));
@@ -231,6 +259,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     highlighterNews = false;
     putOffHidden(messages, width, height);
     reconcile(list, nodes, messages, (m) => m.id, createMessage, showMessage);
+    showHighlighted();
     askForHighlighter();
     olderButton.hidden = messages.length === 0 || !(olderHasMore ?? model.get("has_older"));
     olderButton.disabled = pendingOlder !== null;
@@ -312,13 +341,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     dismissed = model.get("error");
     frame.schedule();
   });
-  olderButton.addEventListener("click", () => {
-    const first = older[0] ?? recent[0];
-    if (pendingOlder !== null || first === undefined) return;
-    pendingOlder = `older-${Math.random().toString(36).slice(2)}`;
-    sendMsg(model, { kind: "load_older", request_id: pendingOlder, before: first.id });
-    frame.schedule();
-  });
+  olderButton.addEventListener("click", loadOlder);
   // A message's actions and its version switcher (one listener for every message).
   list.addEventListener("click", (event) => {
     const button = (event.target as Element | null)?.closest?.("[data-action]") as HTMLElement | null;
@@ -371,6 +394,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     read_only: frame.schedule,
     connection: frame.schedule,
     present: showPresent,
+    highlighted: frame.schedule,
     custom: onCustom,
   });
   return () => {

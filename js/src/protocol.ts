@@ -168,6 +168,9 @@ export interface ChatTraits {
   /** Changes when the thread's current path does (someone showed another version or answer): the
    * view drops the messages it kept and shows `messages` afresh. */
   path?: string;
+  /** A message of the thread to show highlighted and scroll to (a search hit; "" for none): the
+   * view loads older pages until it shows it. */
+  highlighted?: string;
 }
 
 export interface ToolsTraits {

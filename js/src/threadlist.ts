@@ -67,7 +67,10 @@ export function mountThreadList(model: AnyModel<ThreadListTraits>, el: HTMLEleme
   function createHit(hit: SearchHitInfo): HTMLElement {
     return h(
       "li",
-      { class: "tw-thread tw-hit", tabindex: "0", "data-testid": "tw-hit", "data-thread-id": hit.thread_id },
+      {
+        class: "tw-thread tw-hit", tabindex: "0", "data-testid": "tw-hit", "data-thread-id": hit.thread_id,
+        "data-message-id": hit.message_id,
+      },
       h("div", { class: "tw-thread-top" }, h("span", { class: "tw-thread-title" }), h("time", { class: "tw-thread-time" })),
       h("div", { class: "tw-thread-preview tw-snippet" }),
     );
@@ -128,19 +131,22 @@ export function mountThreadList(model: AnyModel<ThreadListTraits>, el: HTMLEleme
   });
   found.addEventListener("click", (event) => {
     const li = (event.target as Element).closest<HTMLElement>("[data-thread-id]");
-    if (li) choose(li.dataset.threadId!);
+    if (li) choose(li.dataset.threadId!, li.dataset.messageId);
   });
   found.addEventListener("keydown", (event) => {
     const li = (event.target as Element).closest<HTMLElement>("[data-thread-id]");
     if (li && event.key === "Enter") {
       event.preventDefault();
-      choose(li.dataset.threadId!);
+      choose(li.dataset.threadId!, li.dataset.messageId);
     }
   });
 
-  function choose(id: string): void {
+  /** Open a thread; a hit's message too, where a chat shows the thread (ThreadApp: `highlighted`). */
+  function choose(id: string, messageId?: string): void {
     active = id;
     model.set("selected", id);
+    const app = model as unknown as AnyModel<{ highlighted?: string }>;
+    if (messageId !== undefined && app.get("highlighted") !== undefined) app.set("highlighted", messageId);
     model.save_changes();
     render();
   }

@@ -41,6 +41,29 @@ describe("ThreadApp", () => {
     expect(model.listenerCount()).toBe(0);
   });
 
+  it("opens a search hit's thread with the hit highlighted in the chat", async () => {
+    const model = new FakeModel<AppTraits>({
+      ...chatTraits({ messages: [message("m1", { text: "first thread" })] }),
+      threads: [],
+      selected: "t1",
+      query: "refund",
+      hits: [{ thread_id: "t2", thread_title: "Kettle", message_id: "m9", role: "user", created_at: 0,
+               parts: [{ text: "a refund", mark: false }] }],
+      search_error: "",
+      tool_calls: [],
+      highlighted: "",
+    });
+    const host = document.createElement("div");
+    cleanup = app.render(model.props(host));
+    await nextFrame();
+    host.querySelector<HTMLElement>('[data-testid="tw-hit"]')!.click();
+    expect([model.get("selected"), model.get("highlighted")]).toEqual(["t2", "m9"]);
+    expect(model.saves).toBeGreaterThan(0);
+    model.update({ thread_id: "t2", messages: [message("m9", { text: "a refund" })] }); // what the kernel sends
+    await nextFrame();
+    expect(host.querySelector(".tw-highlighted")?.getAttribute("data-message-id")).toBe("m9");
+  });
+
   it.each([
     ["thread_id first", ["thread_id", "title", "messages", "has_older"]],
     ["messages first", ["messages", "has_older", "title", "thread_id"]],

@@ -267,6 +267,26 @@ describe("ChatView", () => {
     expect(button.hidden).toBe(true);
   });
 
+  it("highlights a message it was asked to show, loading older pages until it has it", async () => {
+    const { model, messages } = mount({ messages: [message("m3", { text: "three" })], has_older: true });
+    model.update({ highlighted: "m1" }); // a search hit further back than the window
+    await nextFrame();
+    const first = model.sent[0] as { kind: string; request_id: string; before: string };
+    expect(first).toMatchObject({ kind: "load_older", before: "m3" });
+    model.custom({ kind: "older", request_id: first.request_id, messages: [message("m2")], has_older: true });
+    await nextFrame();
+    const second = model.sent[1] as { kind: string; request_id: string; before: string };
+    expect(second).toMatchObject({ kind: "load_older", before: "m2" }); // not shown yet: one page more
+    model.custom({ kind: "older", request_id: second.request_id, messages: [message("m1")], has_older: false });
+    await nextFrame();
+    const marked = messages().filter((m) => m.classList.contains("tw-highlighted"));
+    expect(marked.map((m) => m.dataset.messageId)).toEqual(["m1"]);
+    expect(model.sent).toHaveLength(2); // found: no more pages asked for
+    model.update({ highlighted: "" });
+    await nextFrame();
+    expect(messages().some((m) => m.classList.contains("tw-highlighted"))).toBe(false);
+  });
+
   it("shows the error until dismissed", async () => {
     const { model, host } = mount();
     const box = host.querySelector<HTMLElement>('[data-testid="tw-error"]')!;

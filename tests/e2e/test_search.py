@@ -1,6 +1,7 @@
 """End to end: the search box of a ThreadApp in JupyterLab. Typing finds messages across threads
 (the matched words marked, the snippet built as text: a hostile message stays text), a message
-another kernel writes while the query stays appears in the hits, and clicking a hit opens its thread.
+another kernel writes while the query stays appears in the hits, and clicking a hit opens its thread
+with the hit highlighted in the chat.
 
 Run: ``.venv/bin/pytest tests/e2e/test_search.py -q``.
 """
@@ -67,9 +68,11 @@ def test_the_search_box_finds_marks_follows_and_opens(lab: JupyterServer, pages:
     expect(hits).to_have_count(4, timeout=LIVE_MS)
     screenshot(app, "search-light.png")
 
-    # clicking a hit opens its thread in the chat
+    # clicking a hit opens its thread in the chat, the hit highlighted
     hits.filter(has_text="is on its way").click()
     expect(app.locator(MESSAGE).filter(has_text="arrived broken")).to_have_count(1, timeout=LIVE_MS)
+    expect(app.locator(f"{MESSAGE}.tw-highlighted")).to_contain_text("is on its way", timeout=LIVE_MS)
+    screenshot(app, "search-hit-light.png")
     app.get_by_test_id("tw-search").fill("")
     expect(hits).to_have_count(0, timeout=LIVE_MS)
     assert pages.page_errors("search") == []

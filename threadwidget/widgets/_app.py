@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._errors import NotFoundError
 from ..store import Store
 from ._base import STATIC, TwWidget, resolve_store, resolve_user
 from ._chat import ChatTraits, ChatWiring
@@ -77,6 +78,8 @@ class ThreadApp(ChatWiring, ChatTraits, ToolsTraits, ThreadListTraits, TwWidget)
                 return
             try:
                 values = {**self._chat.open(thread_id), **self._tools.open(thread_id)}
+                if self.highlighted and not self._in_thread(self.highlighted, thread_id):
+                    values["highlighted"] = ""  # a hit of the thread shown before
             except Exception as exc:  # e.g. a thread deleted meanwhile: show it, keep the app usable
                 values = {**self._chat.open(None), **self._tools.open(None)}
                 values["error"] = f"Cannot open thread {thread_id}: {exc}"
@@ -84,6 +87,18 @@ class ThreadApp(ChatWiring, ChatTraits, ToolsTraits, ThreadListTraits, TwWidget)
                 self.set_traits(values)
             self._chat.start()
             self._tools.start()
+
+    def _in_thread(self, message_id: str, thread_id: str | None) -> bool:
+        try:
+            return self.store.get_message(message_id).thread_id == thread_id
+        except NotFoundError:
+            return False
+
+    def show_message(self, message_id: str) -> None:
+        """Open the thread of the message ``message_id`` (a search hit's: ``hit.message.id``) and
+        show the message highlighted, scrolled to."""
+        self.selected = self.store.get_message(message_id).thread_id  # NotFoundError names the id
+        self.highlighted = message_id
 
     def _select(self, thread_id: str) -> None:
         """Show another thread (a fork made from the chat): select it, as the list does."""

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets as t
 
+from .._errors import InvalidArgumentError
 from ..store import Store
 from . import _wire as wire
 from ._base import STATIC, TwWidget, check_count, resolve_thread, resolve_user
@@ -37,6 +38,9 @@ class ChatTraits(ThreadTraits):
     read_only = t.Unicode("").tag(sync=True)  # why this kernel cannot write the store ("" if it can)
     connection = t.Unicode("").tag(sync=True)  # why the view is not live ("" when it is): the server is away
     path = t.Unicode("").tag(sync=True)  # changes with the thread's current path: views show `messages` afresh
+    #: a message of the thread shown highlighted and scrolled to (a search hit; "": none); the view
+    #: loads older pages until it shows it. ``show_message(id)`` checks the id first.
+    highlighted = t.Unicode("").tag(sync=True)
 
 
 class ChatWiring:
@@ -53,6 +57,17 @@ class ChatWiring:
 
     def _on_view_count(self, change: dict[str, Any]) -> None:
         self._chat.on_view_count(change["old"], change["new"])
+
+    def show_message(self, message_id: str) -> None:
+        """Show the message ``message_id`` highlighted and scroll to it, e.g. a search hit's
+        (``hit.message.id``); the view loads older messages until it shows it."""
+        message = self._chat.store.get_message(message_id)  # NotFoundError names the id
+        if message.thread_id != self._chat.thread_id:
+            raise InvalidArgumentError(
+                f"message {message_id!r} is in thread {message.thread_id!r}, not in the thread this view shows "
+                f"({self._chat.thread_id!r}); open that thread first (ThreadApp.show_message does both)."
+            )
+        self.highlighted = message_id
 
 
 class ChatView(ChatWiring, ChatTraits, TwWidget):

@@ -151,6 +151,7 @@ class ChatTraits(TypedDict):
     read_only: NotRequired[str]  # why this kernel may only read the store ("" when it can write)
     connection: NotRequired[str]  # why the view is not live ("" when it is): the store's server is away
     path: NotRequired[str]  # changes when the thread's current path does: the view shows ``messages`` afresh
+    highlighted: NotRequired[str]  # a message to show highlighted and scroll to (a search hit; "": none)
 
 
 class ToolsTraits(TypedDict):
