@@ -25,6 +25,8 @@ export const OPEN_TOOL_STATUSES: ReadonlySet<ToolCallStatus> = new Set(["streami
 export interface Usage {
   input_tokens: number;
   output_tokens: number;
+  /** Of input_tokens, read from a prompt cache; only when some were. */
+  cached_input_tokens?: number;
 }
 
 export interface ToolCall {
@@ -204,6 +206,8 @@ export interface UsageRow {
   /** The stacked part: the model (the agent when the chart is per model). */
   part: string;
   input_tokens: number;
+  /** Of input_tokens, read from a prompt cache. */
+  cached_input_tokens: number;
   output_tokens: number;
   /** Exact decimal dollars; null: no price. */
   usd: string | null;

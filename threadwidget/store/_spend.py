@@ -94,11 +94,12 @@ class Spending(StorePart):
     def _spend_rows(
         self, key: str | None, *, thread_id: str | None, agent: str | None, user_id: str | None,
         model: str | None, since: object, reply_to: str | None = None, through_turn: int | None = None,
-    ) -> list[tuple[Any, str | None, int, int, int]]:  # fmt: skip
+    ) -> list[tuple[Any, str | None, int, int, int, int]]:  # fmt: skip
         head = f"{_KEYS[key]}, " if key else ""
         sql = (
             f"SELECT {head}model, COALESCE(SUM(json_extract(usage, '$.input_tokens')), 0), "
             "COALESCE(SUM(json_extract(usage, '$.output_tokens')), 0), "
+            "COALESCE(SUM(json_extract(usage, '$.cached_input_tokens')), 0), "
             "MAX(CASE WHEN metadata LIKE ? THEN 1 ELSE 0 END) FROM messages WHERE usage IS NOT NULL"
         )
         args: list[Any] = ['%"usage_estimated": true%']
@@ -170,9 +171,9 @@ def _rank(item: tuple[Any, Cost]) -> tuple[Any, ...]:
     return (-(cost.usd or 0), -cost.usage.total_tokens, key is None, str(key))
 
 
-def _cost(row: tuple[Any, str | None, int, int, int], prices: Prices) -> Cost:
-    _, model, i, o, estimated = row
-    return Cost.of(Usage(int(i), int(o)), model, prices, estimated=bool(estimated))
+def _cost(row: tuple[Any, str | None, int, int, int, int], prices: Prices) -> Cost:
+    _, model, i, o, cached, estimated = row
+    return Cost.of(Usage(int(i), int(o), int(cached)), model, prices, estimated=bool(estimated))
 
 
 def costs_dict(costs: Mapping[str | None, Cost], by: str) -> list[dict[str, Any]]:

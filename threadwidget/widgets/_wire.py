@@ -37,6 +37,7 @@ ThreadState = Literal["idle", "waiting", "streaming", "failed", "aborted"]
 class Usage(TypedDict):
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: NotRequired[int]  # of input_tokens, read from a prompt cache; only when some were
 
 
 class ToolCall(TypedDict):
@@ -181,6 +182,7 @@ class UsageRow(TypedDict):
     group: str  # a UTC day, an agent, a model, a thread id or a user ("(no agent)": none)
     part: str  # the stacked part: the model (the agent when the chart is per model)
     input_tokens: int
+    cached_input_tokens: int  # of input_tokens, read from a prompt cache
     output_tokens: int
     usd: str | None  # exact decimal dollars; None: no price
     cost: str  # as people read it: "0.12 $", "no price", "~" before an estimate
