@@ -173,6 +173,9 @@ export interface ChatTraits {
   /** A message of the thread to show highlighted and scroll to (a search hit; "" for none): the
    * view loads older pages until it shows it. */
   highlighted?: string;
+  /** Why new prompts in the thread are refused now, a budget reached ("" when they are not): shown
+   * above the box before anyone asks. */
+  budget?: string;
 }
 
 export interface ToolsTraits {

@@ -153,6 +153,7 @@ class ChatTraits(TypedDict):
     connection: NotRequired[str]  # why the view is not live ("" when it is): the store's server is away
     path: NotRequired[str]  # changes when the thread's current path does: the view shows ``messages`` afresh
     highlighted: NotRequired[str]  # a message to show highlighted and scroll to (a search hit; "": none)
+    budget: NotRequired[str]  # why new prompts are refused now, a budget reached ("" when they are not)
 
 
 class ToolsTraits(TypedDict):
