@@ -128,5 +128,22 @@ def present(db: str, thread_id: str, user: str) -> None:
     threading.Event().wait()
 
 
+def budget_view(db: str, thread_id: str, user: str) -> None:
+    """A kernel with a view of the thread open, without the agent: print its ``budget`` note as it
+    changes (the first line at once), until it is killed."""
+    import queue
+
+    import ipywidgets  # noqa: F401  (the widget needs a comm; a kernel-less one is enough here)
+
+    store = tw.Store(db)
+    view = tw.ChatView(thread_id, store=store, user=user)
+    notes: queue.SimpleQueue[str] = queue.SimpleQueue()
+    view.observe(lambda change: notes.put(change["new"]), names="budget")
+    view._view_count = 1
+    print(json.dumps({"budget": view.budget}), flush=True)
+    while True:
+        print(json.dumps({"budget": notes.get()}), flush=True)
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1]](*sys.argv[2:])

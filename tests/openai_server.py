@@ -109,7 +109,8 @@ class Text:
     chunks: list[str] | str
     delay: float = 0.0
     finish_reason: str = "stop"
-    usage: tuple[int, int] = (10, 5)  # prompt_tokens, completion_tokens
+    #: prompt_tokens, completion_tokens[, cached_tokens: sent as prompt_tokens_details.cached_tokens]
+    usage: tuple[int, ...] = (10, 5)
 
 
 @dataclass
@@ -120,7 +121,7 @@ class ToolCalls:
     calls: list[tuple[Any, ...]]
     chunk_size: int = 5
     text: str = ""
-    usage: tuple[int, int] = (20, 15)
+    usage: tuple[int, ...] = (20, 15)
 
 
 @dataclass
@@ -331,10 +332,13 @@ class _Chunks:
             chunk["usage"] = None
         return _sse(chunk)
 
-    def usage(self, prompt: int, completion: int) -> bytes:
+    def usage(self, prompt: int, completion: int, cached: int | None = None) -> bytes:
         if not self.include_usage:
             return b""
-        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                                 "total_tokens": prompt + completion}  # fmt: skip
+        if cached is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
         chunk = {"id": self.id, "object": "chat.completion.chunk", "created": int(time.time()),
                  "model": self.body.get("model", "test-model"), "system_fingerprint": None,
                  "choices": [], "usage": usage}  # fmt: skip

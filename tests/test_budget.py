@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import queue
 import re
 import subprocess
 import textwrap
+import threading
+import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 import threadwidget as tw
+from threadwidget.store import _spend
+from threadwidget.widgets import _budgetnote as budgetnote
 
-from .conftest import PYTHON, python_env
+from .conftest import PYTHON, python_env, wait_until
+from .widget_comm import comms
+
+__all__ = ["comms"]  # the fixture, imported for pytest
+
+WORKERS = str(Path(__file__).with_name("agent_workers.py"))
 
 PRICES = tw.Prices({"scripted": ("1.00", "2.00")}, defaults=False)  # USD per million tokens
 LONG = " ".join(f"word{i}" for i in range(20_000))  # ~30,000 tokens by the estimate (characters / 4)
@@ -127,3 +139,86 @@ def test_per_user_per_day_counts_answers_of_other_processes(db_path: object) -> 
         assert refused.error.endswith("today (UTC)")
         bob = agent.create_thread(user_id="bob").generate_text("hello")  # another user's scope
         assert bob.status == "success"
+
+
+NOTE = re.compile(
+    r"^Budget per_thread 2,000 tokens reached \([\d,]+ tokens\): new prompts are refused until it allows$"
+)
+
+
+def lines_of(process: subprocess.Popen[str]) -> queue.SimpleQueue[str]:
+    """The process's stdout lines, read on a thread (a test waits on them with a deadline)."""
+    out: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            out.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return out
+
+
+def next_note(lines: queue.SimpleQueue[str], want: Callable[[str], bool], timeout: float = 20.0) -> str:
+    """The first ``budget`` note the other kernel's view shows that ``want`` accepts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail("the other kernel's view did not show the expected budget note")
+        try:
+            note = json.loads(lines.get(timeout=left))["budget"]
+        except queue.Empty:
+            continue
+        if want(note):
+            return str(note)
+
+
+def test_every_view_says_the_thread_is_over_budget_before_anyone_asks(
+    db_path: object, comms: list, procs: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(budgetnote, "READ_EVERY", 0.1)  # this kernel's views re-read often: the test waits less
+    with tw.Store(db_path) as store:  # type: ignore[arg-type]
+        agent = agent_with(store, LONG, "Back within budget.", budget=tw.Budget(per_thread_tokens=2_000))
+        thread = agent.create_thread(user_id="alice")
+        quiet = agent.create_thread(user_id="alice")  # another thread of the agent: its own budget
+        command = [PYTHON, WORKERS, "budget_view", str(db_path), thread.id, "bob"]  # another kernel, no agent
+        kernel = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=python_env())
+        procs.append(kernel)
+        lines = lines_of(kernel)
+        assert next_note(lines, lambda note: True) == ""  # nothing refused yet
+        stopped = thread.generate_text("tell me everything")
+        assert stopped.status == "aborted" and stopped.error is not None
+        assert store.get_message(stopped.message_id).metadata["budget_scope"] == "thread"  # type: ignore[arg-type,index]
+        assert NOTE.match(next_note(lines, bool))  # the kernel without the agent says so, from the store
+        view = tw.ChatView(thread)  # with the agent: its limits say so
+        view._view_count = 1
+        wait_until(lambda: NOTE.match(view.budget))
+        assert budgetnote.budget_note(store, quiet.id, agent, "alice") == ""  # another thread: its own budget
+        assert budgetnote.budget_note(store, quiet.id, None, "alice") == ""
+        assert store.budget_stop(quiet.id) is None and store.budget_stop(thread.id).id == stopped.message_id  # type: ignore[union-attr]
+        agent.budget = tw.Budget(per_thread_tokens=100_000)  # a raised limit: the view with the agent knows at once
+        wait_until(lambda: view.budget == "")
+        assert thread.generate_text("and now?").status == "success"  # an answer went through
+        assert next_note(lines, lambda note: note == "") == ""  # ... which the other kernel sees in the store
+        view.close()
+
+
+def test_a_user_budget_reached_in_one_thread_shows_in_the_users_other_threads_until_the_day_ends(
+    store: tw.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = agent_with(store, LONG, "fine", budget=tw.Budget(per_user_usd_per_day="0.001", prices=PRICES))
+    first = agent.create_thread(user_id="alice")
+    stopped = first.generate_text("tell me everything")
+    assert stopped.status == "aborted" and (stopped.error or "").startswith("budget per_user alice")
+    second = agent.create_thread(user_id="alice")
+    bobs = agent.create_thread(user_id="bob")
+    for thread_id in (first.id, second.id):  # a view without the agent reads it from the store
+        for knows in (None, agent):
+            note = budgetnote.budget_note(store, thread_id, knows, "alice")
+            assert note.startswith("Budget per_user alice 0.001 $ a day reached ("), (knows, note)
+    assert budgetnote.budget_note(store, bobs.id, None, "bob") == ""  # another user's scope
+    assert budgetnote.budget_note(store, bobs.id, agent, "bob") == ""
+    tomorrow = _spend.day_start() + 86_400
+    monkeypatch.setattr(_spend, "day_start", lambda now=None: tomorrow)  # a new UTC day: the daily budget allows
+    assert budgetnote.budget_note(store, second.id, None, "alice") == ""

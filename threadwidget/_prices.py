@@ -9,6 +9,10 @@ provider did not report (estimated from the text, ``metadata.usage_estimated`` i
 Where prices come from, later ones winning: the dated default table ``DEFAULT_PRICES`` (public
 list prices of common hosted models on ``DEFAULT_PRICES_DATE``), the TOML or JSON file named by
 ``$THREADWIDGET_PRICES``, then the table given in code, ``tw.Prices({"my-model": (0.5, 1.5)})``.
+
+Input tokens the provider read from its prompt cache (``Usage.cached_input_tokens``) cost the
+model's cached-input price, which is its input price unless the table gives one
+(``(input, output, cached_input)``, or ``{"input", "output", "cached_input"}`` in a file).
 """
 
 from __future__ import annotations
@@ -35,25 +39,26 @@ MILLION = Decimal(1_000_000)
 
 #: the day the default table was read from the providers' price pages (USD per million tokens)
 DEFAULT_PRICES_DATE = "2025-06-01"
-#: input, output: USD per million tokens. A ``*`` pattern also covers dated snapshots
-#: (``gpt-4o-mini-2024-07-18``); the longest matching pattern wins.
-DEFAULT_PRICES: dict[str, tuple[str, str]] = {
-    "gpt-4o*": ("2.50", "10.00"),
-    "gpt-4o-mini*": ("0.15", "0.60"),
-    "gpt-4.1*": ("2.00", "8.00"),
-    "gpt-4.1-mini*": ("0.40", "1.60"),
-    "gpt-4.1-nano*": ("0.10", "0.40"),
-    "o3*": ("2.00", "8.00"),
-    "o3-mini*": ("1.10", "4.40"),
-    "o4-mini*": ("1.10", "4.40"),
-    "claude-opus-4*": ("15.00", "75.00"),
-    "claude-sonnet-4*": ("3.00", "15.00"),
-    "claude-3-7-sonnet*": ("3.00", "15.00"),
-    "claude-3-5-sonnet*": ("3.00", "15.00"),
-    "claude-3-5-haiku*": ("0.80", "4.00"),
-    "gemini-2.5-pro*": ("1.25", "10.00"),
-    "gemini-2.5-flash*": ("0.30", "2.50"),
-    "gemini-2.0-flash*": ("0.10", "0.40"),
+#: input, output, cached input (a prompt-cache read): USD per million tokens. A ``*`` pattern also
+#: covers dated snapshots (``gpt-4o-mini-2024-07-18``); the longest matching pattern wins.
+#: Gemini's cached prices are those of prompts up to 200k tokens, without the cache's storage.
+DEFAULT_PRICES: dict[str, tuple[str, str, str]] = {
+    "gpt-4o*": ("2.50", "10.00", "1.25"),
+    "gpt-4o-mini*": ("0.15", "0.60", "0.075"),
+    "gpt-4.1*": ("2.00", "8.00", "0.50"),
+    "gpt-4.1-mini*": ("0.40", "1.60", "0.10"),
+    "gpt-4.1-nano*": ("0.10", "0.40", "0.025"),
+    "o3*": ("2.00", "8.00", "0.50"),
+    "o3-mini*": ("1.10", "4.40", "0.55"),
+    "o4-mini*": ("1.10", "4.40", "0.275"),
+    "claude-opus-4*": ("15.00", "75.00", "1.50"),
+    "claude-sonnet-4*": ("3.00", "15.00", "0.30"),
+    "claude-3-7-sonnet*": ("3.00", "15.00", "0.30"),
+    "claude-3-5-sonnet*": ("3.00", "15.00", "0.30"),
+    "claude-3-5-haiku*": ("0.80", "4.00", "0.08"),
+    "gemini-2.5-pro*": ("1.25", "10.00", "0.31"),
+    "gemini-2.5-flash*": ("0.30", "2.50", "0.075"),
+    "gemini-2.0-flash*": ("0.10", "0.40", "0.025"),
 }
 
 
@@ -86,31 +91,47 @@ def money(usd: Decimal) -> str:
 
 @dataclass(frozen=True)
 class Price:
-    """A model's price: USD per million ``input`` and ``output`` tokens."""
+    """A model's price: USD per million ``input`` and ``output`` tokens, and per million input
+    tokens read from the provider's prompt cache (``cached_input``; not given: the input price)."""
 
     input: Decimal
     output: Decimal
+    cached_input: Decimal = None  # type: ignore[assignment]  # None given: the input price
+
+    def __post_init__(self) -> None:
+        if self.cached_input is None:
+            object.__setattr__(self, "cached_input", self.input)
 
     def cost(self, usage: Usage) -> Decimal:
-        return (usage.input_tokens * self.input + usage.output_tokens * self.output) / MILLION
+        """Uncached input at the input price, cached input at the cached price, output at the output price."""
+        cached = min(usage.cached_input_tokens, usage.input_tokens)
+        if not cached:
+            return (usage.input_tokens * self.input + usage.output_tokens * self.output) / MILLION
+        uncached = usage.input_tokens - cached
+        return (uncached * self.input + cached * self.cached_input + usage.output_tokens * self.output) / MILLION
 
     def __str__(self) -> str:
-        return f"{self.input:f} $ in / {self.output:f} $ out per million tokens"
+        cached = f" ({self.cached_input:f} $ cached)" if self.cached_input != self.input else ""
+        return f"{self.input:f} $ in{cached} / {self.output:f} $ out per million tokens"
 
 
 def _price(model: str, value: Any) -> Price:
     if isinstance(value, Price):
         return value
-    if isinstance(value, Mapping) and set(value) <= {"input", "output"} and len(value) == 2:
-        pair = (value["input"], value["output"])
-    elif isinstance(value, tuple | list) and len(value) == 2:
-        pair = (value[0], value[1])
+    keys = {"input", "output", "cached_input"}
+    if isinstance(value, Mapping) and set(value) <= keys and {"input", "output"} <= set(value):
+        parts = (value["input"], value["output"], value.get("cached_input"))
+    elif isinstance(value, tuple | list) and len(value) in (2, 3):
+        parts = (value[0], value[1], value[2] if len(value) == 3 else None)
     else:
         raise InvalidArgumentError(
-            f"the price of {model!r} is {value!r}; expected USD per million tokens as (input, output) "
-            f'or {{"input": 0.15, "output": 0.60}}.'
+            f"the price of {model!r} is {value!r}; expected USD per million tokens as (input, output), "
+            '(input, output, cached_input) or {"input": 0.15, "output": 0.60, "cached_input": 0.075} '
+            "(cached_input optional: the input price)."
         )
-    return Price(to_usd(pair[0], f"{model}.input"), to_usd(pair[1], f"{model}.output"))
+    given = to_usd(parts[0], f"{model}.input")
+    cached = given if parts[2] is None else to_usd(parts[2], f"{model}.cached_input")
+    return Price(given, to_usd(parts[1], f"{model}.output"), cached)
 
 
 class Prices:
@@ -141,7 +162,8 @@ class Prices:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, defaults: bool = True) -> Prices:
         """Prices from a TOML or JSON file (``[ "gpt-4o-mini" ] input = 0.15  output = 0.60``, or
-        ``{"gpt-4o-mini": {"input": 0.15, "output": 0.60}}``) over the defaults."""
+        ``{"gpt-4o-mini": {"input": 0.15, "output": 0.60}}``; ``cached_input`` optional) over the
+        defaults."""
         return cls(_read(Path(path), "path"), defaults=defaults)
 
     def get(self, model: str | None) -> Price | None:
@@ -176,7 +198,8 @@ def _read(path: Path, what: str) -> dict[str, Any]:
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise InvalidArgumentError(
             f"{what}: the prices file {str(path)!r} is not valid {kind}: {exc}. Expected "
-            '{"model": {"input": 0.15, "output": 0.60}} (USD per million tokens).'
+            '{"model": {"input": 0.15, "output": 0.60, "cached_input": 0.075}} (USD per million tokens; '
+            "cached_input optional)."
         ) from None
     if not isinstance(data, dict):
         raise InvalidArgumentError(f"{what}: the prices file {str(path)!r} holds {type(data).__name__}, not a table.")
@@ -227,13 +250,14 @@ class Cost:
         return shown
 
     def __repr__(self) -> str:
-        u = self.usage
-        return f"<tw.Cost {self.text}: {u.input_tokens:,} in / {u.output_tokens:,} out tokens>"
+        return f"<tw.Cost {self.text}: {self.usage.text}>"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``usd`` as an exact decimal string (or None: no price)."""
         return {
-            **self.usage.to_dict(),
+            "input_tokens": self.usage.input_tokens,
+            "cached_input_tokens": self.usage.cached_input_tokens,
+            "output_tokens": self.usage.output_tokens,
             "total_tokens": self.usage.total_tokens,
             "usd": None if self.usd is None else f"{self.usd.normalize():f}",
             "unpriced_tokens": self.unpriced_tokens,

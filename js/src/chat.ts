@@ -66,7 +66,9 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
   const editingText = h("span", { class: "tw-editing-text" });
   const cancelEdit = h("button", { type: "button", class: "tw-cancel-edit", "data-testid": "tw-cancel-edit" }, "Cancel");
   const editing = h("div", { class: "tw-editing", "data-testid": "tw-editing", hidden: "" }, editingText, cancelEdit);
-  el.append(title, present, errorBox, log, statusLine, editing, h("div", { class: "tw-composer" }, input, stop, send));
+  // why new prompts are refused now (a budget reached), said before anyone asks; text only
+  const budgetNote = h("div", { class: "tw-budget", role: "status", "aria-live": "polite", "data-testid": "tw-budget", hidden: "" });
+  el.append(title, present, errorBox, log, statusLine, editing, budgetNote, h("div", { class: "tw-composer" }, input, stop, send));
   isolateKeys(el);
   listenForDecisions(list, model);
 
@@ -275,12 +277,17 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     stop.hidden = state !== "streaming";
     editing.hidden = editingId === null;
     setText(editingText, editingId === null ? "" : "Editing a prompt: Send makes a new version and answers it.");
+    const budget = model.get("budget") ?? "";
+    setText(budgetNote, budget);
+    budgetNote.hidden = budget === "";
     const readOnly = model.get("read_only") ?? "";
     input.disabled = readOnly !== "";
     send.disabled = readOnly !== "" || input.value.trim() === "";
     input.placeholder = readOnly
       ? "Read-only here: this kernel cannot write the store (see the note above)"
-      : state === "idle" && !model.get("agent_attached")
+      : budget
+        ? "Message… a budget is reached: it will be refused (see the note above)"
+        : state === "idle" && !model.get("agent_attached")
         ? "Message… answers come from a process running agent.serve()"
         : "Message… (Shift+Enter for a new line)";
 
@@ -393,6 +400,7 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
     error: frame.schedule,
     read_only: frame.schedule,
     connection: frame.schedule,
+    budget: frame.schedule,
     present: showPresent,
     highlighted: frame.schedule,
     custom: onCustom,

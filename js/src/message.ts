@@ -123,7 +123,10 @@ function who(m: Message, me: string): string {
 
 function details(m: Message): string {
   const parts = [m.model ?? ""];
-  if (m.usage) parts.push(`${m.usage.input_tokens} tokens in, ${m.usage.output_tokens} out`);
+  if (m.usage) {
+    const cached = m.usage.cached_input_tokens ? ` (${m.usage.cached_input_tokens} cached)` : "";
+    parts.push(`${m.usage.input_tokens} tokens in${cached}, ${m.usage.output_tokens} out`);
+  }
   return parts.filter(Boolean).join(" · ");
 }
 

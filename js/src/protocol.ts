@@ -25,6 +25,8 @@ export const OPEN_TOOL_STATUSES: ReadonlySet<ToolCallStatus> = new Set(["streami
 export interface Usage {
   input_tokens: number;
   output_tokens: number;
+  /** Of input_tokens, read from a prompt cache; only when some were. */
+  cached_input_tokens?: number;
 }
 
 export interface ToolCall {
@@ -171,6 +173,9 @@ export interface ChatTraits {
   /** A message of the thread to show highlighted and scroll to (a search hit; "" for none): the
    * view loads older pages until it shows it. */
   highlighted?: string;
+  /** Why new prompts in the thread are refused now, a budget reached ("" when they are not): shown
+   * above the box before anyone asks. */
+  budget?: string;
 }
 
 export interface ToolsTraits {
@@ -204,6 +209,8 @@ export interface UsageRow {
   /** The stacked part: the model (the agent when the chart is per model). */
   part: string;
   input_tokens: number;
+  /** Of input_tokens, read from a prompt cache. */
+  cached_input_tokens: number;
   output_tokens: number;
   /** Exact decimal dollars; null: no price. */
   usd: string | null;

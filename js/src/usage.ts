@@ -110,6 +110,7 @@ export function mountUsage(model: AnyModel<UsagePanelTraits>, el: HTMLElement): 
     setText(group!.firstElementChild as HTMLElement, r.group);
     setText(part!, r.part);
     setText(input!, fmt(r.input_tokens));
+    setAttr(input!, "title", r.cached_input_tokens ? `${fmt(r.cached_input_tokens)} of them read from a prompt cache` : null);
     setText(output!, fmt(r.output_tokens));
     setText(total!, fmt(tokens(r)));
     setText(cost!, r.cost);

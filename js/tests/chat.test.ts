@@ -99,6 +99,24 @@ describe("ChatView", () => {
     expect($<HTMLButtonElement>("tw-send").disabled).toBe(true);
   });
 
+  it("says above the box that a budget refuses new prompts, as text, and hides it when it allows", async () => {
+    const { model, $ } = mount();
+    expect($("tw-budget").hidden).toBe(true);
+    const note = "Budget per_thread 0.50 $ reached (0.51 $): new prompts are refused until it allows";
+    model.update({ budget: note });
+    await nextFrame();
+    expect($("tw-budget").hidden).toBe(false);
+    expect($("tw-budget").textContent).toBe(note);
+    expect($<HTMLTextAreaElement>("tw-input").placeholder).toContain("budget");
+    model.update({ budget: "<img src=x onerror=alert(1)>" }); // text, never markup
+    await nextFrame();
+    expect($("tw-budget").querySelector("img")).toBeNull();
+    model.update({ budget: "" });
+    await nextFrame();
+    expect($("tw-budget").hidden).toBe(true);
+    expect($<HTMLTextAreaElement>("tw-input").placeholder).not.toContain("budget");
+  });
+
   it("says it is reconnecting while the store's server is away, then shows the status again", async () => {
     const { model, $ } = mount();
     model.update({ connection: "Reconnecting to the store…" });

@@ -7,6 +7,7 @@ const row = (group: string, part: string, input: number, output: number, usd: st
   group,
   part,
   input_tokens: input,
+  cached_input_tokens: 0,
   output_tokens: output,
   usd,
   cost: usd === null ? "no price" : `${usd} $`,

@@ -4,7 +4,11 @@
 text: what the scopes spent, read from the store (every process's answers, aborted and failed
 ones too) at the step's start and again every ``REFRESH_SECONDS`` while it streams, plus what
 this step used so far, estimated as the stored usage of an unfinished step is (the context's
-characters / 4 in, the text's / 4 out). The first limit reached is the reason the answer ends.
+characters / 4 in, the text's / 4 out). The first limit reached is the reason the answer ends;
+``stopped`` keeps its scope, which the step records as ``metadata.budget_scope`` (``"answer"``,
+``"thread"``, ``"user"``, ``"agent"``) so that views in any process can say a scope is over budget.
+
+``refusal(...)`` asks the same before anyone asks: would a new prompt in the thread be refused now?
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from ..store._spend import day_start, default_prices
 if TYPE_CHECKING:
     from ._agent import Agent
 
-__all__ = ["Limits", "check_prices"]
+__all__ = ["Limits", "check_prices", "refusal"]
 
 REFRESH_SECONDS = 1.0
 
@@ -50,6 +54,8 @@ class Limits:
         self._read_at = 0.0
         #: each budget's price of the model, looked up once; None: no price, or the budget has no dollars
         self._price = [self._prices(b).get(self.model) if b.needs_prices else None for b in self.budgets]
+        #: the scope ("answer", "thread", "user", "agent") and reason of the last limit ``check`` found
+        self.stopped: tuple[str, str] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.budgets)
@@ -77,6 +83,13 @@ class Limits:
         answer's finished steps (already in the store); ``step``: the running step's so far."""
         if time.monotonic() - self._read_at >= REFRESH_SECONDS:
             self.refresh()
+        found = self._check(answer, step)
+        if found is None:
+            return None
+        self.stopped = found
+        return found[1]
+
+    def _check(self, answer: Usage, step: Usage) -> tuple[str, str] | None:
         for (budget, spent), price in zip(self._spent, self._price, strict=True):
             now = price.cost(step) if price is not None else None
             tokens = (
@@ -89,7 +102,7 @@ class Limits:
             )
             for scope, limit, before in tokens:
                 if limit is not None and (used := before + step.total_tokens) >= limit:
-                    return f"budget {scope} {limit:,} tokens reached: {used:,} tokens"
+                    return scope[4:], f"budget {scope} {limit:,} tokens reached: {used:,} tokens"
             dollars = (
                 ("per_thread", budget.per_thread_usd, "thread", ""),
                 (f"per_user {self.user_id}", budget.per_user_usd_per_day, "user", " a day"),
@@ -99,12 +112,23 @@ class Limits:
                 if usd is None or key not in spent:
                     continue
                 if now is None:
-                    return (
+                    return key, (
                         f"budget {scope} {money(usd)}{span} cannot be checked: the model {self.model!r} has "
                         f"no price; add it with tw.Prices({{{self.model!r}: (input, output)}})"
                     )
                 dollars_spent = (spent[key].usd or Decimal(0)) + now
                 if dollars_spent >= usd:
                     today = " today (UTC)" if span else ""
-                    return f"budget {scope} {money(usd)}{span} reached: {money(dollars_spent)}{today}"
+                    return key, f"budget {scope} {money(usd)}{span} reached: {money(dollars_spent)}{today}"
         return None
+
+
+def refusal(agent: Agent, store: Store, thread_id: str, user_id: str | None) -> str | None:
+    """Why a new prompt in ``thread_id`` answered by ``agent`` would be refused now (a thread, user
+    or agent budget reached: the reason an answer would end with), or None. ``user_id``: the
+    thread's, else who would ask."""
+    limits = Limits(agent, store, thread_id, user_id)
+    if not limits:
+        return None
+    limits.refresh()
+    return limits.check(Usage(), Usage())

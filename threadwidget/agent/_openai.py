@@ -184,7 +184,7 @@ class _ChatStream:
                         yield from _deltas(getattr(choice, "delta", None))
                         reason = getattr(choice, "finish_reason", None) or reason
                 if getattr(chunk, "usage", None) is not None:
-                    usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                    usage = _usage(chunk.usage)
                 chunk = next(chunks, None)
         except Exception as exc:
             if self._closed.is_set():
@@ -263,6 +263,16 @@ def _deltas(delta: Any) -> Iterator[ModelEvent]:
             getattr(function, "name", None) or None,
             getattr(function, "arguments", None) or "",
         )
+
+
+def _usage(usage: Any) -> Usage:
+    """The chunk's usage; ``prompt_tokens_details.cached_tokens``, when sent, is the part of the input
+    read from the provider's prompt cache."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    prompt = usage.prompt_tokens or 0
+    cached = min(max(int(cached), 0), prompt) if cached is not None and _number(cached) else 0
+    return Usage(prompt, usage.completion_tokens or 0, cached)
 
 
 def _number(value: object) -> bool:

@@ -485,6 +485,8 @@ class Run:
                 self.store.update_tool_call(call["row"], status="error", error=f"not run: the answer {status}")
         usage = finish.usage if finish and finish.usage else Usage(estimate_tokens(context), len(text) // 4)
         estimated = not (finish and finish.usage) and not refused  # refused by a budget: nothing used
+        stopped = self._limits.stopped if self._limits is not None else None
+        budget = stopped[0] if stopped and status == "aborted" and error == stopped[1] else None  # a budget ended it
         with self._lease_lock:
             self.store.update_message(
                 message.id,
@@ -496,6 +498,7 @@ class Run:
                 metadata={
                     **({"context": seen} if seen else {}),
                     **({"usage_estimated": True} if estimated else {}),
+                    **({"budget_scope": budget} if budget else {}),
                 }
                 or None,
                 ends_answer=not keep_lease,

@@ -115,7 +115,7 @@ def status_text(status: str) -> Text:
 def usage_text(usage: Usage | None) -> str:
     if usage is None:
         return ""
-    return f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens"
+    return usage.text
 
 
 def _join(*parts: str | Text) -> Text:

@@ -85,11 +85,12 @@ def usage(
         path = store.path
     if as_csv:
         out = csv.writer(sys.stdout, lineterminator="\n")
-        out.writerow([by, "input_tokens", "output_tokens", "total_tokens", "usd", "unpriced_tokens",
-                      "unpriced_models", "estimated"])  # fmt: skip
+        out.writerow([by, "input_tokens", "cached_input_tokens", "output_tokens", "total_tokens", "usd",
+                      "unpriced_tokens", "unpriced_models", "estimated"])  # fmt: skip
         for key, cost in groups.items():
             u = cost.usage
-            out.writerow([_label(by, key), u.input_tokens, u.output_tokens, u.total_tokens, _usd(cost),
+            out.writerow([_label(by, key), u.input_tokens, u.cached_input_tokens, u.output_tokens, u.total_tokens,
+                          _usd(cost),
                           cost.unpriced_tokens, " ".join(cost.unpriced_models), int(cost.estimated)])  # fmt: skip
         return
     if as_json:
@@ -106,8 +107,10 @@ def usage(
 def usage_table(by: str, groups: dict[str | None, Cost], total: Cost) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False, show_footer=True)
     table.add_column(by, footer="total")
-    for name, value in (("input", total.usage.input_tokens), ("output", total.usage.output_tokens),
-                        ("total", total.usage.total_tokens)):  # fmt: skip
+    cached = bool(total.usage.cached_input_tokens)  # a column only when some input came from a prompt cache
+    columns = [("input", total.usage.input_tokens), ("cached", total.usage.cached_input_tokens),
+               ("output", total.usage.output_tokens), ("total", total.usage.total_tokens)]  # fmt: skip
+    for name, value in columns if cached else [c for c in columns if c[0] != "cached"]:
         table.add_column(name, justify="right", footer=f"{value:,}")
     table.add_column("cost", justify="right", footer=total.text)
     table.add_column("tokens (input, output)", no_wrap=True)
@@ -115,6 +118,7 @@ def usage_table(by: str, groups: dict[str | None, Cost], total: Cost) -> Table:
     for key, cost in groups.items():
         u = cost.usage
         shown = Text(cost.text, style="dim" if cost.usd is None else "")
-        table.add_row(_label(by, key), f"{u.input_tokens:,}", f"{u.output_tokens:,}", f"{u.total_tokens:,}", shown,
+        counts = [u.input_tokens, *([u.cached_input_tokens] if cached else []), u.output_tokens, u.total_tokens]
+        table.add_row(_label(by, key), *(f"{n:,}" for n in counts), shown,
                       bar((u.input_tokens, u.output_tokens), most))  # fmt: skip
     return table

@@ -4,10 +4,15 @@ Both read the usage every step recorded (aborted and failed ones included), grou
 SQL, and price each model's tokens in Python with ``Prices`` (exact ``Decimal`` dollars). A step
 whose usage was estimated (``metadata.usage_estimated``) marks every sum it enters. A step's user
 is its thread's ``user_id`` (whose thread it is), else its prompt's (who asked); its day is the UTC day it was created.
+
+``budget_stop(thread_id)`` reads what the store recorded of budgets: the answer a budget stopped
+(its last step's ``metadata.budget_scope``) that still stands for a thread, for views that do not
+run the agent and so do not know its limits.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -19,6 +24,7 @@ from .._errors import InvalidArgumentError
 from .._prices import ENV_PRICES, Cost, Prices
 from .._usage import Usage
 from ._part import StorePart
+from ._rows import Message
 
 __all__ = ["BY", "Spending", "day_start", "parse_since"]
 
@@ -94,11 +100,12 @@ class Spending(StorePart):
     def _spend_rows(
         self, key: str | None, *, thread_id: str | None, agent: str | None, user_id: str | None,
         model: str | None, since: object, reply_to: str | None = None, through_turn: int | None = None,
-    ) -> list[tuple[Any, str | None, int, int, int]]:  # fmt: skip
+    ) -> list[tuple[Any, str | None, int, int, int, int]]:  # fmt: skip
         head = f"{_KEYS[key]}, " if key else ""
         sql = (
             f"SELECT {head}model, COALESCE(SUM(json_extract(usage, '$.input_tokens')), 0), "
             "COALESCE(SUM(json_extract(usage, '$.output_tokens')), 0), "
+            "COALESCE(SUM(json_extract(usage, '$.cached_input_tokens')), 0), "
             "MAX(CASE WHEN metadata LIKE ? THEN 1 ELSE 0 END) FROM messages WHERE usage IS NOT NULL"
         )
         args: list[Any] = ['%"usage_estimated": true%']
@@ -145,6 +152,27 @@ class Spending(StorePart):
                                   since=None, through_turn=prompt.turn)  # fmt: skip
         return (sum((_cost(r, prices) for r in answer), Cost()), sum((_cost(r, prices) for r in thread), Cost()))
 
+    def budget_stop(self, thread_id: str, *, user_id: str | None = None) -> Message | None:
+        """The last step of the answer a budget stopped that still stands for ``thread_id``, or
+        None. It stands while nothing went through after it in its scope: the thread's latest
+        answer, stopped by a thread budget; the latest answer today (UTC) of the thread's user
+        (``user_id`` when the thread has none), stopped by a per-user budget; the latest answer
+        today of the thread's agent, stopped by a per-agent budget. A raised limit shows here only
+        once an answer goes through; the process running the agent knows its limits at once."""
+        thread = self.get_thread(thread_id)
+        conn, today = self._conn(), day_start()
+        scopes: list[tuple[str, str, list[Any]]] = [("thread", "thread_id = ?", [thread_id])]
+        user = thread.user_id or user_id
+        if user is not None:
+            scopes.append(("user", f"updated_at >= ? AND {_USER} = ?", [today, user]))
+        if thread.agent is not None:
+            scopes.append(("agent", "updated_at >= ? AND agent = ?", [today, thread.agent]))
+        for scope, where, args in scopes:
+            row = conn.execute(_LAST_END.format(where), args).fetchone()
+            if row is not None and _scope(row[1]) == scope:
+                return self.get_message(row[0])
+        return None
+
     def costs(
         self, by: By = "agent", *, thread_id: str | None = None, agent: str | None = None,
         user_id: str | None = None, model: str | None = None, since: object = None,
@@ -165,14 +193,28 @@ class Spending(StorePart):
         return dict(sorted(groups.items(), key=_rank))
 
 
+_LAST_END = (
+    "SELECT id, metadata FROM messages WHERE ends_answer = 1 AND role = 'assistant' AND {} "
+    "ORDER BY updated_at DESC, id DESC LIMIT 1"
+)
+
+
+def _scope(metadata: str | None) -> str | None:
+    try:
+        value = json.loads(metadata) if metadata else None
+    except ValueError:
+        return None
+    return value.get("budget_scope") if isinstance(value, dict) else None
+
+
 def _rank(item: tuple[Any, Cost]) -> tuple[Any, ...]:
     key, cost = item
     return (-(cost.usd or 0), -cost.usage.total_tokens, key is None, str(key))
 
 
-def _cost(row: tuple[Any, str | None, int, int, int], prices: Prices) -> Cost:
-    _, model, i, o, estimated = row
-    return Cost.of(Usage(int(i), int(o)), model, prices, estimated=bool(estimated))
+def _cost(row: tuple[Any, str | None, int, int, int, int], prices: Prices) -> Cost:
+    _, model, i, o, cached, estimated = row
+    return Cost.of(Usage(int(i), int(o), int(cached)), model, prices, estimated=bool(estimated))
 
 
 def costs_dict(costs: Mapping[str | None, Cost], by: str) -> list[dict[str, Any]]:

@@ -347,7 +347,8 @@ class Store(Vectors, Spending, Exports, Branches, Presences, Search, Approvals, 
         answers included)."""
         sql = (
             "SELECT COALESCE(SUM(json_extract(usage, '$.input_tokens')), 0), "
-            "COALESCE(SUM(json_extract(usage, '$.output_tokens')), 0) FROM messages WHERE usage IS NOT NULL"
+            "COALESCE(SUM(json_extract(usage, '$.output_tokens')), 0), "
+            "COALESCE(SUM(json_extract(usage, '$.cached_input_tokens')), 0) FROM messages WHERE usage IS NOT NULL"
         )
         args: list[Any] = []
         if thread_id is not None:
@@ -356,15 +357,16 @@ class Store(Vectors, Spending, Exports, Branches, Presences, Search, Approvals, 
         if agent is not None:
             sql += " AND agent = ?"
             args.append(agent)
-        i, o = self._conn().execute(sql, args).fetchone()
-        return Usage(int(i), int(o))
+        i, o, c = self._conn().execute(sql, args).fetchone()
+        return Usage(int(i), int(o), int(c))
 
     def usage_by_agent(self) -> dict[str | None, Usage]:
         """Tokens used per agent over the whole store, most tokens first. Keys are the messages'
         ``agent`` (what ``usage(agent=...)`` filters on); ``None`` gathers messages without one."""
         rows = self._conn().execute(
-            "SELECT agent, i, o FROM (SELECT agent, COALESCE(SUM(json_extract(usage, '$.input_tokens')), 0) AS i, "
-            "COALESCE(SUM(json_extract(usage, '$.output_tokens')), 0) AS o FROM messages "
+            "SELECT agent, i, o, c FROM (SELECT agent, COALESCE(SUM(json_extract(usage, '$.input_tokens')), 0) AS i, "
+            "COALESCE(SUM(json_extract(usage, '$.output_tokens')), 0) AS o, "
+            "COALESCE(SUM(json_extract(usage, '$.cached_input_tokens')), 0) AS c FROM messages "
             "WHERE usage IS NOT NULL GROUP BY agent) AS per_agent ORDER BY i + o DESC, agent"
         )
-        return {agent: Usage(int(i), int(o)) for agent, i, o in rows}
+        return {agent: Usage(int(i), int(o), int(c)) for agent, i, o, c in rows}

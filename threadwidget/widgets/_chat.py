@@ -41,6 +41,8 @@ class ChatTraits(ThreadTraits):
     #: a message of the thread shown highlighted and scrolled to (a search hit; "": none); the view
     #: loads older pages until it shows it. ``show_message(id)`` checks the id first.
     highlighted = t.Unicode("").tag(sync=True)
+    #: why new prompts in the thread are refused now, a budget reached ("" when they are not)
+    budget = t.Unicode("").tag(sync=True)
 
 
 class ChatWiring:

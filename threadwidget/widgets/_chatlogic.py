@@ -31,6 +31,7 @@ from .._statuses import LIVE_STATUSES
 from ..store import Delta, Event, Message, Store, Thread, ToolCall
 from . import _wire as wire
 from ._base import Host, ThreadFollower
+from ._budgetnote import BudgetNote
 from ._chatinput import ChatRequests
 from ._presence import Presence
 from ._shapes import message_dict, number_queue, thread_status, tool_call_dict, transcript
@@ -89,6 +90,7 @@ class ChatController(ThreadFollower, ChatRequests):
         self._progress = Throttle(self._lock, self._flush_traits, interval=PROGRESS_INTERVAL, gather=GATHER)
         self._views_reported = False  # the front end counts its views (so new ones get the window)
         self.presence = Presence(host, store, user)  # who else has the thread open
+        self.budget_note = BudgetNote(host, store, user, agent)  # whether new prompts are refused
         self._path = ""  # the ``path`` trait: changes with the thread's current path (any thread shown)
         self._clear(None)
 
@@ -207,6 +209,7 @@ class ChatController(ThreadFollower, ChatRequests):
             "read_only": self.store.read_only or "",
             "connection": RECONNECTING if self.store.feed_connected is False else "",
             "path": self._path,
+            "budget": self.budget_note.value(),
         }
 
     def _stream_value(self, now: float) -> wire.StreamSnapshot | None:
@@ -230,6 +233,7 @@ class ChatController(ThreadFollower, ChatRequests):
             self._load(thread_id)
         self._dirty.clear()
         self.presence.follow(thread_id)
+        self.budget_note.follow(thread_id)
         return self.values()
 
     def _show(self, thread_id: str) -> None:
@@ -243,10 +247,15 @@ class ChatController(ThreadFollower, ChatRequests):
     def _throttles(self) -> list[Any]:
         return [self._deltas, self._traits, self._progress]
 
+    def start(self) -> None:
+        super().start()
+        self.budget_note.changed()  # after open()'s values are the widget's: the note read now is not overwritten
+
     def close(self) -> None:
         super().close()
         self._serve(None)
         self.presence.close()
+        self.budget_note.close()
 
     def _on_event(self, event: Event) -> None:
         """Store watcher thread: one committed change of the thread (or a resync)."""
@@ -289,6 +298,8 @@ class ChatController(ThreadFollower, ChatRequests):
             self._traits.mark()
 
     def _on_message(self, row: Message) -> None:
+        if row.ends_answer and row.is_final:
+            self.budget_note.changed()  # an answer ended: new prompts may be refused now, or allowed again
         if not row.on_path and row.id not in self._rows:
             return  # on a branch the thread does not show (a switch to it reloads the window)
         self._put(row)
@@ -362,6 +373,7 @@ class ChatController(ThreadFollower, ChatRequests):
         """A view of the model appeared: give the model the whole window again if it lacks it."""
         with self._lock:
             self.presence.views(new)
+            self.budget_note.views(new)
             self._views_reported = True
             if (new or 0) > (old or 0) and not self._wire_full and not self._closed:
                 self._wire_full = True

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from .._statuses import LIVE_STATUSES, OPEN_TOOL_STATUSES
 from .._text import one_line
+from .._usage import Usage
 from ..store import Message, Thread, ToolCall
 from . import _wire as wire
 
@@ -19,6 +20,7 @@ __all__ = [
     "thread_info",
     "thread_status",
     "tool_call_dict",
+    "wire_usage",
     "transcript",
     "waiting_note",
     "who",
@@ -39,10 +41,17 @@ def message_dict(message: Message, tool_calls: Iterable[wire.ToolCall] = ()) -> 
         "agent": message.agent,
         "model": message.model,
         "created_at": message.created_at,
-        "usage": None if usage is None else {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+        "usage": None if usage is None else wire_usage(usage),
         "tool_calls": list(tool_calls),
         "user_id": message.user_id,
     }
+
+
+def wire_usage(usage: Usage) -> wire.Usage:
+    out: wire.Usage = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+    if usage.cached_input_tokens:
+        out["cached_input_tokens"] = usage.cached_input_tokens
+    return out
 
 
 def tool_call_dict(call: ToolCall) -> wire.ToolCall:

@@ -60,6 +60,7 @@ class Ticker:
                 fn()
             except Exception:  # one widget's failure must not stop the others' timers
                 log.exception("threadwidget: a widget's deferred update failed")
+            del fn, ref  # held no longer than the call: a closed widget must not stay alive here
 
 
 class Throttle:

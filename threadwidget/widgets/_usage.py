@@ -28,6 +28,7 @@ def usage_row(group: str, part: str, cost: Cost) -> wire.UsageRow:
         "group": group,
         "part": part,
         "input_tokens": cost.usage.input_tokens,
+        "cached_input_tokens": cost.usage.cached_input_tokens,
         "output_tokens": cost.usage.output_tokens,
         "usd": None if cost.usd is None else f"{cost.usd.normalize():f}",
         "cost": cost.text,
@@ -68,10 +69,8 @@ def answer_cost(store: Store, step: Message) -> wire.AnswerCost | None:
         return None
     price = default_prices().get(step.model)
     used = f"priced at {price}" if price is not None else f"no price for the model {step.model or '(none)'}"
-    detail = (
-        f"answer: {answer.usage.input_tokens:,} in / {answer.usage.output_tokens:,} out tokens; "
-        f"thread: {thread.usage.input_tokens:,} in / {thread.usage.output_tokens:,} out tokens; {used}"
-        + ("; estimated: the provider reported no usage" if answer.estimated else "")
+    detail = f"answer: {answer.usage.text}; thread: {thread.usage.text}; {used}" + (
+        "; estimated: the provider reported no usage" if answer.estimated else ""
     )
     return {"answer": answer.text, "thread": thread.text, "detail": detail}
 

@@ -37,6 +37,7 @@ ThreadState = Literal["idle", "waiting", "streaming", "failed", "aborted"]
 class Usage(TypedDict):
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: NotRequired[int]  # of input_tokens, read from a prompt cache; only when some were
 
 
 class ToolCall(TypedDict):
@@ -152,6 +153,7 @@ class ChatTraits(TypedDict):
     connection: NotRequired[str]  # why the view is not live ("" when it is): the store's server is away
     path: NotRequired[str]  # changes when the thread's current path does: the view shows ``messages`` afresh
     highlighted: NotRequired[str]  # a message to show highlighted and scroll to (a search hit; "": none)
+    budget: NotRequired[str]  # why new prompts are refused now, a budget reached ("" when they are not)
 
 
 class ToolsTraits(TypedDict):
@@ -181,6 +183,7 @@ class UsageRow(TypedDict):
     group: str  # a UTC day, an agent, a model, a thread id or a user ("(no agent)": none)
     part: str  # the stacked part: the model (the agent when the chart is per model)
     input_tokens: int
+    cached_input_tokens: int  # of input_tokens, read from a prompt cache
     output_tokens: int
     usd: str | None  # exact decimal dollars; None: no price
     cost: str  # as people read it: "0.12 $", "no price", "~" before an estimate
