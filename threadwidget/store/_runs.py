@@ -45,12 +45,16 @@ class Runs(StorePart):
 
     @staticmethod
     def _turn_free(conn: Conn, thread_id: str) -> bool:
-        """No answer is being written in the thread and no prompt waits."""
+        """No answer is being written in the thread and no prompt or regeneration waits."""
         return (
             conn.execute("SELECT 1 FROM runs WHERE thread_id = ? LIMIT 1", (thread_id,)).fetchone() is None
             and conn.execute(
                 "SELECT 1 FROM messages WHERE +thread_id = ? AND status = 'pending' AND role = 'user' LIMIT 1",
                 (thread_id,),
+            ).fetchone()
+            is None
+            and conn.execute(
+                "SELECT 1 FROM regenerations WHERE thread_id = ? AND status = 'queued' LIMIT 1", (thread_id,)
             ).fetchone()
             is None
         )
@@ -116,10 +120,11 @@ class Runs(StorePart):
         model: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
     ) -> tuple[Message, Message] | None:
-        """Atomically take the turn of a thread whose next prompt waits for ``agent`` (in
-        ``thread_id`` only, if given): marks the prompt taken and creates the answer's first step
-        with this process's lease. ``None`` when nothing is ready. A thread's prompts are taken
-        oldest first, one at a time, and exactly one of many processes gets each."""
+        """Atomically take the turn of a thread whose next prompt (or regeneration,
+        ``store.regenerate``) waits for ``agent`` (in ``thread_id`` only, if given): marks it taken
+        and creates the answer's first step with this process's lease. ``None`` when nothing is
+        ready. A thread's prompts and regenerations are taken oldest first, one at a time, and
+        exactly one of many processes gets each."""
         scope, args = ("AND m.thread_id = ? ", [thread_id]) if thread_id is not None else ("", [])
 
         def write(conn: Conn, now: float) -> tuple[Message, Message] | None:
@@ -129,9 +134,14 @@ class Runs(StorePart):
                 "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = m.thread_id) "
                 "AND NOT EXISTS (SELECT 1 FROM messages e WHERE +e.thread_id = m.thread_id AND e.status = 'pending' "
                 "AND e.role = 'user' AND e.position < m.position) "
+                "AND NOT EXISTS (SELECT 1 FROM regenerations g WHERE g.thread_id = m.thread_id AND g.status = 'queued' "
+                "AND g.after_position < m.position) "
                 "ORDER BY m.created_at LIMIT 1",
                 [agent, *args],
             ).fetchone()  # fmt: skip
+            again = self._claim_regeneration(conn, now, agent, thread_id)
+            if again is not None and (row is None or again[0] < Message.from_sql(row).created_at):
+                return self._take_regeneration(conn, now, again[1], agent, model, lease_seconds)
             if row is None:
                 return None
             prompt = Message.from_sql(row)
