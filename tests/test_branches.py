@@ -379,3 +379,40 @@ def test_check_finds_a_path_that_does_not_hold_together(store: tw.Store, db_path
         f"thread {thread.id}: its current path ends at msg_gone, which is not a message of it",
         f"message {old_step} is on its thread's path, but not the answer its prompt {first.prompt_id} shows there",
     ]
+
+
+# -- readers of the current path --------------------------------------------------------------------
+
+
+@tw.tool
+def lookup_order(order_id: str) -> dict[str, str]:
+    """Look up an order."""
+    return {"order_id": order_id, "status": "shipped"}
+
+
+def test_tool_feeds_show_the_current_path_and_follow_a_switch(store: tw.Store, comms: list[RecordingComm]) -> None:
+    model = tw.ScriptedModel(tokens_per_second=None)
+    model.enqueue(
+        tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": "42"})]), "Order 42 shipped.",
+        tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": "43"})]), "Order 43 shipped.",
+    )  # fmt: skip
+    thread = tw.Agent("support", model=model, tools=[lookup_order], store=store).create_thread()
+    first = thread.ask("Where is my order?").wait(30)
+    panel, app = tw.ToolCallsPanel(thread.id, store=store), tw.ThreadApp(store)
+
+    def shown(view: Any) -> list[str]:
+        return [c["id"] for c in view.tool_calls]
+
+    old = [c.id for c in first.tool_calls]
+    assert shown(panel) == shown(app) == old and len(old) == 1
+    again = thread.regenerate(first.prompt_id).wait(30)  # the path switches to it as it starts
+    new = [c.id for c in again.tool_calls]
+    assert json.loads(again.tool_calls[0].arguments) == {"order_id": "43"}
+    wait_until(lambda: shown(panel) == shown(app) == new)
+    assert [c.id for c in store.list_tool_calls(thread.id, on_path=True)] == new
+    assert len(store.list_tool_calls(thread.id)) == 2  # every branch's
+    store.select_branch(first.messages[0].id)
+    wait_until(lambda: shown(panel) == shown(app) == old)
+    assert [c["status"] for c in panel.tool_calls] == ["success"]
+    panel.close()
+    app.close()

@@ -483,18 +483,21 @@ class Tables(StorePart):
         return ToolCall.from_sql(row)
 
     def list_tool_calls(
-        self, thread_id: str, *, message_id: str | None = None, limit: int | None = None
+        self, thread_id: str, *, message_id: str | None = None, limit: int | None = None, on_path: bool = False
     ) -> list[ToolCall]:
         """Tool calls of a thread (or of one assistant message), oldest first; with ``limit``, the
-        newest ``limit`` of them."""
+        newest ``limit`` of them. Every branch's, or with ``on_path=True`` only those of the
+        messages on the thread's current path (what ``list_messages`` shows)."""
         if limit is not None:
             check_limit(limit)
         column, value = ("message_id", message_id) if message_id is not None else ("thread_id", thread_id)
+        path = " AND message_id IN (SELECT id FROM messages WHERE thread_id = ? AND on_path = 1)" if on_path else ""
+        args = (value, thread_id) if on_path else (value,)
         rows = (
             self._conn()
             .execute(
-                f"SELECT * FROM tool_calls WHERE {column} = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (value, _NO_LIMIT if limit is None else limit),
+                f"SELECT * FROM tool_calls WHERE {column} = ?{path} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (*args, _NO_LIMIT if limit is None else limit),
             )
             .fetchall()
         )
