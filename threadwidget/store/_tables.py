@@ -491,8 +491,9 @@ class Tables(StorePart):
         if limit is not None:
             check_limit(limit)
         column, value = ("message_id", message_id) if message_id is not None else ("thread_id", thread_id)
-        path = " AND message_id IN (SELECT id FROM messages WHERE thread_id = ? AND on_path = 1)" if on_path else ""
-        args = (value, thread_id) if on_path else (value,)
+        # newest first through the index, each call's message looked up by its key, until ``limit``
+        path = " AND EXISTS (SELECT 1 FROM messages m WHERE m.id = message_id AND m.on_path = 1)" if on_path else ""
+        args = (value,)
         rows = (
             self._conn()
             .execute(
