@@ -138,6 +138,15 @@ def test_regenerate_waits_its_turn_with_the_prompts(store: tw.Store) -> None:
     assert store.queued_regenerations(thread.id) == [] and store.check() == []
 
 
+def test_a_regeneration_left_in_the_queue_goes_with_its_thread(store: tw.Store) -> None:
+    thread, first, _ = two_turns(store)
+    queued = store.regenerate(first.prompt_id)  # nobody serves the thread's agent here
+    assert queued.status == "queued" and store.queued_regenerations(thread.id) == [(first.prompt_id, 1)]
+    assert "queued" in repr(queued)
+    store.delete_thread(thread.id)
+    assert store._conn().execute("SELECT COUNT(*) FROM regenerations").fetchone()[0] == 0
+
+
 def test_a_fixture_of_schema_7_gets_one_path(tmp_path: Path) -> None:
     """A file written before branches (tests/fixtures/store_v7.sql) reads as one path, and can branch."""
     p = tmp_path / "v7.db"

@@ -124,11 +124,11 @@ class Tables(StorePart):
         return self.get_thread(thread_id)
 
     def delete_thread(self, thread_id: str) -> None:
-        """Delete a thread with its messages, deltas, tool calls, runs and vectors."""
+        """Delete a thread with its messages, deltas, tool calls, runs, queued regenerations and vectors."""
 
         def write(conn: Conn, now: float) -> None:
             forget_vectors(conn, " WHERE thread_id = ?", (thread_id,))
-            for table in ("deltas", "tool_calls", "runs", "presence", "messages"):
+            for table in ("deltas", "tool_calls", "runs", "presence", "regenerations", "messages"):
                 conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
             if conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount == 0:
                 raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
