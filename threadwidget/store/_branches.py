@@ -233,30 +233,29 @@ class Branches(StorePart):
         row = self._conn().execute(sql, (prompt_id, alternative)).fetchone()
         return None if row is None else str(row[0])
 
-    def _claim_regeneration(
-        self, conn: Conn, now: float, agent: str, thread_id: str | None
-    ) -> tuple[float, Any] | None:
-        """In the claim's transaction: the oldest queued regeneration for ``agent`` whose thread's
-        turn is free and that nothing waits before (``(created_at, row)``), or ``None``."""
+    @staticmethod
+    def _next_regeneration_sql(agent: str, thread_id: str | None) -> tuple[str, list[Any]]:
+        """For the claim's one query: queued regenerations for ``agent`` whose thread's turn is free
+        and that nothing waits before, as ``(id, created_at, kind 1)`` rows (``id``: the ``seq``)."""
         scope, args = ("AND g.thread_id = ? ", [thread_id]) if thread_id is not None else ("", [])
-        row = conn.execute(
-            "SELECT g.seq, g.prompt_id, g.alternative, g.created_at FROM regenerations g "
+        sql = (
+            "SELECT CAST(g.seq AS TEXT) AS id, g.created_at AS created_at, 1 AS kind FROM regenerations g "
             "WHERE g.status = 'queued' AND g.agent = ? " + scope +
             "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = g.thread_id) "
             "AND NOT EXISTS (SELECT 1 FROM regenerations e WHERE e.thread_id = g.thread_id AND e.status = 'queued' "
             "AND e.seq < g.seq) "
             "AND NOT EXISTS (SELECT 1 FROM messages m WHERE +m.thread_id = g.thread_id AND m.status = 'pending' "
-            "AND m.role = 'user' AND m.position <= g.after_position) "
-            "ORDER BY g.created_at, g.seq LIMIT 1",
-            [agent, *args],
-        ).fetchone()  # fmt: skip
-        return None if row is None else (float(row[3]), row)
+            "AND m.role = 'user' AND m.position <= g.after_position)"
+        )  # fmt: skip
+        return sql, [agent, *args]
 
     def _take_regeneration(
-        self, conn: Conn, now: float, row: Any, agent: str, model: str | None, lease: float
+        self, conn: Conn, now: float, seq: int, agent: str, model: str | None, lease: float
     ) -> tuple[Message, Message]:
-        """Start the regeneration ``row`` (from ``_claim_regeneration``), in the same transaction."""
-        seq, prompt_id, alternative, _ = row
+        """Start the queued regeneration ``seq`` (found by the claim), in the same transaction."""
+        prompt_id, alternative = conn.execute(
+            "SELECT prompt_id, alternative FROM regenerations WHERE seq = ?", (seq,)
+        ).fetchone()
         conn.execute("DELETE FROM regenerations WHERE seq = ?", (seq,))
         prompt = Message.from_sql(conn.execute("SELECT * FROM messages WHERE id = ?", (prompt_id,)).fetchone())
         return prompt, self._start_alternative(
