@@ -47,6 +47,7 @@ def fill(store: tw.Store, turns: int, *, edits: bool) -> tuple[str, list[str]]:
     for i in range(turns):
         prompt, first = store.add_prompt(thread.id, f"question {i}", agent="bench", claim_model="m")
         assert first is not None
+        store.add_tool_call(first.id, call_id=f"call {i}", name="lookup", arguments="{}", status="success")
         store.update_message(first.id, text=f"answer {i}", status="success", ends_answer=True, end_run=True)
         if edits and i % 5 == 0:
             prompt, first = store.add_prompt(thread.id, f"question {i}, edited", agent="bench", claim_model="m",
@@ -73,6 +74,22 @@ def measure(location: str | Path, args: argparse.Namespace) -> dict[str, Any]:
         }
         switches = [versions[0].id, versions[1].id] * (args.repeat // 2)
         out["select_branch_ms"] = timed(lambda: store.select_branch(switches.pop()), len(switches))
+        out["tool_calls_all_ms"] = timed(lambda: store.list_tool_calls(branched, limit=50), args.repeat)
+        if hasattr(store, "request_regeneration"):  # this version's readers of the path, queued regenerations
+            out["tool_calls_path_ms"] = timed(
+                lambda: store.list_tool_calls(branched, limit=50, on_path=True), args.repeat
+            )
+
+        def turn() -> None:  # the answer path: take the free turn with the prompt, end the answer
+            _, first = store.add_prompt(plain, "again", agent="bench", claim_model="m")
+            assert first is not None
+            store.update_message(first.id, text="done", status="success", ends_answer=True, end_run=True)
+
+        out["turn_ms"] = timed(turn, args.repeat)
+        out["claim_idle_ms"] = timed(lambda: store.claim_pending("bench", model="m"), args.repeat)
+        out["ask_queued_ms"] = timed(lambda: store.ask(plain, "queued", agent="bench"), args.repeat)
+        if hasattr(store, "request_regeneration"):
+            out["regenerate_queued_ms"] = timed(lambda: store.regenerate(prompts[-1], agent="bench"), args.repeat)
     return out
 
 
@@ -84,7 +101,15 @@ def report(r: dict[str, Any]) -> None:
         ("list_messages(through=last prompt, limit=50)", r["through_ms"], "list_messages(limit=50)",
          r["list_branched_ms"]),
         ("select_branch (rewrites on_path of the thread)", r["select_branch_ms"], "add_message", r["add_message_ms"]),
+        ("a turn: add_prompt(claim_model=) + its answer's end", r["turn_ms"], "add_message", r["add_message_ms"]),
+        ("claim_pending, nothing waits", r["claim_idle_ms"], "add_message", r["add_message_ms"]),
     ]  # fmt: skip
+    if "tool_calls_path_ms" in r:
+        rows += [
+            ("list_tool_calls(limit=50, on_path=True)", r["tool_calls_path_ms"], "every branch's",
+             r["tool_calls_all_ms"]),
+            ("store.regenerate, queued", r["regenerate_queued_ms"], "store.ask, queued", r["ask_queued_ms"]),
+        ]  # fmt: skip
     for name, value, base_name, base in rows:
         print(f"  {name}: {value:.3f} ms   baseline {base_name}: {base:.3f} ms   x{value / base:.2f}")
 

@@ -22,8 +22,8 @@ def select(db: str, message_id: str) -> None:
 
 
 def regenerate(db: str, thread_id: str, prompt_id: str, words: str) -> None:
-    """Answer ``prompt_id`` again with ``words`` words at 50 tokens/s (the turn stays taken a while);
-    prints the new alternative, or the error that refused it."""
+    """Answer ``prompt_id`` again with ``words`` words at 50 tokens/s (the turn stays taken a while),
+    now or in its turn; prints the new alternative and how its answer ended."""
     with tw.Store(db) as store:
         model = tw.ScriptedModel(tokens_per_second=50)
         model.enqueue(" ".join(f"w{i}" for i in range(int(words))))
@@ -37,6 +37,17 @@ def regenerate(db: str, thread_id: str, prompt_id: str, words: str) -> None:
             return
         answer.wait(60)
         print(json.dumps({"alternative": answer.alternative, "status": answer.status}), flush=True)
+
+
+def serve(db: str) -> None:
+    """Serve the agent ``support`` (an echoing model) until a line arrives on stdin; print how many
+    answers this process wrote."""
+    with tw.Store(db) as store:
+        worker = tw.Agent("support", model=tw.ScriptedModel(tokens_per_second=400), store=store).serve()
+        print("ready", flush=True)
+        sys.stdin.readline()
+        worker.stop(abort=False)
+        print(json.dumps({"answered": worker.answered}), flush=True)
 
 
 if __name__ == "__main__":

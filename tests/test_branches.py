@@ -108,19 +108,43 @@ def test_edit_makes_a_new_version_and_the_old_one_keeps_what_followed(store: tw.
     assert store.check() == []
 
 
-def test_regenerate_refuses_while_the_thread_answers(store: tw.Store) -> None:
+def test_regenerate_waits_its_turn_with_the_prompts(store: tw.Store) -> None:
+    """Asked while the thread answers, a regeneration queues: after what waited before it, before
+    what is asked after it; cancelled in the queue, it is never answered."""
     model = tw.ScriptedModel(tokens_per_second=20)
-    model.enqueue("Order 42 shipped.", " ".join(f"w{i}" for i in range(400)))
+    model.enqueue("Order 42 shipped.", " ".join(f"w{i}" for i in range(60)), "Paris.", "Order 42 is in Lyon.", "Soon.")
     thread = tw.Agent("support", model=model, store=store).create_thread()
     first = thread.ask("Where is order 42?").wait(30)
     running = thread.ask("Tell me everything.")
-    with pytest.raises(tw.InvalidArgumentError, match="is answering"):
-        thread.regenerate(first.prompt_id)
+    wait_until(lambda: running.status == "running")
+    before = thread.ask("Where did it leave from?")
+    again = thread.regenerate(first.prompt_id)
+    cancelled = thread.regenerate(first.prompt_id)
+    after = thread.ask("When will it arrive?")
+    assert (again.status, again.alternative, cancelled.alternative) == ("queued", 1, 2)
+    assert store.queued_regenerations(thread.id) == [(first.prompt_id, 1), (first.prompt_id, 2)]
+    cancelled.abort()
+    assert cancelled.status == "aborted" and cancelled.error == "regeneration cancelled before it was answered"
+    for answer in (running, before, again, after):
+        assert answer.wait(30).status == "success"
+    assert (before.text, again.text, after.text) == ("Paris.", "Order 42 is in Lyon.", "Soon.")
+    firsts = [a.messages[0].position for a in (running, before, again, after)]
+    assert firsts == sorted(firsts)  # answered in the order asked
+    assert [a.alternative for a in store.alternatives(first.prompt_id)] == [0, 1]
+    assert cancelled.messages == [] and store.get_message(first.prompt_id).chosen == 1
+    assert texts(store.list_messages(thread.id))[:2] == ["Where is order 42?", "Order 42 is in Lyon."]
     with pytest.raises(tw.InvalidArgumentError, match="not a prompt"):
         thread.regenerate(first.messages[0].id)
-    running.abort()
-    running.wait(30)
-    assert len(store.alternatives(first.prompt_id)) == 1
+    assert store.queued_regenerations(thread.id) == [] and store.check() == []
+
+
+def test_a_regeneration_left_in_the_queue_goes_with_its_thread(store: tw.Store) -> None:
+    thread, first, _ = two_turns(store)
+    queued = store.regenerate(first.prompt_id)  # nobody serves the thread's agent here
+    assert queued.status == "queued" and store.queued_regenerations(thread.id) == [(first.prompt_id, 1)]
+    assert "queued" in repr(queued)
+    store.delete_thread(thread.id)
+    assert store._conn().execute("SELECT COUNT(*) FROM regenerations").fetchone()[0] == 0
 
 
 def test_a_fixture_of_schema_7_gets_one_path(tmp_path: Path) -> None:
@@ -185,9 +209,11 @@ def test_a_branch_switched_in_another_process_changes_every_open_view(
         view.close()
 
 
-def test_two_processes_regenerate_at_once_one_wins(
+def test_two_processes_regenerate_at_once_both_get_an_answer(
     store: tw.Store, db_path: Any, procs: list[subprocess.Popen[Any]]
 ) -> None:
+    """Two people regenerating the same answer at once each get their own: two alternatives, in
+    the order their requests committed; the path shows the one that started last."""
     thread, first, _ = two_turns(store)
     racers = [start(procs, "regenerate", str(db_path), thread.id, first.prompt_id, "100") for _ in range(2)]
     for p in racers:
@@ -195,12 +221,45 @@ def test_two_processes_regenerate_at_once_one_wins(
         p.stdin.write("go\n")
         p.stdin.flush()
     results = [finish(p) for p in racers]
-    won = [r for r in results if "alternative" in r]
-    lost = [r for r in results if "error" in r]
-    assert len(won) == 1 and len(lost) == 1, results
-    assert won[0] == {"alternative": 1, "status": "success"} and "is answering" in lost[0]["error"]
+    assert sorted(r["alternative"] for r in results) == [1, 2] and {r["status"] for r in results} == {"success"}
+    alternatives = store.alternatives(first.prompt_id)
+    assert [a.alternative for a in alternatives] == [0, 1, 2]
+    assert [len([m for m in a.messages if m.step == 0]) for a in alternatives] == [1, 1, 1]
+    assert store.get_message(first.prompt_id).chosen == 2
+    assert store.queued_regenerations(thread.id) == [] and store.check() == []
+
+
+def test_a_regeneration_asked_without_an_agent_is_answered_once_by_the_serving_processes(
+    store: tw.Store, db_path: Any, comms: list[RecordingComm], procs: list[subprocess.Popen[Any]]
+) -> None:
+    """A view without an agent asks for a regeneration behind a waiting prompt; two processes serve
+    the thread's agent: it is answered exactly once, in its place in the queue."""
+    from .widget_comm import browser_sends
+
+    thread, first, _ = two_turns(store)
+    view = tw.ChatView(thread.id, store=store)
+    before = store.ask(thread.id, "Where did it leave from?")
+    browser_sends(view, {"kind": "regenerate", "message_id": first.messages[0].id})
+    assert view.error == ""
+    assert store.queued_regenerations(thread.id) == [(first.prompt_id, 1)]
+    again = tw.Answer(store, store.get_message(first.prompt_id), 1)
+    after = store.ask(thread.id, "When will it arrive?")
+    assert again.status == "queued"
+    servers = [start(procs, "serve", str(db_path)) for _ in range(2)]
+    for answer in (before, again, after):
+        assert answer.wait(60).status == "success"
+    for p in servers:
+        assert p.stdin is not None
+        p.stdin.write("stop\n")
+        p.stdin.flush()
+    assert sum(finish(p)["answered"] for p in servers) == 3
+    firsts = [a.messages[0].position for a in (before, again, after)]
+    assert firsts == sorted(firsts)
     assert [a.alternative for a in store.alternatives(first.prompt_id)] == [0, 1]
-    assert store.check() == []
+    assert [m.step for m in again.messages] == [0]
+    wait_until(lambda: [m["id"] for m in view.messages][1] == again.messages[0].id)
+    assert store.queued_regenerations(thread.id) == [] and store.check() == []
+    view.close()
 
 
 # -- forks ------------------------------------------------------------------------------------------
@@ -296,7 +355,7 @@ def test_a_views_actions_regenerate_switch_edit_and_fork(store: tw.Store, comms:
     view.close()
 
 
-def test_a_view_without_an_agent_edits_through_the_queue_and_cannot_regenerate(
+def test_a_view_without_an_agent_edits_and_regenerates_through_the_queue(
     store: tw.Store, comms: list[RecordingComm]
 ) -> None:
     from .widget_comm import browser_sends
@@ -304,10 +363,14 @@ def test_a_view_without_an_agent_edits_through_the_queue_and_cannot_regenerate(
     first = scripted(store, "Order 42 shipped.").create_thread().ask("Where is order 42?").wait(30)
     view = tw.ChatView(first.thread_id, store=store)
     browser_sends(view, {"kind": "regenerate", "message_id": first.messages[0].id})
-    assert "Regenerate needs a view with an agent" in view.error
+    assert view.error == "" and store.queued_regenerations(first.thread_id) == [(first.prompt_id, 1)]
     browser_sends(view, {"kind": "edit", "message_id": first.prompt_id, "text": "Where is order 43?"})
     wait_until(lambda: [m["text"] for m in view.messages] == ["Where is order 43?"])
     assert store.queued_prompts(first.thread_id)[0].text == "Where is order 43?"
+    with scripted(store, "Order 42 is in Lyon.", "Order 43 shipped.").serve(thread_id=first.thread_id) as worker:
+        wait_until(lambda: worker.answered == 2)
+    assert [a.text for a in store.alternatives(first.prompt_id)] == ["Order 42 shipped.", "Order 42 is in Lyon."]
+    wait_until(lambda: [m["text"] for m in view.messages] == ["Where is order 43?", "Order 43 shipped."])
     view.close()
 
 
@@ -325,3 +388,40 @@ def test_check_finds_a_path_that_does_not_hold_together(store: tw.Store, db_path
         f"thread {thread.id}: its current path ends at msg_gone, which is not a message of it",
         f"message {old_step} is on its thread's path, but not the answer its prompt {first.prompt_id} shows there",
     ]
+
+
+# -- readers of the current path --------------------------------------------------------------------
+
+
+@tw.tool
+def lookup_order(order_id: str) -> dict[str, str]:
+    """Look up an order."""
+    return {"order_id": order_id, "status": "shipped"}
+
+
+def test_tool_feeds_show_the_current_path_and_follow_a_switch(store: tw.Store, comms: list[RecordingComm]) -> None:
+    model = tw.ScriptedModel(tokens_per_second=None)
+    model.enqueue(
+        tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": "42"})]), "Order 42 shipped.",
+        tw.ScriptedModel.tool_calls([("lookup_order", {"order_id": "43"})]), "Order 43 shipped.",
+    )  # fmt: skip
+    thread = tw.Agent("support", model=model, tools=[lookup_order], store=store).create_thread()
+    first = thread.ask("Where is my order?").wait(30)
+    panel, app = tw.ToolCallsPanel(thread.id, store=store), tw.ThreadApp(store)
+
+    def shown(view: Any) -> list[str]:
+        return [c["id"] for c in view.tool_calls]
+
+    old = [c.id for c in first.tool_calls]
+    assert shown(panel) == shown(app) == old and len(old) == 1
+    again = thread.regenerate(first.prompt_id).wait(30)  # the path switches to it as it starts
+    new = [c.id for c in again.tool_calls]
+    assert json.loads(again.tool_calls[0].arguments) == {"order_id": "43"}
+    wait_until(lambda: shown(panel) == shown(app) == new)
+    assert [c.id for c in store.list_tool_calls(thread.id, on_path=True)] == new
+    assert len(store.list_tool_calls(thread.id)) == 2  # every branch's
+    store.select_branch(first.messages[0].id)
+    wait_until(lambda: shown(panel) == shown(app) == old)
+    assert [c["status"] for c in panel.tool_calls] == ["success"]
+    panel.close()
+    app.close()

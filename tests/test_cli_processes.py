@@ -225,3 +225,24 @@ def test_serve_warns_when_the_agent_ignores_db(tmp_path: Path, db_path: Path, pr
     assert str(other) in err.text and str(db_path) in err.text
     serve.send_signal(signal.SIGTERM)
     assert serve.wait(30) == 0
+
+
+def test_tail_shows_the_current_path_and_follows_a_switch(db_path: Path, procs: list) -> None:
+    with tw.Store(db_path) as s:
+        model = tw.ScriptedModel(tokens_per_second=None)
+        model.enqueue("Order 42 shipped.", "Order 42 is in Lyon.", "It left Paris on Monday.")
+        thread = tw.Agent("support", model=model, store=s).create_thread(title="Branches")
+        first = thread.ask("Where is order 42?").wait(30)
+        thread.regenerate(first.prompt_id).wait(30)
+        tail = spawn(*CLI, "tail", thread.id, "--db", str(db_path), "--until-done")
+        procs.append(tail)
+        out = Output(tail.stdout)
+        shown = out.wait_for("Order 42 is in Lyon.")
+        assert "Order 42 shipped." not in shown  # the other answer is on another branch
+        s.select_branch(first.messages[0].id)
+        out.wait_for("Order 42 shipped.")
+        thread.ask("When did it leave?").wait(30)  # followed on the new path; its end ends tail
+        assert tail.wait(30) == 0
+    after = out.wait_closed().split("the thread switched to another branch")[1]
+    assert "Where is order 42?" in after and "Order 42 is in Lyon." not in after
+    assert "It left Paris on Monday." in after

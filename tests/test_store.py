@@ -197,7 +197,7 @@ def test_migrations_are_recorded_by_name(store: tw.Store) -> None:
     names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'threadwidget'")]
     assert names == [
         "m001_initial", "m002_answers", "m003_next_position", "m004_id_counters", "m005_approvals", "m006_search",
-        "m007_presence", "m008_embeddings", "m009_branches",
+        "m007_presence", "m008_embeddings", "m009_branches", "m010_regenerations",
     ]  # fmt: skip
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

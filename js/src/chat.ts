@@ -155,11 +155,11 @@ export function mountChat(model: AnyModel<ChatTraits>, el: HTMLElement): () => v
       return;
     }
     const me = model.get("user") ?? "";
-    const agent = model.get("agent_attached") ?? false;
-    if (!streamed(m)) return updateMessageElement(node, m, m.text, false, me, agent);
+    // Regenerate is offered with or without an agent: it waits in the queue for whoever serves the thread
+    if (!streamed(m)) return updateMessageElement(node, m, m.text, false, me, true);
     const s = stream?.message_id === m.id ? stream : null;
     const text = s && s.text.length >= m.text.length ? s.text : m.text;
-    updateMessageElement(node, m, text, !s?.ended, me, agent);
+    updateMessageElement(node, m, text, !s?.ended, me, true);
   }
 
   /**

@@ -21,7 +21,7 @@ interface Shown {
   tail: string | null;
   appended: boolean; // the head was rendered in pieces while streaming
   chips: Map<string, HTMLElement>;
-  regenerate: boolean; // the Regenerate action is offered (the view has an agent)
+  regenerate: boolean; // the Regenerate action is offered
 }
 
 const shown = new WeakMap<HTMLElement, Shown>();
@@ -152,7 +152,7 @@ function showBranch(el: HTMLElement, m: Message): void {
   next.disabled = place.index >= place.count - 1;
 }
 
-/** Which actions a message offers: Regenerate (an agent's answer, when the view has an agent),
+/** Which actions a message offers: Regenerate (an agent's answer, when the caller allows it),
  * Edit (the person's own prompt), Fork here (a message that has ended), Copy (any text). */
 function showActions(el: HTMLElement, m: Message, streaming: boolean, me: string, canRegenerate: boolean): void {
   const ended = !streaming && m.status !== "pending" && m.status !== "streaming";

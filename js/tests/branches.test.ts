@@ -43,7 +43,7 @@ describe("reworking a thread in the chat", () => {
     expect(model.sent.at(-1)).toEqual({ kind: "branch", message_id: "p1", index: 0 });
   });
 
-  it("offers Regenerate on answers (with an agent), Edit on one's own prompts, Fork and Copy", () => {
+  it("offers Regenerate on answers, Edit on one's own prompts, Fork and Copy", () => {
     const { model, messages, action } = mount({
       messages: [...thread(), message("p2", { role: "user", text: "bob's", user_id: "bob" })],
       user: "alice",
@@ -64,11 +64,15 @@ describe("reworking a thread in the chat", () => {
     ]);
   });
 
-  it("hides Regenerate without an agent and on an answer still streaming", () => {
-    const { messages, action } = mount({ messages: [message("a1", { status: "streaming", text: "" })] });
-    const [answer] = messages();
-    expect(action(answer!, "regenerate").hidden).toBe(true);
-    expect(action(answer!, "fork").hidden).toBe(true);
+  it("offers Regenerate without an agent (it waits for whoever serves), not on an answer still streaming", () => {
+    const { messages, action } = mount({
+      messages: [...thread(), message("a2", { status: "streaming", text: "" })],
+      agent_attached: false,
+    });
+    const [, answer, streaming] = messages();
+    expect(action(answer!, "regenerate").hidden).toBe(false);
+    expect(action(streaming!, "regenerate").hidden).toBe(true);
+    expect(action(streaming!, "fork").hidden).toBe(true);
   });
 
   it("edits a prompt in the box: Send makes a new version of it", async () => {

@@ -224,22 +224,29 @@ class AgentThread:
         handoffs lead to it (the thread was handed over), else this one."""
         return reachable(self.agent).get(self.thread.agent or "", self.agent)
 
-    def regenerate(self, prompt_id: str, agent: Agent | None = None) -> Answer:
+    def regenerate(self, prompt_id: str, agent: Agent | None = None, *, user_id: str | None = None) -> Answer:
         """Answer the prompt ``prompt_id`` again, by ``agent`` (another agent or model on the same
-        store; default: this thread's), in this process, now. The earlier answers stay, as
-        alternatives (``store.alternatives(prompt_id)``); the new one is shown on the thread's path
-        for everyone, with what followed the prompt. Its model sees the prompt's branch up to the
-        prompt. Raises ``InvalidArgumentError`` while the thread answers or has prompts waiting."""
+        store; default: this thread's), in this process: now if the thread's turn is free, else in
+        the thread's queue after what waits before it, like ``ask`` (a process serving that agent
+        elsewhere may then take it: the ``Answer`` follows it whoever writes it). The earlier
+        answers stay, as alternatives (``store.alternatives(prompt_id)``); the new one is shown on
+        the thread's path for everyone once it starts, with what followed the prompt. Its model
+        sees the prompt's branch up to the prompt."""
         by = self.agent if agent is None else agent
         if not isinstance(by, Agent) or by.store is not self.store:
             raise InvalidArgumentError(
                 f"agent={agent!r} is not valid; expected a tw.Agent on the same store as this thread "
                 "(tw.Agent(..., store=thread.store)), or None for this thread's agent."
             )
-        first = self.store.start_alternative(prompt_id, agent=by.name, model=by.model.name)
-        answer = Answer(self.store, self.store.get_message(prompt_id), first.alternative)
+        alternative, first = self.store.request_regeneration(
+            prompt_id, agent=by.name, user_id=user_id, claim_model=by.model.name
+        )
+        answer = Answer(self.store, self.store.get_message(prompt_id), alternative)
         on = self if by is self.agent else AgentThread(by, self.id)
-        on._start(first, answer)
+        if first is not None:
+            on._start(first, answer)
+        else:
+            Worker(by, thread_id=self.id, until=answer, owner=on)
         return answer
 
     def edit(self, prompt_id: str, text: str, *, user_id: str | None = None) -> Answer:
@@ -439,7 +446,7 @@ class Worker:
         row = event.row
         if (
             event.kind == "run"  # a thread's turn came free, or was parked
-            or (event.kind == "message" and isinstance(row, Message) and row.status == "pending" and row.role == "user")
+            or (event.kind == "message" and isinstance(row, Message) and row.role == "user")  # a prompt or regeneration
             or (event.kind == "tool_call" and isinstance(row, ToolCall) and row.status in ("approved", "denied"))
         ):
             self._wake.set()  # a prompt waits, a thread's turn came free, or people decided a parked call
@@ -457,7 +464,9 @@ class Worker:
                         self._slots.release()
                         break
                     prompt_id = first.reply_to
-                    until = self._until if self._until is not None and prompt_id == self._until.prompt_id else None
+                    mine = self._until is not None and (prompt_id, first.alternative) == (
+                        self._until.prompt_id, self._until.alternative)  # fmt: skip
+                    until = self._until if mine else None
                     with self._lock:  # registered with its thread before _answered may look
                         if first.thread_id not in self._threads_by_id:
                             self._threads_by_id[first.thread_id] = AgentThread(agent, first.thread_id)

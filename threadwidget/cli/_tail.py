@@ -50,6 +50,7 @@ class Follower:
         self.open_line: str | None = None  # the message whose text ends the current line
         self.finished = False  # an answer reached a final status while following
         self.gone = False  # the thread was deleted
+        self.recent: int | None = 5  # how many messages context() printed (None: all)
 
     # -- output -----------------------------------------------------------------------------------
 
@@ -81,7 +82,9 @@ class Follower:
     # -- messages ---------------------------------------------------------------------------------
 
     def context(self, limit: int | None) -> None:
-        """Print the last ``limit`` messages (``None``: all), and any answer still in progress."""
+        """Print the last ``limit`` messages of the thread's current path (``None``: all), and any
+        answer still in progress."""
+        self.recent = limit
         everything = max(self.store.count_messages(self.thread.id), 1)
         recent = self.store.list_messages(self.thread.id, limit=everything if limit is None else max(limit, 20))
         shown = recent if limit is None else recent[len(recent) - limit :] if limit else []
@@ -91,7 +94,7 @@ class Follower:
         self.floor = messages[0].turn if messages else (recent[-1].turn + 1 if recent else 0)
         calls: dict[str, list[ToolCall]] = {}
         if messages:
-            for tc in self.store.list_tool_calls(self.thread.id):
+            for tc in self.store.list_tool_calls(self.thread.id, on_path=True):
                 calls.setdefault(tc.message_id, []).append(tc)
         for m in messages:
             self.message(m, calls=calls.get(m.id, []))
@@ -100,8 +103,8 @@ class Follower:
         """Show a message once: its header, its text, and (for answers) its final status line."""
         shown = self.shown.get(m.id)
         if shown is None:
-            if m.turn < self.floor:
-                return  # an older message changed: not part of what is followed
+            if m.turn < self.floor or not m.on_path:
+                return  # an older message changed, or one of another branch: not part of what is followed
             shown = self.shown[m.id] = _Shown(m.role)
             self._print()
             self._print(message_header(m, usage=False, status=False, agent=self.thread.agent))
@@ -146,6 +149,8 @@ class Follower:
         if event.kind == "resync":
             for m in self.store.list_messages(self.thread.id, limit=20):
                 self.message(m)
+        elif event.kind == "path":
+            self.switched()
         elif event.kind == "thread" and event.op == "delete":
             self._print(Text(f"thread {self.thread.id} was deleted", style="yellow"))
             self.gone = True
@@ -164,6 +169,14 @@ class Follower:
         elif isinstance(row, ToolCall) and self._known(row.message_id) is not None:
             self.tool_call(row)
 
+    def switched(self) -> None:
+        """The thread shows another branch now (an edit, a regeneration, a switch): print its last
+        messages again, as ``context`` did."""
+        self._print(Text("the thread switched to another branch; it now reads:", style="dim"))
+        self.shown.clear()
+        self.notes.clear()
+        self.context(self.recent)
+
     def _known(self, message_id: str) -> _Shown | None:
         if message_id not in self.shown:
             try:
@@ -173,9 +186,13 @@ class Follower:
         return self.shown.get(message_id)
 
     def in_progress(self) -> bool:
-        """True while an answer is being written in the thread, or a prompt waits for one."""
+        """True while an answer is being written in the thread, or a prompt (or regeneration) waits."""
         thread_id = self.thread.id
-        return self.store.answer_in_progress(thread_id) is not None or bool(self.store.queued_prompts(thread_id))
+        return (
+            self.store.answer_in_progress(thread_id) is not None
+            or bool(self.store.queued_prompts(thread_id))
+            or bool(self.store.queued_regenerations(thread_id))
+        )
 
     def close(self) -> None:
         self._end_line()

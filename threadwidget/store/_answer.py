@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .._errors import AnswerTimeoutError
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Answer", "answer_status"]
 
+REGENERATION_CANCELLED = "regeneration cancelled before it was answered"
 _RECHECK = 1.0  # seconds: waits re-read the store now and then, whatever the feed says
 
 
@@ -71,7 +73,15 @@ class Answer:
     # -- state, read from the store -------------------------------------------------------------
 
     def _read(self) -> tuple[Message, list[Message]]:
-        return self.store.get_message(self.prompt_id), self.store.answer_steps(self.prompt_id, self.alternative)
+        prompt = self.store.get_message(self.prompt_id)
+        steps = self.store.answer_steps(self.prompt_id, self.alternative)
+        if not steps and prompt.status != "pending":  # a regeneration not started: queued, or cancelled there
+            state = self.store.regeneration_state(self.prompt_id, self.alternative)
+            if state == "queued":
+                prompt = replace(prompt, status="pending")
+            elif state == "cancelled":
+                prompt = replace(prompt, status="aborted", error=REGENERATION_CANCELLED)
+        return prompt, steps
 
     def _status(self, prompt: Message, steps: list[Message]) -> AnswerStatus:
         parked = bool(steps) and not steps[-1].ends_answer and self.store.is_parked(steps[-1].id)
@@ -233,8 +243,9 @@ class Answer:
     # -- control -----------------------------------------------------------------------------------
 
     def abort(self, reason: str = "aborted") -> None:
-        """Stop this answer, from any process: a queued prompt is cancelled, a running answer ends
-        ``aborted`` with its partial text. Other prompts of the thread are not touched."""
+        """Stop this answer, from any process: a queued prompt (or regeneration) is cancelled, a
+        running answer ends ``aborted`` with its partial text. Other prompts of the thread, and
+        other answers to this one, are not touched."""
         if self._writer is not None:
             self._writer.abort(reason)
-        self.store.abort_answer(self.prompt_id)
+        self.store.abort_answer(self.prompt_id, self.alternative)

@@ -20,6 +20,7 @@ import json
 from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import InvalidArgumentError
+from .._people import current_user
 from ._answer import Answer
 from ._checks import check_text
 from ._dialect import Conn
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Branches"]
 
 _NO_LIMIT = 1 << 62
+_NO_CLAIM: Any = object()
 
 
 class Branches(StorePart):
@@ -152,47 +154,128 @@ class Branches(StorePart):
         conn.execute("UPDATE threads SET head_id = ?, updated_at = ? WHERE id = ?", (leaf, now, thread_id))
         self._log(conn, thread_id, "path", "update", thread_id, now)
 
-    def start_alternative(
-        self, prompt_id: str, *, agent: str, model: str | None = None, lease_seconds: float = LEASE_SECONDS
-    ) -> Message:
-        """Take the thread's turn for a new answer to ``prompt_id`` (``thread.regenerate``, internal):
-        its first step, ``pending``, with this process's lease, shown on the thread's path."""
-        return cast(
-            Message, self._write(lambda conn, now: self._start_alternative(conn, now, prompt_id, agent, model,
-                                                                           lease_seconds))
+    # -- regenerations: queued like prompts ---------------------------------------------------------
+
+    def regenerate(self, prompt_id: str, *, agent: str | None = None, user_id: str | None = None) -> Answer:
+        """Ask for a new answer to ``prompt_id`` by whichever process serves ``agent`` (default: the
+        thread's agent): it waits in the thread's queue with the prompts, in the order asked, and
+        is answered exactly once. The earlier answers stay, as alternatives; the new one is shown
+        on the thread's path once it starts. Returns its ``Answer`` (``queued`` until then)."""
+        alternative, _ = self.request_regeneration(prompt_id, agent=agent, user_id=user_id)
+        return Answer(cast("Store", self), self.get_message(prompt_id), alternative)
+
+    def request_regeneration(
+        self, prompt_id: str, *, agent: str | None = None, user_id: str | None = None,
+        claim_model: str | None = _NO_CLAIM, lease_seconds: float = LEASE_SECONDS,
+    ) -> tuple[int, Message | None]:  # fmt: skip
+        """Write a regeneration of ``prompt_id`` into the thread's queue, in one transaction: its
+        answer's number (``alternative``) and, with ``claim_model=`` (the answering model's name)
+        when the thread's turn is free, the new answer's first step, ``pending`` with this
+        process's lease and shown on the path. Else ``(alternative, None)``: it waits."""
+        check_text("agent", agent, optional=True)
+        check_text("user_id", user_id, optional=True)
+        person = current_user() if user_id is None else user_id
+
+        def write(conn: Conn, now: float) -> tuple[int, Message | None]:
+            row = conn.execute("SELECT * FROM messages WHERE id = ?", (prompt_id,)).fetchone()
+            prompt = Message.from_sql(row) if row is not None else self.get_message(prompt_id)  # NotFoundError
+            if prompt.role != "user" or prompt.reply_to is not None:
+                raise InvalidArgumentError(
+                    f"message {prompt_id!r} is a {prompt.role} message, not a prompt; pass the id of a prompt "
+                    "(answer.prompt_id) to regenerate its answer."
+                )
+            if prompt.status == "pending":
+                raise InvalidArgumentError(
+                    f"prompt {prompt_id!r} still waits for its first answer; wait for it, then regenerate."
+                )
+            (thread_agent,) = conn.execute("SELECT agent FROM threads WHERE id = ?", (prompt.thread_id,)).fetchone()
+            addressed = agent or thread_agent or prompt.agent
+            if addressed is None:
+                raise InvalidArgumentError(
+                    f"thread {prompt.thread_id!r} names no agent, so nobody would regenerate this answer; pass "
+                    "agent='name' (the agent a process serves)."
+                )
+            (newest,) = conn.execute(
+                "SELECT MAX(a) FROM (SELECT COALESCE(MAX(alternative), -1) AS a FROM messages WHERE thread_id = ? "
+                "AND turn = ? AND reply_to = ? UNION ALL SELECT COALESCE(MAX(alternative), -1) FROM regenerations "
+                "WHERE prompt_id = ?) AS numbers",
+                (prompt.thread_id, prompt.turn, prompt_id, prompt_id),
+            ).fetchone()
+            alternative = int(newest) + 1
+            if claim_model is not _NO_CLAIM and self._turn_free(conn, prompt.thread_id):
+                return alternative, self._start_alternative(
+                    conn, now, prompt, alternative, addressed, claim_model, lease_seconds
+                )
+            (last,) = conn.execute(
+                "SELECT COALESCE(MAX(position), -1) FROM messages WHERE thread_id = ?", (prompt.thread_id,)
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO regenerations (thread_id, prompt_id, alternative, agent, user_id, after_position, "
+                "status, created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+                (prompt.thread_id, prompt_id, alternative, addressed, person, last, now),
+            )
+            self._log(conn, prompt.thread_id, "message", "update", prompt_id, now)  # followers of the prompt look
+            return alternative, None
+
+        return cast("tuple[int, Message | None]", self._write(write))
+
+    def queued_regenerations(self, thread_id: str) -> list[tuple[str, int]]:
+        """Regenerations waiting for the thread's turn, in order: ``(prompt_id, alternative)``."""
+        rows = self._conn().execute(
+            "SELECT prompt_id, alternative FROM regenerations WHERE thread_id = ? AND status = 'queued' ORDER BY seq",
+            (thread_id,),
+        )
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    def regeneration_state(self, prompt_id: str, alternative: int) -> str | None:
+        """``queued`` or ``cancelled`` for a regeneration not started; ``None`` otherwise."""
+        sql = "SELECT status FROM regenerations WHERE prompt_id = ? AND alternative = ?"
+        row = self._conn().execute(sql, (prompt_id, alternative)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def _next_regeneration_sql(agent: str, thread_id: str | None) -> tuple[str, list[Any]]:
+        """For the claim's one query: queued regenerations for ``agent`` whose thread's turn is free
+        and that nothing waits before, as ``(id, created_at, kind 1)`` rows (``id``: the ``seq``)."""
+        scope, args = ("AND g.thread_id = ? ", [thread_id]) if thread_id is not None else ("", [])
+        sql = (
+            "SELECT CAST(g.seq AS TEXT) AS id, g.created_at AS created_at, 1 AS kind FROM regenerations g "
+            "WHERE g.status = 'queued' AND g.agent = ? " + scope +
+            "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = g.thread_id) "
+            "AND NOT EXISTS (SELECT 1 FROM regenerations e WHERE e.thread_id = g.thread_id AND e.status = 'queued' "
+            "AND e.seq < g.seq) "
+            "AND NOT EXISTS (SELECT 1 FROM messages m WHERE +m.thread_id = g.thread_id AND m.status = 'pending' "
+            "AND m.role = 'user' AND m.position <= g.after_position)"
         )  # fmt: skip
+        return sql, [agent, *args]
+
+    def _take_regeneration(
+        self, conn: Conn, now: float, seq: int, agent: str, model: str | None, lease: float
+    ) -> tuple[Message, Message]:
+        """Start the queued regeneration ``seq`` (found by the claim), in the same transaction."""
+        prompt_id, alternative = conn.execute(
+            "SELECT prompt_id, alternative FROM regenerations WHERE seq = ?", (seq,)
+        ).fetchone()
+        conn.execute("DELETE FROM regenerations WHERE seq = ?", (seq,))
+        prompt = Message.from_sql(conn.execute("SELECT * FROM messages WHERE id = ?", (prompt_id,)).fetchone())
+        return prompt, self._start_alternative(
+            conn, now, prompt, int(alternative), agent, model, lease, switch=prompt.on_path
+        )
 
     def _start_alternative(
-        self, conn: Conn, now: float, prompt_id: str, agent: str, model: str | None, lease: float
-    ) -> Message:
-        """In the caller's transaction: a new answer to an answered prompt, shown on the thread's
-        path (which goes through the prompt), its first step ``pending`` with this process's lease.
-        The thread's turn must be free."""
-        row = conn.execute("SELECT * FROM messages WHERE id = ?", (prompt_id,)).fetchone()
-        prompt = Message.from_sql(row) if row is not None else self.get_message(prompt_id)  # NotFoundError
-        if prompt.role != "user" or prompt.reply_to is not None:
-            raise InvalidArgumentError(
-                f"message {prompt_id!r} is a {prompt.role} message, not a prompt; pass the id of a prompt "
-                "(answer.prompt_id) to regenerate its answer."
-            )
-        if prompt.status == "pending":
-            raise InvalidArgumentError(
-                f"prompt {prompt_id!r} still waits for its first answer; wait for it, then regenerate."
-            )
-        if not self._turn_free(conn, prompt.thread_id):
-            raise InvalidArgumentError(
-                f"thread {prompt.thread_id!r} is answering (or has prompts waiting) now; regenerate once its "
-                "answers have ended (answer.wait()), or abort them (thread.abort(cancel_queued=True))."
-            )
-        (newest,) = conn.execute(
-            "SELECT COALESCE(MAX(alternative), -1) FROM messages WHERE thread_id = ? AND turn = ? AND reply_to = ?",
-            (prompt.thread_id, prompt.turn, prompt_id),
-        ).fetchone()
-        conn.execute("UPDATE messages SET chosen = ? WHERE id = ?", (newest + 1, prompt_id))
-        self._select_path(conn, now, prompt.thread_id, prompt_id)
+        self, conn: Conn, now: float, prompt: Message, alternative: int, agent: str, model: str | None,
+        lease: float, *, switch: bool = True,
+    ) -> Message:  # fmt: skip
+        """In the caller's transaction: answer ``alternative`` to an answered prompt, its first step
+        ``pending`` with this process's lease, and the answer its prompt shows. With ``switch`` the
+        thread's path goes through the prompt; without, the path stays (the prompt is not on it:
+        the new answer shows when someone switches there). The thread's turn must be free."""
+        conn.execute("UPDATE messages SET chosen = ? WHERE id = ?", (alternative, prompt.id))
+        if switch:
+            self._select_path(conn, now, prompt.thread_id, prompt.id)
         step = self._insert_message(
             conn, now, self._new_id(conn, "msg"), prompt.thread_id, "assistant", "", "pending", agent, model, 0, None,
-            reply_to=prompt_id, turn=prompt.turn, alternative=newest + 1,
+            reply_to=prompt.id, turn=prompt.turn, alternative=alternative,
         )  # fmt: skip
         self._insert_run(conn, now, step.id, prompt.thread_id, agent, lease)
         return step

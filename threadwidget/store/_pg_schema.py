@@ -172,6 +172,25 @@ def _m007_branches(schema: str) -> list[str]:
     ]
 
 
+def _m008_regenerations(schema: str) -> list[str]:
+    """Regenerations waiting for the thread's turn (SQLite's ``m010_regenerations``)."""
+    return [
+        """CREATE TABLE regenerations (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            thread_id text NOT NULL,
+            prompt_id text NOT NULL,
+            alternative integer NOT NULL,
+            agent text NOT NULL,
+            user_id text,
+            after_position integer NOT NULL,
+            status text NOT NULL,
+            created_at double precision NOT NULL
+        )""",
+        "CREATE INDEX regenerations_thread ON regenerations (thread_id, status)",
+        "CREATE UNIQUE INDEX regenerations_answer ON regenerations (prompt_id, alternative)",
+    ]
+
+
 MIGRATIONS = [
     _m001_initial,
     _m002_id_counters,
@@ -180,6 +199,7 @@ MIGRATIONS = [
     _m005_presence,
     _m006_embeddings,
     _m007_branches,
+    _m008_regenerations,
 ]
 
 

@@ -45,15 +45,16 @@ class Runs(StorePart):
 
     @staticmethod
     def _turn_free(conn: Conn, thread_id: str) -> bool:
-        """No answer is being written in the thread and no prompt waits."""
-        return (
-            conn.execute("SELECT 1 FROM runs WHERE thread_id = ? LIMIT 1", (thread_id,)).fetchone() is None
-            and conn.execute(
-                "SELECT 1 FROM messages WHERE +thread_id = ? AND status = 'pending' AND role = 'user' LIMIT 1",
-                (thread_id,),
-            ).fetchone()
-            is None
-        )
+        """No answer is being written in the thread and no prompt or regeneration waits (one query:
+        it is on the path of every prompt that takes a free turn)."""
+        row = conn.execute(
+            "SELECT (SELECT 1 FROM runs WHERE thread_id = ? LIMIT 1) IS NULL "
+            "AND (SELECT 1 FROM messages WHERE +thread_id = ? AND status = 'pending' AND role = 'user' LIMIT 1) "
+            "IS NULL "
+            "AND (SELECT 1 FROM regenerations WHERE thread_id = ? AND status = 'queued' LIMIT 1) IS NULL",
+            (thread_id, thread_id, thread_id),
+        ).fetchone()
+        return bool(row[0])
 
     def _start_answer(
         self, conn: Conn, now: float, prompt: Message, agent: str | None, model: str | None,
@@ -116,24 +117,32 @@ class Runs(StorePart):
         model: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
     ) -> tuple[Message, Message] | None:
-        """Atomically take the turn of a thread whose next prompt waits for ``agent`` (in
-        ``thread_id`` only, if given): marks the prompt taken and creates the answer's first step
-        with this process's lease. ``None`` when nothing is ready. A thread's prompts are taken
-        oldest first, one at a time, and exactly one of many processes gets each."""
+        """Atomically take the turn of a thread whose next prompt (or regeneration,
+        ``store.regenerate``) waits for ``agent`` (in ``thread_id`` only, if given): marks it taken
+        and creates the answer's first step with this process's lease. ``None`` when nothing is
+        ready. A thread's prompts and regenerations are taken oldest first, one at a time, and
+        exactly one of many processes gets each."""
         scope, args = ("AND m.thread_id = ? ", [thread_id]) if thread_id is not None else ("", [])
 
         def write(conn: Conn, now: float) -> tuple[Message, Message] | None:
+            again, again_args = self._next_regeneration_sql(agent, thread_id)
             row = conn.execute(
-                "SELECT m.* FROM messages m JOIN threads t ON t.id = m.thread_id "
+                "SELECT id, kind FROM (SELECT m.id AS id, m.created_at AS created_at, 0 AS kind "
+                "FROM messages m JOIN threads t ON t.id = m.thread_id "
                 "WHERE m.status = 'pending' AND m.role = 'user' AND COALESCE(m.agent, t.agent) = ? " + scope +
                 "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = m.thread_id) "
                 "AND NOT EXISTS (SELECT 1 FROM messages e WHERE +e.thread_id = m.thread_id AND e.status = 'pending' "
                 "AND e.role = 'user' AND e.position < m.position) "
-                "ORDER BY m.created_at LIMIT 1",
-                [agent, *args],
+                "AND NOT EXISTS (SELECT 1 FROM regenerations g WHERE g.thread_id = m.thread_id AND g.status = 'queued' "
+                "AND g.after_position < m.position) "
+                "UNION ALL " + again + ") AS ready ORDER BY created_at LIMIT 1",
+                [agent, *args, *again_args],
             ).fetchone()  # fmt: skip
             if row is None:
                 return None
+            if row[1] == 1:  # a regeneration (store.regenerate) is next
+                return self._take_regeneration(conn, now, int(row[0]), agent, model, lease_seconds)
+            row = conn.execute("SELECT * FROM messages WHERE id = ?", (row[0],)).fetchone()
             prompt = Message.from_sql(row)
             conn.execute("UPDATE messages SET status = 'success', updated_at = ? WHERE id = ?", (now, prompt.id))
             self._log(conn, prompt.thread_id, "message", "update", prompt.id, now)

@@ -295,6 +295,30 @@ def _m009_branches(db: Database) -> None:
     db.execute("CREATE INDEX messages_parent ON messages (parent_id)")
 
 
+def _m010_regenerations(db: Database) -> None:
+    """Regenerations waiting for the thread's turn, like prompts: one row per request, in order
+    (``seq``). ``alternative`` is the number its answer will have (kept when it is cancelled, so
+    numbers never repeat); ``after_position``: the thread's last message when it was asked, so it
+    is answered after the prompts queued before it and before those queued after. A process
+    serving ``agent`` deletes the row in the transaction that starts the answer; a cancelled one
+    stays, ``cancelled``, so its ``Answer`` can say so."""
+    db.execute(
+        """CREATE TABLE regenerations (
+            seq INTEGER PRIMARY KEY,
+            thread_id TEXT NOT NULL,
+            prompt_id TEXT NOT NULL,
+            alternative INTEGER NOT NULL,
+            agent TEXT NOT NULL,
+            user_id TEXT,
+            after_position INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX regenerations_thread ON regenerations (thread_id, status)")
+    db.execute("CREATE UNIQUE INDEX regenerations_answer ON regenerations (prompt_id, alternative)")
+
+
 MIGRATIONS = [
     _m001_initial,
     _m002_answers,
@@ -305,6 +329,7 @@ MIGRATIONS = [
     _m007_presence,
     _m008_embeddings,
     _m009_branches,
+    _m010_regenerations,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

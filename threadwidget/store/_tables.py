@@ -124,11 +124,11 @@ class Tables(StorePart):
         return self.get_thread(thread_id)
 
     def delete_thread(self, thread_id: str) -> None:
-        """Delete a thread with its messages, deltas, tool calls, runs and vectors."""
+        """Delete a thread with its messages, deltas, tool calls, runs, queued regenerations and vectors."""
 
         def write(conn: Conn, now: float) -> None:
             forget_vectors(conn, " WHERE thread_id = ?", (thread_id,))
-            for table in ("deltas", "tool_calls", "runs", "presence", "messages"):
+            for table in ("deltas", "tool_calls", "runs", "presence", "regenerations", "messages"):
                 conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
             if conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount == 0:
                 raise NotFoundError(f"no thread with id {thread_id!r} in {self.path}.")
@@ -483,18 +483,22 @@ class Tables(StorePart):
         return ToolCall.from_sql(row)
 
     def list_tool_calls(
-        self, thread_id: str, *, message_id: str | None = None, limit: int | None = None
+        self, thread_id: str, *, message_id: str | None = None, limit: int | None = None, on_path: bool = False
     ) -> list[ToolCall]:
         """Tool calls of a thread (or of one assistant message), oldest first; with ``limit``, the
-        newest ``limit`` of them."""
+        newest ``limit`` of them. Every branch's, or with ``on_path=True`` only those of the
+        messages on the thread's current path (what ``list_messages`` shows)."""
         if limit is not None:
             check_limit(limit)
         column, value = ("message_id", message_id) if message_id is not None else ("thread_id", thread_id)
+        # newest first through the index, each call's message looked up by its key, until ``limit``
+        path = " AND EXISTS (SELECT 1 FROM messages m WHERE m.id = message_id AND m.on_path = 1)" if on_path else ""
+        args = (value,)
         rows = (
             self._conn()
             .execute(
-                f"SELECT * FROM tool_calls WHERE {column} = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (value, _NO_LIMIT if limit is None else limit),
+                f"SELECT * FROM tool_calls WHERE {column} = ?{path} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (*args, _NO_LIMIT if limit is None else limit),
             )
             .fetchall()
         )

@@ -184,6 +184,10 @@ class Turns(StorePart):
             for mid in queued:
                 conn.execute("UPDATE messages SET agent = ?, updated_at = ? WHERE id = ?", (to_agent, now, mid))
                 self._log(conn, thread_id, "message", "update", mid, now)
+            conn.execute(
+                "UPDATE regenerations SET agent = ? WHERE thread_id = ? AND status = 'queued' AND agent = ?",
+                (to_agent, thread_id, previous),
+            )
             if message_id is not None:
                 cur = conn.execute("UPDATE runs SET agent = ?, updated_at = ? WHERE message_id = ?",
                                    (to_agent, now, message_id))  # fmt: skip
@@ -232,16 +236,24 @@ class Turns(StorePart):
         messages asked to stop or cancelled."""
         return self._write(lambda conn, now: self._abort(conn, now, thread_id, None, cancel_queued))
 
-    def abort_answer(self, prompt_id: str) -> list[str]:
-        """Stop the answer to one prompt: cancel the prompt if it still waits in the queue, else ask
-        its writer to stop. Nothing happens to an answer that has ended."""
+    def abort_answer(self, prompt_id: str, alternative: int | None = None) -> list[str]:
+        """Stop the answer to one prompt (only answer ``alternative`` of it, if given): cancel the
+        prompt or the regeneration if it still waits in the queue, else ask its writer to stop.
+        Nothing happens to an answer that has ended."""
         prompt = self.get_message(prompt_id)
-        return self._write(lambda conn, now: self._abort(conn, now, prompt.thread_id, prompt_id, False))
+        return self._write(lambda conn, now: self._abort(conn, now, prompt.thread_id, prompt_id, False, alternative))
 
-    def _abort(self, conn: Conn, now: float, thread_id: str, prompt_id: str | None, cancel_queued: bool) -> list[str]:
+    def _abort(
+        self, conn: Conn, now: float, thread_id: str, prompt_id: str | None, cancel_queued: bool,
+        alternative: int | None = None,
+    ) -> list[str]:  # fmt: skip
         sql = "SELECT r.message_id, r.waiting_for FROM runs r JOIN messages m ON m.id = r.message_id "
         sql += "WHERE r.thread_id = ? AND r.abort_requested = 0" + (" AND m.reply_to = ?" if prompt_id else "")
-        rows = conn.execute(sql, (thread_id, prompt_id) if prompt_id else (thread_id,)).fetchall()
+        args: list[Any] = [thread_id, prompt_id] if prompt_id else [thread_id]
+        if prompt_id and alternative is not None:
+            sql += " AND m.alternative = ?"
+            args.append(alternative)
+        rows = conn.execute(sql, args).fetchall()
         ids = [r[0] for r in rows]
         for mid, waiting_for in rows:
             if waiting_for is not None:  # parked for a decision: nobody writes it to notice, so end it here
@@ -260,4 +272,13 @@ class Turns(StorePart):
                 )
                 self._log(conn, thread_id, "message", "update", mid, now)
             ids += queued
+            sql = "SELECT seq, prompt_id FROM regenerations WHERE thread_id = ? AND status = 'queued'"
+            args = [thread_id]
+            if prompt_id:
+                sql += " AND prompt_id = ?" + (" AND alternative = ?" if alternative is not None else "")
+                args += [prompt_id] if alternative is None else [prompt_id, alternative]
+            for seq, pid in conn.execute(sql, args).fetchall():
+                conn.execute("UPDATE regenerations SET status = 'cancelled' WHERE seq = ?", (seq,))
+                self._log(conn, thread_id, "message", "update", pid, now)
+                ids.append(pid)
         return ids

@@ -70,7 +70,7 @@ class ChatRequests:
             self.set_error(f"{kind} failed: {type(exc).__name__}: {exc}")
 
     def rework(self, content: wire.OutboundMsg) -> str | None:
-        """A message's actions: regenerate an answer (with the view's agent), edit a prompt (a new
+        """A message's actions: regenerate an answer (queued like a prompt), edit a prompt (a new
         version, answered like a sent prompt), fork the thread there (the view then shows the fork),
         show another version. Returns what went wrong, or None."""
         if self.store.read_only:
@@ -93,11 +93,12 @@ class ChatRequests:
                 self.agent.continue_thread(thread_id).edit(content["message_id"], content["text"], user_id=self.user)
             else:
                 self.store.edit(content["message_id"], content["text"], user_id=self.user)
-        elif content["kind"] == "regenerate":
-            if self.agent is None:
-                return "Regenerate needs a view with an agent: tw.ChatView(thread_id, store=store, agent=agent)."
+        elif content["kind"] == "regenerate":  # answered now or in turn: by the view's agent, else whoever serves
             step = self.store.get_message(content["message_id"])
-            self.agent.continue_thread(thread_id).regenerate(step.reply_to or step.id)
+            if self.agent is not None:
+                self.agent.continue_thread(thread_id).regenerate(step.reply_to or step.id, user_id=self.user)
+            else:
+                self.store.regenerate(step.reply_to or step.id, user_id=self.user)
         return None
 
     def set_error(self, text: str) -> None:

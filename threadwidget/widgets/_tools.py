@@ -32,7 +32,8 @@ class ToolsTraits(ThreadTraits):
 
 
 class ToolsController(ThreadFollower):
-    """Keeps ``tool_calls`` (the thread's last ``limit`` calls, newest last) in step with the store."""
+    """Keeps ``tool_calls`` (the last ``limit`` calls of the thread's current path, newest last) in
+    step with the store; a ``path`` change (another branch shown) reloads them."""
 
     def __init__(self, host: Host, store: Store, *, limit: int) -> None:
         self._host = host
@@ -41,6 +42,7 @@ class ToolsController(ThreadFollower):
         self.limit = limit
         self.thread_id: str | None = None
         self._calls: dict[str, wire.ToolCall] = {}
+        self._shown: dict[str, bool] = {}  # message id -> on the current path
         self._flush = Throttle(self._lock, self._send, interval=TOOLS_INTERVAL)
         super().__init__()
 
@@ -48,9 +50,20 @@ class ToolsController(ThreadFollower):
         """Follow ``thread_id`` and return the trait values; ``start()`` subscribes. Hold the lock."""
         self._restart()
         self.thread_id = thread_id
-        calls = self.store.list_tool_calls(thread_id, limit=self.limit) if thread_id is not None else []
+        calls = self.store.list_tool_calls(thread_id, limit=self.limit, on_path=True) if thread_id is not None else []
         self._calls = {c.id: tool_call_dict(c) for c in calls}
+        self._shown = {}
         return self.values()
+
+    def _on_path(self, message_id: str) -> bool:
+        """Whether a call's message is on the thread's current path (known until the path changes)."""
+        shown = self._shown.get(message_id)
+        if shown is None:
+            try:
+                shown = self._shown[message_id] = self.store.get_message(message_id).on_path
+            except KeyError:  # deleted meanwhile
+                return False
+        return shown
 
     def _throttles(self) -> list[Any]:
         return [self._flush]
@@ -59,17 +72,17 @@ class ToolsController(ThreadFollower):
         return {"thread_id": self.thread_id or "", "tool_calls": list(self._calls.values())}
 
     def _on_event(self, event: Event) -> None:
-        if event.kind not in ("tool_call", "resync"):
+        if event.kind not in ("tool_call", "resync", "path"):
             return  # most events are deltas: leave them at once
         with self._lock:
             if self._closed or (event.thread_id != self.thread_id and event.kind != "resync"):
                 return
-            if event.kind == "resync":
+            if event.kind in ("resync", "path"):  # path: another branch is shown, its calls, not the old one's
                 self._host.set_traits(self.open(self.thread_id))
                 self.start()
                 return
             row = event.row
-            if isinstance(row, ToolCall):
+            if isinstance(row, ToolCall) and self._on_path(row.message_id):
                 self._calls[row.id] = tool_call_dict(row)
                 while len(self._calls) > self.limit:
                     del self._calls[next(iter(self._calls))]
@@ -92,7 +105,8 @@ class ToolsController(ThreadFollower):
 
 
 class ToolCallsPanel(ToolsTraits, TwWidget):
-    """A live feed of a thread's last ``limit`` tool calls: arguments as the model streams them,
+    """A live feed of the last ``limit`` tool calls on a thread's current path (the branch its chat
+    shows, following a switch): arguments as the model streams them,
     status, progress and result. ``ToolCallsPanel(agent_thread)`` or ``ToolCallsPanel(thread_id, store)``.
     A call that waits for a person shows Approve / Deny, recorded as ``user``'s (default:
     ``$JUPYTERHUB_USER``, else the login name)."""
