@@ -200,8 +200,8 @@ def test_views_name_the_agent_of_each_answer(store: tw.Store) -> None:
     ]  # fmt: skip
     # the static copy of the view (a notebook without the kernel) marks the step that handed over
     page = chat_transcript(shapes, title="Table", status={"state": "idle", "note": None})
-    assert page.count('class="twt-handoff"') == 1
-    assert page.index("transfer_to_confirm") < page.index("handed over to confirm") < page.index("Your table is")
+    assert page.count("handed over to confirm") == 1
+    assert page.index("transfer_to_confirm") < page.index("── handed over to confirm ──") < page.index("Your table")
 
 
 def test_the_scripted_model_taking_over_answers_the_user_not_the_handoff(store: tw.Store) -> None:

@@ -108,8 +108,6 @@ CSS = """
 .tw-transcript .twt-body > :last-child { margin-bottom: 4px; }
 .tw-transcript .twt-plain { white-space: pre-wrap; margin: 4px 0; }
 .tw-transcript .twt-error { color: var(--twt-error); margin: 4px 0; white-space: pre-wrap; }
-.tw-transcript .twt-handoff { color: var(--twt-muted); font-size: 12px; margin: 8px 0 2px; text-align: center;
-  border-top: 1px dashed var(--twt-border); padding-top: 2px; }
 .tw-transcript a { color: var(--twt-link); }
 .tw-transcript pre, .tw-transcript code { font-family: var(--twt-mono); font-size: 12px; }
 .tw-transcript pre { background: var(--twt-raised); padding: 6px 8px; border-radius: 6px; overflow-x: auto;
@@ -318,7 +316,7 @@ def _message(m: wire.Message, text: str, budget: _Budget, me: str | None) -> str
         call_html += _note(f"{len(m['tool_calls']) - len(calls)} more tool calls not shown.")
     meta = " · ".join(x for x in (_name(m["model"]), _when(m["created_at"])) if x)
     to = handed_to(m)
-    handoff = f'<div class="twt-handoff" role="separator">handed over to {_name(to)}</div>' if to else ""
+    handoff = _note(f"── handed over to {_name(to)} ──") if to else ""
     return "".join(
         [
             f'<div class="twt-msg" data-role="{_esc(m["role"])}" data-status="{_esc(m["status"])}"><div>',
