@@ -246,3 +246,57 @@ def test_tail_shows_the_current_path_and_follows_a_switch(db_path: Path, procs: 
     after = out.wait_closed().split("the thread switched to another branch")[1]
     assert "Where is order 42?" in after and "Order 42 is in Lyon." not in after
     assert "It left Paris on Monday." in after
+
+
+DESK_MODULE = """
+import threadwidget as tw
+
+store = tw.Store()
+confirm = tw.Agent("confirm", model=tw.ScriptedModel(tokens_per_second=None, rules=[(".", "Confirmed for 19:00.")]),
+                   store=store)
+transfer = tw.ScriptedModel.tool_calls([("transfer_to_confirm", {})])
+booking = tw.Agent("booking", model=tw.ScriptedModel(tokens_per_second=None, rules=[("^book", transfer)]),
+                   handoffs=[confirm], store=store)
+"""
+
+
+def test_serve_says_where_an_answer_was_handed_over_and_ends_it_in_the_process_that_wrote_it(
+    tmp_path: Path, db_path: Path, procs: list
+) -> None:
+    (tmp_path / "desk.py").write_text(DESK_MODULE)
+    outs = {}
+    for name in ("booking", "confirm"):
+        proc = spawn(*CLI, "serve", f"desk:{name}", "--db", str(db_path), cwd=tmp_path)
+        procs.append(proc)
+        outs[name] = (proc, Output(proc.stdout))
+        outs[name][1].wait_for(f"serving agent {name!r}")
+    with tw.Store(db_path) as s:
+        thread = s.create_thread(title="Table for two", agent="booking")
+        first = s.ask(thread.id, "book a table for two at 19:00").wait(30)
+        steps = first.messages
+        assert [m.agent for m in steps] == ["booking", "confirm"] and first.status == "success"
+        booking_out = outs["booking"][1]
+        moved = booking_out.wait_for_line("handed over")
+        ended = booking_out.wait_for_line("✓ success")
+        used = first.usage  # both steps' tokens: the answer is one, whoever wrote its steps
+        assert thread.id in ended and ended.endswith(f"{used.input_tokens:,} in / {used.output_tokens:,} out tokens")
+        assert thread.id in moved and "Table for two" in moved and moved.endswith("booking → confirm"), moved
+        assert booking_out.text.index(moved) < booking_out.text.index(ended)
+        # the next prompt goes to the thread's new agent: the confirm process answers it, and says so
+        second = s.ask(thread.id, "thanks").wait(30)
+        assert [m.agent for m in second.messages] == ["confirm"]
+        confirm_out = outs["confirm"][1]
+        assert "✓ success" in confirm_out.wait_for_line(thread.id)
+    texts = {}
+    for name, (proc, out) in outs.items():
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        texts[name] = out.wait_closed()
+        assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
+    # each answer is printed once, by the serve whose process wrote it (events arrive in order:
+    # the confirm process saw the first answer end before the second one)
+    assert texts["booking"].count(thread.id) == 2 and texts["confirm"].count(thread.id) == 1, texts
+    assert "handed over" not in texts["confirm"], texts["confirm"]
+    for name in outs:
+        summary = texts[name].strip().splitlines()[-1]
+        assert "served 1 answer in" in summary and summary.count("1 success") == 1, texts[name]

@@ -183,6 +183,7 @@ def test_two_serve_processes_of_different_agents_answer_each_prompt_once_as_the_
 
 def test_views_name_the_agent_of_each_answer(store: tw.Store) -> None:
     from threadwidget.widgets._shapes import message_dict, tool_call_dict, transcript
+    from threadwidget.widgets._transcript import chat_transcript
 
     booking, confirm = scripted_pair(store)
     booking.model.enqueue(tw.ScriptedModel.tool_calls([("transfer_to_confirm", {})]))  # type: ignore[attr-defined]
@@ -194,8 +195,13 @@ def test_views_name_the_agent_of_each_answer(store: tw.Store) -> None:
         for m in store.list_messages(thread.id)
     ]
     assert transcript(shapes, count=3, me="alice") == [
-        "You: Book a table for 4", "booking: ⚙ transfer_to_confirm success", "confirm: Your table is confirmed.",
+        "You: Book a table for 4", "booking: ⚙ transfer_to_confirm success ── handed over to confirm ──",
+        "confirm: Your table is confirmed.",
     ]  # fmt: skip
+    # the static copy of the view (a notebook without the kernel) marks the step that handed over
+    page = chat_transcript(shapes, title="Table", status={"state": "idle", "note": None})
+    assert page.count("handed over to confirm") == 1
+    assert page.index("transfer_to_confirm") < page.index("── handed over to confirm ──") < page.index("Your table")
 
 
 def test_the_scripted_model_taking_over_answers_the_user_not_the_handoff(store: tw.Store) -> None:

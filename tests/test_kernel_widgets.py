@@ -152,3 +152,42 @@ def test_deltas_from_another_process_reach_iopub_while_the_kernel_stays_free(ker
     reply = kernel.execute("print(repr(view))")
     assert reply["status"] == "ok"
     kernel.execute("view.close(); store.close()")
+
+
+def test_a_view_in_a_kernel_shows_where_another_process_handed_the_thread_over(kernel: Kernel, tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    with tw.Store(db) as store:
+        thread_id = store.create_thread(title="Table", agent="booking").id
+    kernel.execute(
+        "import threadwidget as tw\n"
+        f"store = tw.Store({str(db)!r})\n"
+        f"view = tw.ChatView({thread_id!r}, store=store)\n"
+        "display(view)\n"
+    )
+    deadline = time.monotonic() + TIMEOUT_S
+    model_id = None
+    while model_id is None:
+        _, msg = next_iopub(kernel, deadline)
+        if msg["msg_type"] == "display_data":
+            model_id = msg["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    writer = subprocess.run([sys.executable, str(WORKERS), "handoff", str(db), thread_id], capture_output=True,
+                            text=True, env=python_env(), timeout=TIMEOUT_S, check=True)  # fmt: skip
+    assert json.loads(writer.stdout) == {"status": "success", "agents": ["booking", "confirm"]}
+
+    def handed_over(messages: list[dict[str, Any]]) -> bool:
+        """What the browser's view reads: the step with the transfer that was made, then confirm's answer."""
+        steps = [m for m in messages if m["role"] == "assistant"]
+        return [m["agent"] for m in steps] == ["booking", "confirm"] and steps[-1]["status"] == "success" and [
+            (c["name"], c["status"], json.loads(c["result"] or "null")) for c in steps[0]["tool_calls"]
+        ] == [("transfer_to_confirm", "success", {"transferred_to": "confirm"})]
+
+    seen = False
+    deadline = time.monotonic() + TIMEOUT_S
+    while not seen:  # the view's messages, as its comm sends them to the browser
+        _, msg = next_iopub(kernel, deadline)
+        data = msg["content"].get("data", {})
+        if msg["msg_type"] == "comm_msg" and msg["content"].get("comm_id") == model_id and "messages" in data.get(
+            "state", {}
+        ):
+            seen = handed_over(data["state"]["messages"])
+    kernel.execute("view.close(); store.close()")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import threadwidget as tw
@@ -114,3 +116,67 @@ def test_replay_against_the_openai_server_reproduces_the_stored_tool_calls(
     recorded = (turn.old_calls or [])[0].result
     assert tool_message["role"] == "tool" and tool_message["content"] == recorded
     assert turn.new_usage == turn.old_usage
+
+
+@tw.tool
+def lookup(order_id: str) -> dict:
+    """Look up an order."""
+    RUNS.append({"order_id": order_id})
+    return {"order_id": order_id, "status": f"status of {order_id} (run {len(RUNS)})"}
+
+
+def parallel_model(*order_ids: str) -> tw.ScriptedModel:
+    """Asked about orders: one step looking up ``order_ids`` in parallel, in that order."""
+    calls = tw.ScriptedModel.tool_calls([("lookup", {"order_id": i}) for i in order_ids])
+    return tw.ScriptedModel(tokens_per_second=None, rules=[(r"orders", calls)])
+
+
+def test_parallel_calls_in_another_order_get_their_recorded_results_and_still_match(store: tw.Store) -> None:
+    thread = tw.Agent("desk", model=parallel_model("A1", "B2"), tools=[lookup], store=store).create_thread()
+    thread.ask("Where are my orders?").wait(10)
+    recorded = {json.loads(c.arguments)["order_id"]: c.result for c in store.list_tool_calls(thread.id)}
+    RUNS.clear()
+    swapped = tw.Agent("desk", model=parallel_model("B2", "A1"), tools=[lookup], store=store)
+    result = tw.replay(thread.id, swapped)
+    assert RUNS == [] and result.ok and not result.unmatched, str(result)
+    (turn,) = result.turns
+    assert [c.arguments["order_id"] for c in turn.new_calls] == ["B2", "A1"]
+    # each call got the result recorded for its arguments, not the one recorded in its place
+    assert {c.arguments["order_id"]: c.result for c in turn.new_calls} == recorded
+    assert all(c.arguments["order_id"] in (c.result or "") for c in turn.new_calls)
+    assert turn.calls_match and turn.calls_reordered
+    assert "same tool calls, parallel ones in another order" in str(result)
+    # evaluate: not a failure, but the report says the order differs
+    report = tw.evaluate([tw.EvalCase(thread_id=thread.id, name="orders")], swapped)
+    (case,) = report.cases
+    assert case.passed and case.notes == [
+        'prompt 1: the same tool calls, parallel ones in another order: lookup {"order_id": "B2"}, '
+        'lookup {"order_id": "A1"}'
+    ]
+    assert "· prompt 1: the same tool calls, parallel ones in another order" in str(report)
+    assert "parallel ones in another order" in report._repr_html_()
+    # a call in another step is another order that counts: two steps instead of one parallel step
+    one = tw.ScriptedModel.tool_calls([("lookup", {"order_id": "A1"})])
+    two = tw.ScriptedModel.tool_calls([("lookup", {"order_id": "B2"})])
+    sequential = tw.ScriptedModel(tokens_per_second=None, rules=[(r"orders", one), (r"A1", two)])
+    apart = tw.replay(thread.id, tw.Agent("desk", model=sequential, tools=[lookup], store=store))
+    assert not apart.turns[0].calls_match, str(apart)
+    failed = tw.evaluate([tw.EvalCase(thread_id=thread.id, name="orders")],
+                         tw.Agent("desk", model=sequential, tools=[lookup], store=store))  # fmt: skip
+    assert not failed.cases[0].passed and [n for n, _ in failed.cases[0].failures] == ["same_tool_calls"]
+
+
+def test_parallel_calls_with_the_same_arguments_take_the_recorded_results_in_the_models_order(
+    store: tw.Store,
+) -> None:
+    twice = tw.ScriptedModel.tool_calls([("lookup", {"order_id": "A1"}), ("lookup", {"order_id": "A1"})])
+    model = tw.ScriptedModel(tokens_per_second=None, rules=[(r"orders", twice)])
+    thread = tw.Agent("desk", model=model, tools=[lookup], store=store).create_thread()
+    RUNS.clear()
+    thread.ask("Check my orders twice").wait(10)
+    recorded = [c.result for c in store.list_tool_calls(thread.id)]
+    assert len(set(recorded)) == 2  # two runs, two results
+    for _ in range(5):  # the two stand-ins run on two threads at once: whichever starts first
+        result = tw.replay(thread.id, tw.Agent("desk", model=model, tools=[lookup], store=store))
+        assert result.ok and [c.result for c in store.list_tool_calls(result.thread_id)] == recorded
+    assert len(RUNS) == 2

@@ -25,5 +25,19 @@ def stream(db: str, thread_id: str, rate: str, count: str) -> None:
     store.close()
 
 
+def handoff(db: str, thread_id: str) -> None:
+    """Ask ``thread_id`` (agent ``booking``) to book a table: booking hands the thread over to
+    ``confirm``, which answers. Prints one JSON line: the agents of the answer's steps."""
+    store = tw.Store(db)
+    confirm = tw.Agent("confirm", model=tw.ScriptedModel(tokens_per_second=None, rules=[(".", "Confirmed for 19:00.")]),
+                       store=store)  # fmt: skip
+    transfer = tw.ScriptedModel.tool_calls([("transfer_to_confirm", {})])
+    booking = tw.Agent("booking", model=tw.ScriptedModel(tokens_per_second=None, rules=[("book", transfer)]),
+                       handoffs=[confirm], store=store)  # fmt: skip
+    answer = booking.continue_thread(thread_id).ask("book a table for two at 19:00").wait(30)
+    print(json.dumps({"status": answer.status, "agents": [m.agent for m in answer.messages]}), flush=True)
+    store.close()
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1]](*sys.argv[2:])

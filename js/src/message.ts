@@ -1,4 +1,5 @@
-// One message in the chat: who and when, the body, tool-call chips, and an error line.
+// One message in the chat: who and when, the body, tool-call chips, an error line, and a divider
+// where the thread passed to another agent.
 
 import { h, idleScheduler, reconcile, setAttr, setText } from "./dom";
 import {
@@ -58,6 +59,7 @@ export function createMessageElement(m: Message): HTMLElement {
     h("div", { class: "tw-body" }, h("div", { class: "tw-settled" }), h("div", { class: "tw-tail" })),
     h("div", { class: "tw-chips" }),
     h("div", { class: "tw-msg-error" }),
+    h("div", { class: "tw-handoff", role: "separator", "data-testid": "tw-handoff", hidden: "" }),
   );
   shown.set(el, { source: null, text: "", streaming: false, head: null, tail: null, appended: false, chips: new Map(), regenerate: false });
   return el;
@@ -119,6 +121,22 @@ function who(m: Message, me: string): string {
   }
   if (m.role === "assistant") return m.agent ?? "Assistant";
   return m.role === "system" ? "System" : "Tool";
+}
+
+/** The agent this step handed the thread to: the name its `transfer_to_…` call returned once the
+ * handoff was made (`{"transferred_to": name}`), else null (no handoff, or one refused). */
+export function handedTo(m: Message): string | null {
+  for (const c of m.tool_calls ?? []) {
+    if (!c.name.startsWith("transfer_to_") || c.status !== "success" || !c.result) continue;
+    try {
+      const result: unknown = JSON.parse(c.result);
+      const to = (result as { transferred_to?: unknown } | null)?.transferred_to;
+      if (typeof to === "string" && to) return to;
+    } catch {
+      // not what a handoff returns: a tool of the same name pattern
+    }
+  }
+  return null;
 }
 
 function details(m: Message): string {
@@ -256,4 +274,10 @@ export function updateMessageElement(
   const error = part(el, "tw-msg-error");
   setText(error, errorText(m));
   error.hidden = error.textContent === "";
+
+  const to = handedTo(m);
+  const handoff = part(el, "tw-handoff");
+  setText(handoff, to ? `handed over to ${to}` : "");
+  setAttr(el, "data-handed-to", to);
+  handoff.hidden = !to;
 }

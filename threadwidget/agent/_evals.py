@@ -233,15 +233,19 @@ class Expect:
 
     @staticmethod
     def same_tool_calls() -> Expectation:
-        """Each answer makes the tool calls (names, arguments, in order) the stored thread made."""
+        """Each answer makes the tool calls (names, arguments) the stored thread made, step by step;
+        the parallel calls of one step may come in any order (``CaseResult.notes`` says when)."""
 
         def check(result: ReplayResult) -> str | None:
-            old = [f"prompt {t.index + 1}: {c.signature}" for t in result.turns for c in t.old_calls or ()]
-            new = [f"prompt {t.index + 1}: {c.signature}" for t in result.turns for c in t.new_calls]
             if all(t.calls_match for t in result.turns):
                 return None
+            old = [f"prompt {t.index + 1}: {c.signature}" for t in result.turns for c in t.old_calls or ()]
+            new = [f"prompt {t.index + 1}: {c.signature}" for t in result.turns  # a reordered answer is no diff
+                   for c in (t.old_calls or () if t.calls_match else t.new_calls)]  # fmt: skip
             diff = difflib.unified_diff(old, new, "recorded", "replayed", lineterm="", n=1)
-            return "expected the recorded tool calls\n" + "\n".join(diff)
+            same = [f"(prompt {t.index + 1}: the same calls, parallel ones in another order)"
+                    for t in result.turns if t.calls_reordered]  # fmt: skip
+            return "expected the recorded tool calls\n" + "\n".join([*diff, *same])
 
         return Expectation("same_tool_calls", check)
 
@@ -411,6 +415,17 @@ class CaseResult:
     def passed(self) -> bool:
         return not self.failures and self.error is None
 
+    @property
+    def notes(self) -> list[str]:
+        """What differs without failing: answers whose parallel tool calls came in another order."""
+        turns = self.result.turns if self.result is not None else []
+        return [
+            f"prompt {t.index + 1}: the same tool calls, parallel ones in another order: "
+            + ", ".join(c.signature for c in t.new_calls)
+            for t in turns
+            if t.calls_reordered
+        ]
+
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -460,6 +475,7 @@ class EvalReport:
             for name, diff in c.failures:
                 lines.append(f"      ✗ {name}")
                 lines += [f"        {line}" for line in diff.splitlines()]
+            lines += [f"      · {one_line(note, 200)}" for note in c.notes]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -471,6 +487,7 @@ class EvalReport:
             )
             if c.error is not None:
                 detail += f"<pre>could not run: {e(c.error)}</pre>"
+            detail += "".join(f"<div>· {e(note)}</div>" for note in c.notes)
             thread = e(c.result.thread_id) if c.result else ""
             mark = "✓ pass" if c.passed else "✗ fail"
             rows.append(f"<tr><td>{mark}</td><td>{e(c.case.name)}</td><td><code>{thread}</code></td>"

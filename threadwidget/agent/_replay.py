@@ -41,21 +41,23 @@ UnmatchedMode = Literal["fail", "live"]
 @dataclass(frozen=True)
 class ToolCallRecord:
     """One tool call of an answer: ``name``, ``arguments`` (parsed JSON; the raw text when it is
-    not JSON), ``status``, ``result`` (JSON text) or ``error``."""
+    not JSON), ``status``, ``result`` (JSON text) or ``error``; ``step``: the answer's step that
+    made it (calls of one step run in parallel)."""
 
     name: str
     arguments: Any
     status: str = "success"
     result: str | None = None
     error: str | None = None
+    step: int = 0
 
     @classmethod
-    def from_row(cls, row: ToolCall) -> ToolCallRecord:
+    def from_row(cls, row: ToolCall, step: int = 0) -> ToolCallRecord:
         try:
             arguments = json.loads(row.arguments or "{}")
         except ValueError:
             arguments = row.arguments
-        return cls(row.name, arguments, row.status, row.result, row.error)
+        return cls(row.name, arguments, row.status, row.result, row.error, step)
 
     @property
     def signature(self) -> str:
@@ -100,10 +102,26 @@ class ReplayTurn:
 
     @property
     def calls_match(self) -> bool:
-        """The same tool calls (names and arguments, in order) as the old answer (True without one)."""
+        """The same tool calls (names and arguments) as the old answer, step by step; the parallel
+        calls of a step in any order (True without an old answer)."""
         if self.old_calls is None:
             return True
-        return [c.signature for c in self.old_calls] == [c.signature for c in self.new_calls]
+        return _per_step(self.old_calls) == _per_step(self.new_calls)
+
+    @property
+    def calls_reordered(self) -> bool:
+        """The same calls as the old answer, but parallel calls of a step came in another order."""
+        if self.old_calls is None or not self.calls_match:
+            return False
+        return [c.signature for c in self.old_calls] != [c.signature for c in self.new_calls]
+
+
+def _per_step(calls: Sequence[ToolCallRecord]) -> list[list[str]]:
+    """The calls' signatures, a sorted list per step (a multiset: order within a step is free)."""
+    steps: dict[int, list[str]] = {}
+    for c in calls:
+        steps.setdefault(c.step, []).append(c.signature)
+    return [sorted(steps[k]) for k in sorted(steps)]
 
 
 @dataclass
@@ -146,10 +164,12 @@ class ReplayResult:
                 lines.append(f"   old: {one_line(t.old_text, 100)}")
             lines.append(f"   new: {one_line(t.new_text, 100)}" + ("" if t.new_status == "success" else
                                                                   f" [{t.new_status}: {t.new_error}]"))  # fmt: skip
+            old = ", ".join(c.signature for c in t.old_calls or ()) or "none"
+            new = ", ".join(c.signature for c in t.new_calls) or "none"
             if not t.calls_match:
-                old = ", ".join(c.signature for c in t.old_calls or ()) or "none"
-                new = ", ".join(c.signature for c in t.new_calls) or "none"
                 lines.append(f"   tool calls were: {one_line(old, 100)}; now: {one_line(new, 100)}")
+            elif t.calls_reordered:
+                lines.append(f"   same tool calls, parallel ones in another order: {one_line(new, 100)}")
         lines += [f"   {u}" for u in self.unmatched]
         return "\n".join(lines)
 
@@ -159,12 +179,17 @@ def _canonical(tool: Tool, arguments: Mapping[str, Any]) -> str:
 
 
 class _Book:
-    """The source thread's tool calls by (tool, arguments), each used in order (the last reused)."""
+    """The source thread's tool calls by (tool, arguments): a call gets one recorded with the same
+    key whatever its place in its step (a multiset match), each used in order (the last reused).
+    Parallel calls of one step with the same key take theirs in the order the model made them,
+    not the order their threads happen to run in, so a replay is deterministic."""
 
-    def __init__(self, calls: Sequence[ToolCall]):
+    def __init__(self, store: Store, calls: Sequence[ToolCall]):
+        self._store = store
         self._calls = list(calls)
         self._keys: dict[tuple[str, str], deque[ToolCall]] = {}
         self._last: dict[tuple[str, str], ToolCall] = {}
+        self._taken: dict[tuple[str, str, str], dict[str, ToolCall | None]] = {}  # (step, key) → call id → its
         self._lock = threading.Lock()
         self.unmatched: list[UnmatchedCall] = []
         self.turn = 0
@@ -179,13 +204,29 @@ class _Book:
                 continue  # the model's invalid call was never run; nothing to replay
             self._keys.setdefault(key, deque()).append(call)
 
-    def take(self, tool: Tool, arguments: Mapping[str, Any]) -> ToolCall | None:
+    def _next(self, key: tuple[str, str]) -> ToolCall | None:
+        queue = self._keys.get(key)
+        if queue:
+            self._last[key] = queue.popleft()
+        return self._last.get(key)
+
+    def take(self, tool: Tool, arguments: Mapping[str, Any], ctx: ToolContext | None = None) -> ToolCall | None:
         key = (tool.name, _canonical(tool, arguments))
         with self._lock:
-            queue = self._keys.get(key)
-            if queue:
-                self._last[key] = queue.popleft()
-            return self._last.get(key)
+            if ctx is None or not ctx.message_id or not ctx.call_id:
+                return self._next(key)
+            step = (ctx.message_id, *key)
+            if step not in self._taken:  # the first of the step's calls with this key to run
+                same = []
+                for c in self._store.list_tool_calls(ctx.thread_id, message_id=ctx.message_id):
+                    try:
+                        if c.name == tool.name and _canonical(tool, tool.validate(c.arguments or "{}")) == key[1]:
+                            same.append(c.call_id)
+                    except ToolArgumentsError:
+                        continue
+                self._taken[step] = {cid: self._next(key) for cid in same}  # in the model's order
+            taken = self._taken[step]
+            return taken[ctx.call_id] if ctx.call_id in taken else self._next(key)
 
 
 class _RecordedTool(Tool):
@@ -199,7 +240,7 @@ class _RecordedTool(Tool):
         book.index(original)
 
     def invoke(self, arguments: Mapping[str, Any], ctx: ToolContext | None = None) -> Any:
-        recorded = self._book.take(self, arguments)
+        recorded = self._book.take(self, arguments, ctx)
         if recorded is None:
             self._book.unmatched.append(
                 UnmatchedCall(self._book.turn, self.name, json.loads(_canonical(self, arguments)), self._live)
@@ -232,7 +273,9 @@ def _seconds(steps: Sequence[Message]) -> float:
 
 
 def _calls(store: Store, thread_id: str, steps: Sequence[Message]) -> list[ToolCallRecord]:
-    return [ToolCallRecord.from_row(c) for m in steps for c in store.list_tool_calls(thread_id, message_id=m.id)]
+    return [
+        ToolCallRecord.from_row(c, m.step) for m in steps for c in store.list_tool_calls(thread_id, message_id=m.id)
+    ]
 
 
 def clone_agents(agent: Agent, store: Store, wrap: Any = None) -> Agent:
@@ -329,7 +372,7 @@ def replay(
         )
     book: _Book | None = None
     if tools == "recorded":
-        recorded = _Book(source_store.list_tool_calls(thread_id))
+        recorded = _Book(source_store, source_store.list_tool_calls(thread_id))
         book = recorded
 
         def wrap(t: Tool) -> Tool:

@@ -1,4 +1,5 @@
-"""``threadwidget serve``: find the agent named by ``MODULE:AGENT``, serve it, print each answer it ends."""
+"""``threadwidget serve``: find the agent named by ``MODULE:AGENT``, serve it, print each answer it ends
+(and where a handoff gave one to another agent)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from ._render import MARKS, STYLES, duration, local_time, span, usage_text
 if TYPE_CHECKING:
     from ..agent import Agent
 
-__all__ = ["Answers", "answer_line", "load_agent", "serve"]
+__all__ = ["Answers", "answer_line", "handoff_line", "load_agent", "serve"]
 
 
 def load_agent(target: str) -> Agent:
@@ -78,8 +79,10 @@ def load_agent(target: str) -> Agent:
 
 
 class Answers:
-    """The answers of one agent that end while ``serve`` runs, whichever process wrote them: each
-    counted once by its status, their tokens summed. An answer ends with its last step
+    """The answers started by one agent that end while ``serve`` runs, whichever process wrote them:
+    each counted once by its status, their tokens summed. An answer is the agent's that wrote its
+    first step, also when a handoff gives it to another agent midway (the process that started it
+    writes it to the end); ``handoff`` tells when that happens. An answer ends with its last step
     (``ends_answer``); its steps and their usage are read back from the store then."""
 
     def __init__(self, store: Store, agent: str):
@@ -89,14 +92,35 @@ class Answers:
         self.usage = Usage()
         self.open: set[str] = set()  # prompts whose answer was seen being written and has not ended
         self._ended: set[str] = set()
+        self._started_by: dict[str, str | None] = {}  # answer → the agent of its first step
+        self._writing: dict[str, str] = {}  # answer → the agent of its newest step seen
 
     @staticmethod
     def _key(m: Message) -> str:
         return m.reply_to or m.id  # a step that answers no prompt is an answer of its own
 
+    def _mine(self, m: Message) -> bool:
+        """``m`` is a step of an answer this agent started (read from the store once per answer)."""
+        if m.role != "assistant" or m.agent is None:  # a person's reply has no agent
+            return False
+        key = self._key(m)
+        if key not in self._started_by:
+            steps = self.store.answer_steps(m.reply_to, m.alternative) if m.reply_to and m.step else []
+            self._started_by[key] = steps[0].agent if steps else m.agent
+        return self._started_by[key] == self.agent
+
+    def handoff(self, m: Message) -> tuple[str, str] | None:
+        """(from, to) when ``m`` is the first step of an answer of ours written by another agent
+        than the step before it: the thread was handed over there; else None."""
+        if not self._mine(m) or self._key(m) in self._ended:
+            return None
+        key, now = self._key(m), m.agent or self.agent
+        before, self._writing[key] = self._writing.get(key, self.agent), now
+        return (before, now) if now != before else None
+
     def add(self, m: Message) -> tuple[Message, float, Usage] | None:
         """The answer's last step, its start and its usage, once ``m`` ends it; else None."""
-        if m.role != "assistant" or m.agent != self.agent or self._key(m) in self._ended:
+        if not self._mine(m) or self._key(m) in self._ended:
             return None
         if not (m.is_final and m.ends_answer):  # streaming, or a step whose tool calls run next
             self.open.add(self._key(m))
@@ -121,14 +145,30 @@ class Answers:
         return found
 
 
+def _thread_title(store: Store, thread_id: str) -> str | None:
+    try:
+        return store.get_thread(thread_id).title
+    except NotFoundError:
+        return None
+
+
+def handoff_line(store: Store, m: Message, before: str, after: str) -> Text:
+    """``12:00:01  ⇢ handed over thr_…  Title  booking → confirm``: an answer goes on as ``after``."""
+    line = Text(f"{local_time(m.created_at)}  ", style="dim")
+    line.append("⇢ handed over", style="magenta")
+    line.append(f" {m.thread_id}", style="cyan")
+    title = _thread_title(store, m.thread_id)
+    if title:
+        line.append(f"  {one_line(title, 40)}")
+    line.append(f"  {before} → {after}", style="dim")
+    return line
+
+
 def answer_line(store: Store, m: Message, start: float, used: Usage) -> Text:
     line = Text(f"{local_time(m.updated_at)}  ", style="dim")
     line.append(f"{MARKS.get(m.status, '·')} {m.status:<8}", style=STYLES.get(m.status, ""))
     line.append(f" {m.thread_id}", style="cyan")
-    try:
-        title = store.get_thread(m.thread_id).title
-    except NotFoundError:
-        title = None
+    title = _thread_title(store, m.thread_id)
     if title:
         line.append(f"  {one_line(title, 40)}")
     line.append(f"  {duration(start, m.updated_at)} · {usage_text(used)}", style="dim")
@@ -152,8 +192,8 @@ def serve(ctx: click.Context, target: str, db: Path | str | None, max_concurrent
     """Answer prompts left pending for an agent, until Ctrl-C or SIGTERM.
 
     MODULE:AGENT names a tw.Agent (or a function returning one) in an importable module, e.g.
-    `my_agents:support`; the current directory is searched first. Prints one line per answer and a
-    summary on exit.
+    `my_agents:support`; the current directory is searched first. Prints one line per answer it started
+    (one more where a handoff gave it to another agent, which it still writes) and a summary on exit.
     """
     if isinstance(db, Path):
         db = db.absolute()
@@ -187,6 +227,9 @@ def serve(ctx: click.Context, target: str, db: Path | str | None, max_concurrent
     out.print(Text("one line per answer · Ctrl-C or SIGTERM to stop", style="dim"))
 
     def report(m: Message) -> None:
+        moved = answers.handoff(m)
+        if moved is not None:
+            out.print(handoff_line(store, m, *moved))
         done = answers.add(m)
         if done is not None:
             out.print(answer_line(store, *done))

@@ -6,6 +6,7 @@ Pure functions: no store access, no widget state.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 
 from .._statuses import LIVE_STATUSES, OPEN_TOOL_STATUSES
@@ -15,6 +16,7 @@ from ..store import Message, Thread, ToolCall
 from . import _wire as wire
 
 __all__ = [
+    "handed_to",
     "message_dict",
     "one_line",
     "thread_info",
@@ -155,6 +157,21 @@ def who(m: wire.Message, me: str | None) -> str:
     return (m["agent"] or "Assistant") if m["role"] == "assistant" else "System" if m["role"] == "system" else "Tool"
 
 
+def handed_to(m: wire.Message) -> str | None:
+    """The agent step ``m`` handed its thread to: what its ``transfer_to_…`` call returned once the
+    handoff was made (``{"transferred_to": name}``), else None (the twin of ``handedTo`` in message.ts)."""
+    for c in m["tool_calls"]:
+        if not c["name"].startswith("transfer_to_") or c["status"] != "success" or not c["result"]:
+            continue
+        try:
+            to = json.loads(c["result"])
+        except ValueError:
+            continue
+        if isinstance(to, dict) and isinstance(to.get("transferred_to"), str) and to["transferred_to"]:
+            return str(to["transferred_to"])
+    return None
+
+
 def transcript(messages: Sequence[wire.Message], count: int = 3, width: int = 100, me: str | None = None) -> list[str]:
     """The last ``count`` messages as one line each, for text reprs (as ``me`` reads them)."""
     lines = []
@@ -166,5 +183,7 @@ def transcript(messages: Sequence[wire.Message], count: int = 3, width: int = 10
             text = " ".join([text, *(f"⚙ {c['name']} {c['status']}" for c in m["tool_calls"])]).strip()
         if m["status"] in ("failed", "aborted"):
             text = f"{text} [{m['status']}: {m['error'] or ''}]".strip()
+        if (to := handed_to(m)) is not None:
+            text = f"{text} ── handed over to {to} ──".strip()
         lines.append(one_line(f"{who_}: {text}", width))
     return lines

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .._statuses import LIVE_STATUSES
 from .._text import one_line
 from . import _wire as wire
+from ._shapes import handed_to
 from ._shapes import who as _who
 
 if TYPE_CHECKING:
@@ -314,12 +315,14 @@ def _message(m: wire.Message, text: str, budget: _Budget, me: str | None) -> str
     if len(m["tool_calls"]) > len(calls):
         call_html += _note(f"{len(m['tool_calls']) - len(calls)} more tool calls not shown.")
     meta = " · ".join(x for x in (_name(m["model"]), _when(m["created_at"])) if x)
+    to = handed_to(m)
+    handoff = _note(f"── handed over to {_name(to)} ──") if to else ""
     return "".join(
         [
             f'<div class="twt-msg" data-role="{_esc(m["role"])}" data-status="{_esc(m["status"])}"><div>',
             f'<span class="twt-who">{_name(_who(m, me))}</span>{_message_badge(m)}',
             f' <span class="twt-meta">{meta}</span>' if meta else "",
-            f'</div><div class="twt-body">{body}{_more(cut)}</div>{error}{call_html}</div>',
+            f'</div><div class="twt-body">{body}{_more(cut)}</div>{error}{call_html}{handoff}</div>',
         ]
     )
 
