@@ -7,12 +7,11 @@ The store embeds messages with it in the background (``store/_vectors.py``); a f
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
-from .._errors import InvalidArgumentError, MissingAPIKeyError, ModelError
-from ._openai import _MISSING_KEY, OPENAI_API_BASE, _is_openai, _provider_message, _Secret, _split_credentials
+from .._errors import InvalidArgumentError, ModelError
+from ._openai import _provider_message, endpoint
 
 __all__ = ["OpenAIEmbedding"]
 
@@ -44,17 +43,8 @@ class OpenAIEmbedding:
             raise InvalidArgumentError(f"max_retries={max_retries!r} is not valid; expected an int >= 0.")
         self.model = model
         self.dimensions = dimensions
-        self._base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_API_BASE).rstrip("/")
-        self.base_url, url_secret = _split_credentials(self._base_url)
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            if _is_openai(self._base_url):
-                raise MissingAPIKeyError(_MISSING_KEY)
-            key = "not-needed"
-        self._key = _Secret(key)
-        self._secrets = [_Secret(x) for x in (key, url_secret) if x and len(x) >= 4 and x != "not-needed"]
+        self._base_url, self.base_url, self._key, self._secrets, self._where = endpoint(base_url, api_key)
         self.timeout, self.max_retries = float(timeout), max_retries
-        self._where = "OpenAI API" if _is_openai(self._base_url) else f"OpenAI-compatible server at {self.base_url}"
         self._client: Any = None
         self._client_lock = threading.Lock()
 

@@ -79,23 +79,12 @@ class OpenAIChat:
         if not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidArgumentError(f"max_retries must be an int >= 0, not {max_retries!r}")
         self.name = model
-        self._base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_API_BASE).rstrip("/")
-        shown_url, url_secret = _split_credentials(self._base_url)
-        self.base_url = shown_url  # credentials in the URL stay out of sight
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            if _is_openai(self._base_url):
-                raise MissingAPIKeyError(_MISSING_KEY)
-            key = "not-needed"
-        self._key = _Secret(key)
-        # what no error text, stored error, log line or repr may show, whatever a server echoes
-        self._secrets = [_Secret(x) for x in (key, url_secret) if x and len(x) >= 4 and x != "not-needed"]
-        self._shown_url = shown_url
+        self._base_url, shown_url, self._key, self._secrets, self._where = endpoint(base_url, api_key)
+        self.base_url = self._shown_url = shown_url  # credentials in the URL stay out of sight
         self.timeout, self.connect_timeout = float(timeout), float(connect_timeout)
         self.max_retries, self.backoff, self.max_backoff = max_retries, float(backoff), float(max_backoff)
         self.temperature = temperature
         self.extra_body = dict(extra_body) if extra_body else None
-        self._where = "OpenAI API" if _is_openai(self._base_url) else f"OpenAI-compatible server at {shown_url}"
         self._client: Any = None
         self._client_lock = threading.Lock()
 
@@ -287,6 +276,23 @@ def _split_credentials(url: str) -> tuple[str, str | None]:
         return url, None
     userinfo, _, hostname = host.rpartition("@")
     return f"{scheme}://[hidden]@{hostname}{slash}{path}", userinfo
+
+
+def endpoint(base_url: str | None, api_key: str | None) -> tuple[str, str, _Secret, list[_Secret], str]:
+    """Where a client of an OpenAI-compatible API connects: the URL (``$OPENAI_BASE_URL``, else the
+    OpenAI API), the URL as shown (credentials hidden), the key (``$OPENAI_API_KEY``; a server at
+    another URL needs none), what no error text, stored error, log line or repr may show whatever a
+    server echoes (the key, the URL's credentials), and how errors name the server."""
+    url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_API_BASE).rstrip("/")
+    shown, url_secret = _split_credentials(url)
+    key = api_key or os.environ.get("OPENAI_API_KEY")
+    if not key:
+        if _is_openai(url):
+            raise MissingAPIKeyError(_MISSING_KEY)
+        key = "not-needed"
+    secrets = [_Secret(x) for x in (key, url_secret) if x and len(x) >= 4 and x != "not-needed"]
+    where = "OpenAI API" if _is_openai(url) else f"OpenAI-compatible server at {shown}"
+    return url, shown, _Secret(key), secrets, where
 
 
 def _is_openai(base_url: str) -> bool:
