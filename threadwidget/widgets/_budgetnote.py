@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 from .._errors import ThreadwidgetError
@@ -65,7 +66,8 @@ class BudgetNote:
     """One chat's budget note for the thread it shows (``ChatController`` owns one)."""
 
     def __init__(self, host: Host, store: Store, user: str, agent: Agent | None) -> None:
-        self._host = host
+        # weakly: a read in flight on the ticker when the view is closed must not keep it alive
+        self._host = weakref.ref(host)
         self._lock = host._lock
         self.store, self.user, self.agent = store, user, agent
         self._thread_id: str | None = None
@@ -112,9 +114,12 @@ class BudgetNote:
             log.debug("threadwidget: budget note not read: %s", exc)
             shown = None
         with self._lock:
+            host = self._host()
+            if host is None:
+                return
             if shown is not None and thread_id == self._thread_id and shown != self._shown and not self._closed:
                 self._shown = shown
-                self._host.set_traits({"budget": shown})
+                host.set_traits({"budget": shown})
             if self._views > 0 and not self._closed and not self._ticking:
                 self._ticking = True
                 TICKER.call_at(time.monotonic() + READ_EVERY, self._again)
